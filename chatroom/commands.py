@@ -1,0 +1,118 @@
+"""One table of commands; every dialect is one more form of an entry, and help comes from the table.
+
+Pure: `parse` turns a typed line into a Command or a CommandError.
+A form is written the way help shows it. Its first word is the command word;
+NAME and TEXT are arguments, and "TEXT" (quoted) means quotes around the text
+are removed. Two forms are positional instead: `@NAME TEXT` and `TEXT > NAME`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str
+    forms: tuple[str, ...]
+    summary: str
+
+
+TABLE: tuple[Spec, ...] = (
+    Spec("say", ("TEXT", '/bc "TEXT"'), "send a message to everybody"),
+    Spec("msg", ("TEXT > NAME", "@NAME TEXT", "/msg NAME TEXT", '/dm NAME "TEXT"'),
+         "send a private message to NAME"),
+    Spec("me", ("/me TEXT",), "describe an action: /me waves shows * you waves"),
+    Spec("users", ("?", "*users", "/users", "/list", "/names"), "list who is here"),
+    Spec("nick", ("/nick NAME",), "change your username"),
+    Spec("help", ("*help", "/help", "/?"), "show this help"),
+    Spec("quit", ("/quit", "/exit"), "leave the chat"),
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str
+    target: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CommandError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _WordForm:
+    spec: Spec
+    usage: str
+    params: tuple[str, ...]
+
+
+def _word_forms() -> dict[str, _WordForm]:
+    words = {}
+    for spec in TABLE:
+        for form in spec.forms:
+            word, *params = form.split()
+            if word[0] in "/*?":
+                words[word.lower()] = _WordForm(spec, form, tuple(params))
+    return words
+
+
+_WORDS = _word_forms()
+_AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
+_SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)
+_DEFAULT_SPEC = next(spec for spec in TABLE if "TEXT" in spec.forms)
+COMMAND_WORDS = tuple(_WORDS)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
+    values: dict[str, str] = {}
+    for index, param in enumerate(form.params):
+        name = param.strip('"')
+        if not rest:
+            return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
+        if index == len(form.params) - 1:
+            values[name] = _unquote(rest) if param != name else rest
+        else:
+            values[name], _, rest = rest.partition(" ")
+            rest = rest.strip()
+    if not form.params and rest:
+        return CommandError("bad_arguments", f"{form.usage} takes no arguments")
+    return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT", ""))
+
+
+def parse(line: str) -> Command | CommandError | None:
+    """What a typed line asks for; None for a blank line."""
+    line = line.strip()
+    if not line:
+        return None
+    word, _, rest = line.partition(" ")
+    rest = rest.strip()
+    form = _WORDS.get(word.lower())
+    if form is not None:
+        return _parse_word_form(form, rest)
+    if word.startswith("/"):
+        return CommandError("unknown_command", f"unknown command {word}: type /help for the list")
+    if word.startswith("@") and len(word) > 1:
+        if not rest:
+            return CommandError("missing_argument", "the message is missing: usage is @NAME TEXT")
+        return Command(_AT_SPEC.kind, word[1:], rest)
+    head, arrow, tail = line.rpartition(" > ")
+    if arrow and head.strip() and tail.strip() and len(tail.split()) == 1:
+        return Command(_SUFFIX_SPEC.kind, tail.strip(), head.strip())
+    return Command(_DEFAULT_SPEC.kind, text=line)
+
+
+def help_lines() -> list[str]:
+    lines = ["Commands:"]
+    for spec in TABLE:
+        lines += [f"  {'  |  '.join(spec.forms)}", f"      {spec.summary}"]
+    return lines

@@ -1,0 +1,285 @@
+"""The wire: line framing with a size cap, events to and from JSON lines, text sanitizing.
+
+Pure: bytes and strings in, events and bytes out; the callers do the I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+PROTOCOL_VERSION = 1
+LINE_LIMIT = 4096  # bytes a client may send in one line, without the newline
+SERVER_LINE_LIMIT = 1 << 20  # a user list or help can be long; clients still stay bounded
+BANNER_PREFIX = f"chatroom/{PROTOCOL_VERSION} "
+BANNER = BANNER_PREFIX + "Welcome! Choose a username (1-20 letters, digits, _ - .):"
+NAME_PROMPT = "Choose another username:"
+
+
+# --- sanitizing -------------------------------------------------------------
+
+def _unsafe_code_points() -> dict[int, str | None]:
+    table: dict[int, str | None] = {cp: None for cp in range(0x20)}
+    table[0x09] = " "  # a tab is kept as the space a user meant
+    table[0x7F] = None
+    table.update({cp: None for cp in range(0x80, 0xA0)})  # C1, which includes the 8-bit CSI
+    # Bidi embeddings, overrides, isolates and marks can reorder what others see
+    # ("Trojan Source"); line separators can break a terminal line.
+    bidi = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]
+    table.update({cp: None for cp in bidi})
+    return table
+
+
+_UNSAFE = _unsafe_code_points()
+
+
+def sanitize(text: str) -> str:
+    """Remove everything that could steer a terminal or reorder text; keep the rest."""
+    return text.translate(_UNSAFE)
+
+
+# --- framing ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+
+
+@dataclass(frozen=True)
+class LineTooLong:
+    limit: int
+
+
+@dataclass(frozen=True)
+class BadEncoding:
+    pass
+
+
+FrameEvent = Line | LineTooLong | BadEncoding
+
+
+class LineFramer:
+    """Split a byte stream into UTF-8 lines of at most `limit` bytes.
+
+    Memory stays bounded whatever the peer sends: the part of a line past the
+    limit is dropped as it arrives, and reported once.
+    """
+
+    def __init__(self, limit: int = LINE_LIMIT) -> None:
+        self.limit = limit
+        self._pending = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        events: list[FrameEvent] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            piece = data[start:end]
+            start = end + 1
+            if self._discarding:
+                self._discarding = False
+                continue
+            if self._pending:
+                piece = bytes(self._pending) + piece
+                self._pending.clear()
+            events.append(self._decode(piece))
+        rest = data[start:]
+        if rest and not self._discarding:
+            # One more byte than the limit is allowed for the '\r' of a "\r\n" ending.
+            if len(self._pending) + len(rest) > self.limit + 1:
+                self._pending.clear()
+                self._discarding = True
+                events.append(LineTooLong(self.limit))
+            else:
+                self._pending += rest
+        return events
+
+    def _decode(self, piece: bytes) -> FrameEvent:
+        if piece.endswith(b"\r"):
+            piece = piece[:-1]
+        if len(piece) > self.limit:
+            return LineTooLong(self.limit)
+        try:
+            return Line(piece.decode("utf-8"))
+        except UnicodeDecodeError:
+            return BadEncoding()
+
+
+# --- events -----------------------------------------------------------------
+
+class ProtocolError(ValueError):
+    """A line that does not follow the protocol."""
+
+
+@dataclass(frozen=True)
+class Event:
+    TYPE: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **dataclasses.asdict(self)}
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    """Public chat; `action` for /me, `earlier` for history replayed on join."""
+    TYPE = "message"
+    seq: int
+    sender: str
+    text: str
+    action: bool = False
+    earlier: bool = False
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Private(Event):
+    TYPE = "private"
+    seq: int
+    sender: str
+    to: str
+    text: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Joined(Event):
+    TYPE = "join"
+    seq: int
+    name: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Left(Event):
+    TYPE = "leave"
+    seq: int
+    name: str
+    reason: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Renamed(Event):
+    TYPE = "rename"
+    seq: int
+    old: str
+    new: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Welcome(Event):
+    TYPE = "welcome"
+    name: str
+    users: list[str]
+    version: int = PROTOCOL_VERSION
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Users(Event):
+    TYPE = "users"
+    users: list[str]
+    you: str
+
+
+@dataclass(frozen=True)
+class Help(Event):
+    TYPE = "help"
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    TYPE = "error"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Bye(Event):
+    """The last event a leaving user receives: why the connection ends."""
+    TYPE = "bye"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Shutdown(Event):
+    TYPE = "shutdown"
+    message: str = "the server is shutting down"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (Message, Private, Joined, Left, Renamed, Welcome, Users, Help, Error, Bye, Shutdown)
+}
+
+# Why a member left: the stable code on the wire, and how people read it.
+LEAVE_REASONS = {
+    "quit": "quit",
+    "closed": "closed the connection",
+    "lost": "connection lost",
+    "slow": "dropped for being too slow to read",
+    "timeout": "timed out",
+    "shutdown": "server shutdown",
+    "error": "dropped after a server error",
+}
+
+
+def encode_json(event: Event) -> bytes:
+    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_event(text: str) -> Event | None:
+    """An event from one JSON line; None for a type this client does not know yet."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("an event must be a JSON object with a type")
+    cls = EVENT_TYPES.get(data["type"])
+    if cls is None:
+        return None
+    known = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise ProtocolError(f"bad {data['type']} event: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The structured first line that selects JSON-lines mode."""
+    name: str
+    version: int = PROTOCOL_VERSION
+
+    def encode(self) -> bytes:
+        return json.dumps({"type": "hello", "name": self.name, "version": self.version},
+                          ensure_ascii=False).encode() + b"\n"
+
+
+def is_hello(line: str) -> bool:
+    return line.lstrip().startswith("{")
+
+
+def parse_hello(line: str) -> Hello:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        raise ProtocolError("the hello is not valid JSON") from None
+    if not isinstance(data, dict) or data.get("type") != "hello":
+        raise ProtocolError('the hello must be a JSON object with "type": "hello"')
+    name, version = data.get("name"), data.get("version", PROTOCOL_VERSION)
+    if not isinstance(name, str):
+        raise ProtocolError('the hello needs a "name" string')
+    if not isinstance(version, int):
+        raise ProtocolError('"version" must be a whole number')
+    return Hello(name=name, version=version)

@@ -1,0 +1,115 @@
+"""An event as the text a person reads, styled by a Theme.
+
+Pure, and shared by the console client (colors) and the server's plain-text mode (PLAIN).
+Every string from the network is sanitized here, so nothing in it can steer a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from dataclasses import dataclass
+
+from . import names
+from .protocol import (
+    LEAVE_REASONS, Bye, Error, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
+    Users, Welcome, sanitize,
+)
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Escape codes per role; the empty default theme writes plain text."""
+    time: str = ""
+    system: str = ""
+    error: str = ""
+    private: str = ""
+    earlier: str = ""
+    own: str = ""
+    palette: tuple[str, ...] = ()
+    reset: str = ""
+
+    def paint(self, code: str, text: str) -> str:
+        return f"{code}{text}{self.reset}" if code else text
+
+    def name(self, name: str, me: str = "") -> str:
+        """A user's name in a color of its own, the same in every session."""
+        if me and names.key(name) == names.key(me):
+            return self.paint(self.own, name)
+        if not self.palette:
+            return name
+        return self.paint(self.palette[zlib.crc32(names.key(name).encode()) % len(self.palette)], name)
+
+
+PLAIN = Theme()
+
+
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M", time.localtime(ts))
+
+
+def leave_reason(code: str) -> str:
+    return LEAVE_REASONS.get(code, sanitize(code))
+
+
+def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
+    """The lines to show for an event (joined by newlines), or "" for nothing."""
+    t = theme
+    stamp = t.paint(t.time, f"[{clock(event.ts)}]") if hasattr(event, "ts") else ""
+
+    def system(text: str) -> str:
+        return f"{stamp} {t.paint(t.system, '-- ' + text)}".lstrip()
+
+    match event:
+        case Message(sender=sender, text=text, action=action, earlier=earlier):
+            who, text = t.name(sanitize(sender), me), sanitize(text)
+            line = f"* {who} {text}" if action else f"<{who}> {text}"
+            if earlier:
+                return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"
+            return f"{stamp} {line}"
+        case Private(sender=sender, to=to, text=text):
+            sender, to, text = sanitize(sender), sanitize(to), sanitize(text)
+            if me and names.key(sender) == names.key(me):
+                tag = f"[private to {t.name(to, me)}]"
+            elif me:
+                tag = f"[private from {t.name(sender, me)}]"
+            else:
+                tag = f"[private {t.name(sender)} -> {t.name(to)}]"
+            return f"{stamp} {t.paint(t.private, tag)} {text}"
+        case Joined(name=name):
+            return system(f"{t.name(sanitize(name), me)} joined")
+        case Left(name=name, reason=reason):
+            return system(f"{t.name(sanitize(name), me)} left ({leave_reason(reason)})")
+        case Renamed(old=old, new=new):
+            return system(f"{t.name(sanitize(old))} is now known as {t.name(sanitize(new), me)}")
+        case Welcome(name=name, users=users):
+            here = ", ".join(t.name(sanitize(user), name) for user in users)
+            return system(f"Welcome, {sanitize(name)}! Here now: {here}. Type /help for the commands.")
+        case Users(users=users, you=you):
+            rows = [f"Users here ({len(users)}):"]
+            for number, user in enumerate(users, 1):
+                mark = " (you)" if names.key(user) == names.key(you) else ""
+                rows.append(f"  [{number}] {t.name(sanitize(user), you)}{mark}")
+            return "\n".join(rows)
+        case Help(lines=lines):
+            return "\n".join(sanitize(line) for line in lines)
+        case Error(message=message):
+            return t.paint(t.error, f"! {sanitize(message)}")
+        case Bye(reason=reason):
+            if reason == "quit":
+                return system("Goodbye!")
+            return system(f"Disconnected: {leave_reason(reason)}")
+        case Shutdown(message=message):
+            return system(f"The {sanitize(message).removeprefix('the ')}.")
+    return ""
+
+
+def wants_attention(event: Event, me: str) -> bool:
+    """A private message to me, or my name mentioned by someone else: ring the bell."""
+    if isinstance(event, Private):
+        return names.key(event.to) == names.key(me) and names.key(event.sender) != names.key(me)
+    if isinstance(event, Message) and not event.earlier and names.key(event.sender) != names.key(me):
+        pattern = rf"(?<![\w.-]){re.escape(names.key(me))}(?![\w-])"
+        return re.search(pattern, names.key(event.text)) is not None
+    return False

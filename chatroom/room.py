@@ -1,0 +1,251 @@
+"""Who is here and where a message goes: join, leave (the cleanup hook), say, whisper, list, history.
+
+Thread-safe and socket-free: each member has a bounded outbox of encoded bytes
+that its connection drains, and a `disconnect` callback the room calls to drop it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from . import commands, names
+from .protocol import (
+    Bye, Error, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
+)
+
+DEFAULT_MAX_MEMBERS = 100
+DEFAULT_HISTORY = 50
+DEFAULT_OUTBOX_LIMIT = 256 * 1024
+
+
+class Codec(Protocol):
+    def __call__(self, event: Event, me: str) -> bytes:
+        """The bytes one member receives for an event.
+
+        For room-wide events `me` is "", so one encoding serves every member of that codec.
+        """
+
+
+class Outbox:
+    """A member's queue of encoded events, bounded in bytes, drained by one writer thread."""
+
+    def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+        self.limit = limit
+        self._ready = threading.Condition(threading.Lock())
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._closed = False
+
+    def put(self, data: bytes) -> bool:
+        """Queue data; False if that would overflow the limit (the member is too slow)."""
+        with self._ready:
+            if self._closed:
+                return True
+            if self._size and self._size + len(data) > self.limit:
+                return False
+            self._chunks.append(data)
+            self._size += len(data)
+            if len(self._chunks) == 1:
+                self._ready.notify()
+            return True
+
+    def close(self, flush: bool = True) -> None:
+        """No more puts; the writer sends what is queued (unless not `flush`) and stops."""
+        with self._ready:
+            self._closed = True
+            if not flush:
+                self._chunks.clear()
+                self._size = 0
+            self._ready.notify()
+
+    def take(self) -> bytes | None:
+        """Everything queued, as one send's worth; None once closed and drained."""
+        with self._ready:
+            while not self._chunks and not self._closed:
+                self._ready.wait()
+            if not self._chunks:
+                return None
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._size = 0
+            return data
+
+
+class Member:
+    def __init__(self, name: str, codec: Codec, outbox: Outbox, disconnect: Callable[[], None]) -> None:
+        self.name = name
+        self.key = names.key(name)
+        self.codec = codec
+        self.outbox = outbox
+        self.disconnect = disconnect
+        self.gone = False
+
+    def __repr__(self) -> str:
+        return f"Member({self.name!r})"
+
+
+class Room:
+    def __init__(
+        self,
+        max_members: int = DEFAULT_MAX_MEMBERS,
+        history: int = DEFAULT_HISTORY,
+        on_leave: Callable[[Member, str], None] | None = None,
+        on_join: Callable[[Member], None] | None = None,
+    ) -> None:
+        self.max_members = max_members
+        self._lock = threading.RLock()
+        self._members: dict[str, Member] = {}  # by name key, in join order
+        self._history: deque[Message] = deque(maxlen=history)
+        self._seq = 0
+        self._closed = False
+        self._on_leave = on_leave
+        self._on_join = on_join
+        self._handlers: dict[str, Callable[[Member, commands.Command], None]] = {
+            "say": self._say, "me": self._act, "msg": self._whisper, "users": self._users,
+            "nick": self._nick, "help": self._help, "quit": self._quit,
+        }
+        assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
+
+    # --- membership -----------------------------------------------------
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [member.name for member in self._members.values()]
+
+    def join(self, name: str, codec: Codec, outbox: Outbox, disconnect: Callable[[], None]) -> Member:
+        """Add a member, or raise NameProblem saying why not."""
+        shown = names.check(name)
+        with self._lock:
+            if self._closed:
+                raise names.NameProblem("shutting_down", "the server is shutting down")
+            if names.key(shown) in self._members:
+                raise names.NameProblem("name_taken", f'the username "{shown}" is taken')
+            if len(self._members) >= self.max_members:
+                raise names.NameProblem(
+                    "room_full", f"the room is full ({self.max_members} users): try again later")
+            member = Member(shown, codec, outbox, disconnect)
+            self._members[member.key] = member
+            self._send(member, Welcome(name=shown, users=self.names()))
+            for message in self._history:
+                self._send(member, dataclasses.replace(message, earlier=True))
+            self._broadcast(Joined(seq=self._next_seq(), name=shown), skip=member)
+            if self._on_join:
+                self._on_join(member)
+            return member
+
+    def leave(self, member: Member, reason: str) -> bool:
+        """The disconnect cleanup hook: idempotent, True only the first time for a member."""
+        with self._lock:
+            if member.gone:
+                return False
+            member.gone = True
+            if self._members.get(member.key) is member:
+                del self._members[member.key]
+            if reason not in ("slow", "shutdown"):
+                self._send(member, Bye(reason=reason))
+            member.outbox.close(flush=reason != "slow")
+            if not self._closed:
+                self._broadcast(Left(seq=self._next_seq(), name=member.name, reason=reason))
+            if self._on_leave:
+                self._on_leave(member, reason)
+            return True
+
+    def shutdown(self) -> None:
+        """Tell everybody the server is going, then let each of them go."""
+        with self._lock:
+            self._closed = True
+            self._broadcast(Shutdown())
+            for member in list(self._members.values()):
+                self.leave(member, "shutdown")
+
+    # --- commands -------------------------------------------------------
+
+    def handle(self, member: Member, command: commands.Command | commands.CommandError) -> None:
+        if isinstance(command, commands.CommandError):
+            self.error(member, command.code, command.message)
+            return
+        with self._lock:
+            if not member.gone:
+                self._handlers[command.kind](member, command)
+
+    def error(self, member: Member, code: str, message: str) -> None:
+        with self._lock:
+            self._send(member, Error(code=code, message=message))
+
+    def _say(self, member: Member, command: commands.Command, action: bool = False) -> None:
+        message = Message(seq=self._next_seq(), sender=member.name, text=command.text, action=action)
+        self._history.append(message)
+        self._broadcast(message)
+
+    def _act(self, member: Member, command: commands.Command) -> None:
+        self._say(member, command, action=True)
+
+    def _whisper(self, member: Member, command: commands.Command) -> None:
+        target = self._members.get(names.key(command.target))
+        if target is None:
+            self._send(member, Error(
+                code="unknown_user",
+                message=f'no user named "{command.target}" is here: your message was not sent'))
+            return
+        message = Private(seq=self._next_seq(), sender=member.name, to=target.name, text=command.text)
+        self._send(target, message)
+        if target is not member:
+            self._send(member, message)
+
+    def _users(self, member: Member, command: commands.Command) -> None:
+        self._send(member, Users(users=self.names(), you=member.name))
+
+    def _help(self, member: Member, command: commands.Command) -> None:
+        self._send(member, Help(lines=commands.help_lines()))
+
+    def _nick(self, member: Member, command: commands.Command) -> None:
+        try:
+            new = names.check(command.target)
+        except names.NameProblem as problem:
+            self._send(member, Error(code=problem.code, message=problem.message))
+            return
+        new_key = names.key(new)
+        if new_key != member.key and new_key in self._members:
+            self._send(member, Error(code="name_taken", message=f'the username "{new}" is taken'))
+            return
+        old = member.name
+        member.name, member.key = new, new_key
+        self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
+        self._broadcast(Renamed(seq=self._next_seq(), old=old, new=new))
+
+    def _quit(self, member: Member, command: commands.Command) -> None:
+        self.leave(member, "quit")
+
+    # --- delivery -------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _send(self, member: Member, event: Event) -> None:
+        if not member.outbox.put(member.codec(event, member.name)):
+            self._drop([member])
+
+    def _broadcast(self, event: Event, skip: Member | None = None) -> None:
+        """Queue an event for every member, under the lock: one order for all."""
+        encoded: dict[Codec, bytes] = {}
+        too_slow = []
+        for member in self._members.values():
+            if member is skip:
+                continue
+            data = encoded.get(member.codec)
+            if data is None:
+                data = encoded[member.codec] = member.codec(event, "")
+            if not member.outbox.put(data):
+                too_slow.append(member)
+        self._drop(too_slow)
+
+    def _drop(self, members: list[Member]) -> None:
+        # Called after a delivery loop, never inside one, so everyone keeps the same order.
+        for member in members:
+            member.disconnect()
+            self.leave(member, "slow")

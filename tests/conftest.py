@@ -1,0 +1,140 @@
+"""Shared fixtures: a real server on an ephemeral loopback port, and raw-socket clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chatroom.protocol import Hello
+from chatroom.room import Room
+from chatroom.server import ChatServer
+
+TIMEOUT = 5.0
+
+
+class RawClient:
+    """A socket that reads whole lines, each wait bounded by TIMEOUT."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        self._buffer = b""
+        self.seen: list[str] = []
+
+    def send(self, data: str | bytes) -> None:
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def line(self, timeout: float = TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no line within {timeout}s; seen: {self.seen[-5:]}")
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; seen: {self.seen[-5:]}")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        text = line.decode()
+        self.seen.append(text)
+        return text
+
+    def expect(self, predicate: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """The first line for which predicate holds (lines before it are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.line(max(0.0, deadline - time.monotonic()))
+            if predicate(text):
+                return text
+
+    def expect_closed(self, timeout: float = TIMEOUT) -> list[str]:
+        """Read until the server closes the connection; the lines read on the way."""
+        lines = []
+        try:
+            while True:
+                lines.append(self.line(timeout))
+        except EOFError:
+            return lines
+        except ConnectionResetError:
+            return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class JsonClient(RawClient):
+    def login(self, name: str) -> dict:
+        self.line()  # banner
+        self.send(Hello(name).encode())
+        return self.event()
+
+    def event(self, timeout: float = TIMEOUT) -> dict:
+        return json.loads(self.line(timeout))
+
+    def expect_event(self, type_: str, timeout: float = TIMEOUT, **fields: object) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.event(max(0.0, deadline - time.monotonic()))
+            if event["type"] == type_ and all(event.get(k) == v for k, v in fields.items()):
+                return event
+
+    def say(self, text: str) -> None:
+        self.send(text + "\n")
+
+
+class PlainClient(RawClient):
+    def login(self, name: str) -> str:
+        self.line()  # banner
+        self.send(name + "\n")
+        return self.line()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., ChatServer]]:
+    started: list[tuple[ChatServer, threading.Thread]] = []
+
+    def start(room: Room | None = None, **options: object) -> ChatServer:
+        server = ChatServer(("127.0.0.1", 0), room or Room(), **options)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in started:
+        server.shutdown()
+        server.stop(grace=1.0)
+        thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ChatServer]) -> ChatServer:
+    return make_server()
+
+
+@pytest.fixture
+def clients(server: ChatServer) -> Iterator[Callable[..., RawClient]]:
+    opened: list[RawClient] = []
+
+    def connect(kind: type[RawClient] = JsonClient) -> RawClient:
+        client = kind(server.port)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.01) -> None:
+    """Poll a condition that no socket event announces (e.g. the room's member list)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
