@@ -59,6 +59,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
     stamp = t.paint(t.time, f"[{clock(event.ts)}]") if hasattr(event, "ts") else ""
 
     def system(text: str) -> str:
+        # Names stay in the notice's color: a reset inside would end it early.
         return f"{stamp} {t.paint(t.system, '-- ' + text)}".lstrip()
 
     match event:
@@ -71,20 +72,20 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
         case Private(sender=sender, to=to, text=text):
             sender, to, text = sanitize(sender), sanitize(to), sanitize(text)
             if me and names.key(sender) == names.key(me):
-                tag = f"[private to {t.name(to, me)}]"
+                tag = t.paint(t.private, "[private to ") + t.name(to, me)
             elif me:
-                tag = f"[private from {t.name(sender, me)}]"
+                tag = t.paint(t.private, "[private from ") + t.name(sender, me)
             else:
-                tag = f"[private {t.name(sender)} -> {t.name(to)}]"
-            return f"{stamp} {t.paint(t.private, tag)} {text}"
+                tag = t.paint(t.private, "[private ") + f"{t.name(sender)} -> {t.name(to)}"
+            return f"{stamp} {tag}{t.paint(t.private, ']')} {text}"
         case Joined(name=name):
-            return system(f"{t.name(sanitize(name), me)} joined")
+            return system(f"{sanitize(name)} joined")
         case Left(name=name, reason=reason):
-            return system(f"{t.name(sanitize(name), me)} left ({leave_reason(reason)})")
+            return system(f"{sanitize(name)} left ({leave_reason(reason)})")
         case Renamed(old=old, new=new):
-            return system(f"{t.name(sanitize(old))} is now known as {t.name(sanitize(new), me)}")
+            return system(f"{sanitize(old)} is now known as {sanitize(new)}")
         case Welcome(name=name, users=users):
-            here = ", ".join(t.name(sanitize(user), name) for user in users)
+            here = ", ".join(sanitize(user) for user in users)
             return system(f"Welcome, {sanitize(name)}! Here now: {here}. Type /help for the commands.")
         case Users(users=users, you=you):
             rows = [f"Users here ({len(users)}):"]

@@ -1,0 +1,93 @@
+"""Framing, sanitizing and the JSON events, without sockets."""
+
+import pytest
+
+from chatroom.protocol import (
+    BadEncoding, Error, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError,
+    Users, decode_event, encode_json, is_hello, parse_hello, sanitize,
+)
+
+
+def feed_all(framer: LineFramer, *chunks: bytes) -> list:
+    return [event for chunk in chunks for event in framer.feed(chunk)]
+
+
+def test_lines_split_across_reads_and_several_in_one_read():
+    framer = LineFramer()
+    assert feed_all(framer, b"hel", b"lo\nwor", b"ld\r\n", b"a\nb\nc") == [
+        Line("hello"), Line("world"), Line("a"), Line("b")]
+    assert framer.feed(b"\n") == [Line("c")]
+
+
+def test_utf8_split_inside_a_character():
+    data = "héllo ✓\n".encode()
+    framer = LineFramer()
+    assert feed_all(framer, *[data[i:i + 1] for i in range(len(data))]) == [Line("héllo ✓")]
+
+
+def test_line_at_the_cap_passes_and_one_byte_more_is_refused():
+    framer = LineFramer(limit=10)
+    assert framer.feed(b"x" * 10 + b"\n") == [Line("x" * 10)]
+    assert framer.feed(b"x" * 11 + b"\n") == [LineTooLong(10)]
+    assert framer.feed(b"next\n") == [Line("next")]
+
+
+def test_crlf_at_the_cap_is_not_too_long():
+    assert LineFramer(limit=4).feed(b"abcd\r\n") == [Line("abcd")]
+
+
+def test_endless_line_keeps_memory_bounded_and_is_reported_once():
+    framer = LineFramer(limit=100)
+    events = feed_all(framer, *[b"y" * 64 for _ in range(1000)])
+    assert events == [LineTooLong(100)]
+    assert len(framer._pending) <= 101
+    assert framer.feed(b"tail\nok\n") == [Line("ok")]
+
+
+def test_invalid_utf8_is_an_event_not_an_exception():
+    framer = LineFramer()
+    assert framer.feed(b"\xff\xfe bad\ngood\n") == [BadEncoding(), Line("good")]
+
+
+@pytest.mark.parametrize("dirty, clean", [
+    ("\x1b[2Jhello", "[2Jhello"),
+    ("bell\x07 and \x00nul", "bell and nul"),
+    ("c1 \x9b31m csi", "c1 31m csi"),
+    ("del\x7f", "del"),
+    ("tab\there", "tab here"),
+    ("\u202eevil\u202c", "evil"),
+    ("\u2066isolate\u2069 \u200fmark", "isolate mark"),
+])
+def test_sanitize_removes_controls(dirty, clean):
+    assert sanitize(dirty) == clean
+
+
+def test_sanitize_keeps_ordinary_unicode():
+    text = "Grüße, 你好, مرحبا, 👋🏽, e\u0301"
+    assert sanitize(text) == text
+
+
+def test_events_round_trip_through_json():
+    for event in [Message(seq=1, sender="al", text="hi ✓"), Private(seq=2, sender="a", to="b", text="x"),
+                  Users(users=["a", "b"], you="a"), Error(code="c", message="m")]:
+        data = encode_json(event)
+        assert data.endswith(b"\n") and data.count(b"\n") == 1
+        assert decode_event(data.decode()) == event
+
+
+def test_decode_rejects_garbage_and_skips_unknown_types():
+    with pytest.raises(ProtocolError):
+        decode_event("not json")
+    with pytest.raises(ProtocolError):
+        decode_event('{"no": "type"}')
+    with pytest.raises(ProtocolError):
+        decode_event('{"type": "message"}')
+    assert decode_event('{"type": "from-the-future", "x": 1}') is None
+
+
+def test_hello():
+    assert is_hello('{"type":"hello"}') and not is_hello("alice")
+    assert parse_hello(Hello("zoë").encode().decode()) == Hello("zoë")
+    for bad in ['{"type":"hello"}', '{"type":"hi","name":"a"}', "{", '{"type":"hello","name":"a","version":"1"}']:
+        with pytest.raises(ProtocolError):
+            parse_hello(bad)

@@ -1,0 +1,79 @@
+"""Each event kind as text, with and without colors, never carrying control characters."""
+
+import time
+
+import pytest
+
+from chatroom.protocol import (
+    Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
+)
+from chatroom.render import PLAIN, Theme, render, wants_attention
+
+TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
+COLORS = Theme(time="<t>", system="<s>", error="<e>", private="<p>", earlier="<old>", own="<me>",
+               palette=("<c1>", "<c2>", "<c3>"), reset="</>")
+
+
+@pytest.mark.parametrize("event, text", [
+    (Message(seq=1, sender="alice", text="hi", ts=TS), "[14:02] <alice> hi"),
+    (Message(seq=1, sender="alice", text="waves", action=True, ts=TS), "[14:02] * alice waves"),
+    (Message(seq=1, sender="alice", text="hi", earlier=True, ts=TS), "[14:02] (earlier) <alice> hi"),
+    (Private(seq=1, sender="alice", to="bob", text="psst", ts=TS), "[14:02] [private from alice] psst"),
+    (Joined(seq=1, name="carol", ts=TS), "[14:02] -- carol joined"),
+    (Left(seq=1, name="carol", reason="lost", ts=TS), "[14:02] -- carol left (connection lost)"),
+    (Left(seq=1, name="carol", reason="slow", ts=TS), "[14:02] -- carol left (dropped for being too slow to read)"),
+    (Renamed(seq=1, old="carol", new="caz", ts=TS), "[14:02] -- carol is now known as caz"),
+    (Welcome(name="bob", users=["alice", "bob"], ts=TS),
+     "[14:02] -- Welcome, bob! Here now: alice, bob. Type /help for the commands."),
+    (Users(users=["alice", "bob"], you="bob"), "Users here (2):\n  [1] alice\n  [2] bob (you)"),
+    (Help(lines=["Commands:", "  ?"]), "Commands:\n  ?"),
+    (Error(code="unknown_user", message='no user named "x"'), '! no user named "x"'),
+    (Bye(reason="quit"), "-- Goodbye!"),
+    (Bye(reason="timeout"), "-- Disconnected: timed out"),
+    (Shutdown(), "-- The server is shutting down."),
+])
+def test_plain(event, text):
+    assert render(event, me="bob") == text
+
+
+def test_private_message_shows_the_other_party_both_ways():
+    event = Private(seq=1, sender="alice", to="bob", text="psst", ts=TS)
+    assert render(event, me="alice") == "[14:02] [private to bob] psst"
+    assert render(event, me="bob") == "[14:02] [private from alice] psst"
+    assert render(event) == "[14:02] [private alice -> bob] psst"
+
+
+def test_colors_mark_time_own_name_and_give_each_user_a_stable_color():
+    own = render(Message(seq=1, sender="bob", text="hi", ts=TS), me="bob", theme=COLORS)
+    assert own == "<t>[14:02]</> <<me>bob</>> hi"
+    first = render(Message(seq=1, sender="alice", text="a", ts=TS), me="bob", theme=COLORS)
+    again = render(Message(seq=9, sender="ALICE", text="b", ts=TS), me="bob", theme=COLORS)
+    color = first[first.index("<<") + 1:][:4]
+    assert color in COLORS.palette and again[again.index("<<") + 1:][:4] == color
+
+
+def test_kinds_look_distinct_with_colors():
+    assert render(Error(code="x", message="m"), theme=COLORS).startswith("<e>")
+    assert "<p>[private from </><c3>alice</><p>]</>" in render(Private(seq=1, sender="alice", to="bob", text="x", ts=TS),
+                                                  me="bob", theme=COLORS)
+    assert "<s>-- " in render(Joined(seq=1, name="x", ts=TS), theme=COLORS)
+    assert "<old>(earlier)</>" in render(Message(seq=1, sender="a", text="x", earlier=True, ts=TS), theme=COLORS)
+
+
+def test_plain_theme_writes_no_escape_codes():
+    assert PLAIN.name("alice") == "alice" and PLAIN.paint("", "x") == "x"
+
+
+def test_network_text_is_sanitized():
+    evil = Message(seq=1, sender="a\x1b]0;pwned\x07", text="\x1b[2J\x1b[Hgone\u202e", ts=TS)
+    out = render(evil)
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+
+
+def test_bell_for_private_messages_and_mentions():
+    assert wants_attention(Private(seq=1, sender="alice", to="bob", text="x"), "bob")
+    assert not wants_attention(Private(seq=1, sender="bob", to="alice", text="x"), "bob")
+    assert wants_attention(Message(seq=1, sender="alice", text="hey Bob, look"), "bob")
+    assert not wants_attention(Message(seq=1, sender="alice", text="bobsleigh"), "bob")
+    assert not wants_attention(Message(seq=1, sender="bob", text="I am bob"), "bob")
+    assert not wants_attention(Message(seq=1, sender="alice", text="bob", earlier=True), "bob")
