@@ -1,0 +1,1 @@
+"""The console client: app (select loop, login, CLI), keys, terminal, editor, screen."""

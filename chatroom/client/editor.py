@@ -1,0 +1,190 @@
+"""The input line: buffer, cursor, history, completion and horizontal scrolling. Pure.
+
+Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform).
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from readchar import key
+
+from ..commands import COMMAND_WORDS
+from ..protocol import sanitize
+
+
+@dataclass(frozen=True)
+class Submit:
+    line: str
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class Bell:
+    pass
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Tab found several completions and could not extend the word: show them."""
+    options: tuple[str, ...]
+
+
+Outcome = Submit | Quit | Bell | Candidates | None
+
+ENTER_KEYS = {key.CR, key.LF}
+BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
+NAME_COMMANDS = {"/msg", "/dm"}
+
+
+def char_width(ch: str) -> int:
+    """Columns a character takes in a terminal."""
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def text_width(text: str) -> int:
+    return sum(char_width(ch) for ch in text)
+
+
+class LineEditor:
+    def __init__(self, names: Callable[[], Sequence[str]] = list) -> None:
+        self._names = names
+        self.chars: list[str] = []
+        self.cursor = 0
+        self.history: list[str] = []
+        self._recall = 0  # index into history while browsing it; len(history) is the line being typed
+        self._draft = ""
+        self._scroll = 0
+        self._actions: dict[str, Callable[[], Outcome]] = {
+            key.LEFT: lambda: self._move(self.cursor - 1), key.CTRL_B: lambda: self._move(self.cursor - 1),
+            key.RIGHT: lambda: self._move(self.cursor + 1), key.CTRL_F: lambda: self._move(self.cursor + 1),
+            key.HOME: lambda: self._move(0), key.CTRL_A: lambda: self._move(0),
+            key.END: lambda: self._move(len(self.chars)), key.CTRL_E: lambda: self._move(len(self.chars)),
+            key.DELETE: self._delete, key.CTRL_D: self._delete, key.CTRL_U: self._clear,
+            key.UP: lambda: self._browse(-1), key.DOWN: lambda: self._browse(1), key.TAB: self._complete,
+        }
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def _set(self, text: str) -> None:
+        self.chars = list(text)
+        self.cursor = len(self.chars)
+
+    def feed(self, pressed: str) -> Outcome:
+        if pressed in ENTER_KEYS:
+            return self._enter()
+        if pressed == key.CTRL_C or (pressed == key.CTRL_D and not self.chars):
+            return Quit()
+        if pressed in BACKSPACE_KEYS:
+            return self._backspace()
+        if pressed in self._actions:
+            return self._actions[pressed]()
+        if len(pressed) == 1 and sanitize(pressed) == pressed:
+            self.chars.insert(self.cursor, pressed)
+            self.cursor += 1
+        return None  # other keys (F1, Esc, Alt+x...) do nothing
+
+    def _enter(self) -> Outcome:
+        line = self.text
+        self._set("")
+        self._recall, self._draft = len(self.history), ""
+        if not line.strip():
+            return None
+        if not self.history or self.history[-1] != line:
+            self.history.append(line)
+        self._recall = len(self.history)
+        return Submit(line)
+
+    def _clear(self) -> Outcome:
+        self._set("")
+        return None
+
+    def _move(self, to: int) -> Outcome:
+        self.cursor = max(0, min(len(self.chars), to))
+        return None
+
+    def _backspace(self) -> Outcome:
+        if self.cursor == 0:
+            return Bell()
+        self.cursor -= 1
+        del self.chars[self.cursor]
+        return None
+
+    def _delete(self) -> Outcome:
+        if self.cursor == len(self.chars):
+            return Bell()
+        del self.chars[self.cursor]
+        return None
+
+    def _browse(self, step: int) -> Outcome:
+        target = self._recall + step
+        if not 0 <= target <= len(self.history):
+            return Bell()
+        if self._recall == len(self.history):
+            self._draft = self.text
+        self._recall = target
+        self._set(self.history[target] if target < len(self.history) else self._draft)
+        return None
+
+    # --- completion -------------------------------------------------------
+
+    def _candidates(self, before: str) -> tuple[str, list[str]]:
+        """The word being completed and what it may become."""
+        words = before.split(" ")
+        word = words[-1]
+        if len(words) == 1 and word[:1] in ("/", "*", "?"):
+            return word, [command for command in COMMAND_WORDS if command.startswith(word.lower())]
+        if len(words) == 1 and word.startswith("@"):
+            return word, ["@" + name for name in self._names() if name.lower().startswith(word[1:].lower())]
+        if (len(words) == 2 and words[0].lower() in NAME_COMMANDS) or (len(words) >= 2 and words[-2] == ">"):
+            return word, [name for name in self._names() if name.lower().startswith(word.lower())]
+        return word, []
+
+    def _complete(self) -> Outcome:
+        before = "".join(self.chars[:self.cursor])
+        word, options = self._candidates(before)
+        if not options:
+            return Bell()
+        if len(options) == 1:
+            replacement = options[0] + " "
+        else:
+            replacement = os.path.commonprefix([option.lower() for option in options])
+            replacement = options[0][:len(replacement)]
+            if len(replacement) <= len(word):
+                return Candidates(tuple(options))
+        self.chars[self.cursor - len(word):self.cursor] = list(replacement)
+        self.cursor += len(replacement) - len(word)
+        return None
+
+    # --- display ----------------------------------------------------------
+
+    def view(self, columns: int) -> tuple[str, int]:
+        """The part of the line that fits in `columns`, and the cursor's column in it.
+
+        The window scrolls horizontally so the cursor is always visible.
+        """
+        columns = max(columns, 2)
+        self._scroll = min(self._scroll, self.cursor)
+        # Keep one column for the cursor past the end of the text.
+        while text_width("".join(self.chars[self._scroll:self.cursor])) > columns - 1:
+            self._scroll += 1
+        shown: list[str] = []
+        used = 0
+        for ch in self.chars[self._scroll:]:
+            width = char_width(ch)
+            if used + width > columns - 1:
+                break
+            shown.append(ch)
+            used += width
+        return "".join(shown), text_width("".join(self.chars[self._scroll:self.cursor]))

@@ -1,0 +1,136 @@
+"""Keystrokes: decoding terminal input into readchar's key names, and the thread that hands them over.
+
+`KeyDecoder` is pure. `KeyReader` runs the platform's key source (see terminal.py) in a thread and wakes
+the client's select loop through a socket, so one thread owns the terminal output.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+from readchar import key
+
+ESC = "\x1b"
+# The sequences terminals send for the same key differ (xterm, VT220, application mode, modifiers);
+# the editor sees readchar's name for each.
+_ALIASES = {
+    "\x1bOA": key.UP, "\x1bOB": key.DOWN, "\x1bOC": key.RIGHT, "\x1bOD": key.LEFT,
+    "\x1bOH": key.HOME, "\x1bOF": key.END, "\x1b[1~": key.HOME, "\x1b[7~": key.HOME,
+    "\x1b[4~": key.END, "\x1b[8~": key.END, "\x1b[H": key.HOME, "\x1b[F": key.END,
+    "\x1b[A": key.UP, "\x1b[B": key.DOWN, "\x1b[C": key.RIGHT, "\x1b[D": key.LEFT,
+    "\x1b[3~": key.DELETE,
+}
+
+
+def _escape_end(text: str, start: int) -> int | None:
+    """Where the escape sequence at `start` ends, or None if more input is needed."""
+    if start + 1 >= len(text):
+        return None
+    kind = text[start + 1]
+    if kind == "[":
+        for index in range(start + 2, len(text)):
+            if "\x40" <= text[index] <= "\x7e":
+                return index + 1
+            if not "\x20" <= text[index] <= "\x3f":
+                return index  # malformed: end it here rather than swallow the next key
+        return None
+    if kind == "O":
+        return start + 3 if start + 2 < len(text) else None
+    if kind == ESC:
+        return start + 1
+    return start + 2  # Alt+key
+
+
+def _name(sequence: str) -> str:
+    if sequence in _ALIASES:
+        return _ALIASES[sequence]
+    if sequence.startswith("\x1b[1;") and len(sequence) == 6:
+        # An arrow with Shift/Ctrl/Alt held: the editor treats it as the plain arrow.
+        return _ALIASES.get("\x1b[" + sequence[-1], sequence)
+    return sequence
+
+
+class KeyDecoder:
+    """Split decoded terminal input into keys: one character, or one whole escape sequence."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    @property
+    def waiting(self) -> bool:
+        """An escape sequence has started; `flush` it if nothing follows soon (a lone Esc)."""
+        return bool(self._pending)
+
+    def feed(self, text: str) -> list[str]:
+        text, self._pending = self._pending + text, ""
+        keys: list[str] = []
+        index = 0
+        while index < len(text):
+            if text[index] != ESC:
+                keys.append(text[index])
+                index += 1
+                continue
+            end = _escape_end(text, index)
+            if end is None:
+                self._pending = text[index:]
+                break
+            keys.append(_name(text[index:end]))
+            index = end
+        return keys
+
+    def flush(self) -> list[str]:
+        pending, self._pending = self._pending, ""
+        return [pending] if pending else []
+
+
+class KeyReader:
+    """Reads keys in a daemon thread; `drain` returns them in the select loop's thread."""
+
+    def __init__(self, source: Callable[[Callable[[], bool]], Iterator[str]]) -> None:
+        self._source = source
+        self._keys: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.wakeup, self._waker = socket.socketpair()
+        self.wakeup.setblocking(False)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for pressed in self._source(self._stopping.is_set):
+                self._keys.put(pressed)
+                self._wake()
+        finally:
+            self._keys.put(None)  # the input ended (EOF)
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._waker.send(b"\0")
+        except OSError:
+            pass  # the loop has gone, or already has a wake-up byte waiting
+
+    def drain(self) -> list[str | None]:
+        """Every key read so far; None marks the end of input."""
+        try:
+            while self.wakeup.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        keys = []
+        while True:
+            try:
+                keys.append(self._keys.get_nowait())
+            except queue.Empty:
+                return keys
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(0.5)
+        self.wakeup.close()
+        self._waker.close()

@@ -1,0 +1,6 @@
+"""Join a chatroom server: python client.py 127.0.0.1 8080 (see --help)."""
+
+from chatroom.client.app import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
