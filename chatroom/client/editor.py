@@ -176,8 +176,9 @@ class LineEditor:
         """
         columns = max(columns, 2)
         self._scroll = min(self._scroll, self.cursor)
-        # Keep one column for the cursor past the end of the text.
-        while text_width("".join(self.chars[self._scroll:self.cursor])) > columns - 1:
+        # The cell under the cursor must show too; past the end of the text it is a blank one.
+        cell = char_width(self.chars[self.cursor]) if self.cursor < len(self.chars) else 1
+        while text_width("".join(self.chars[self._scroll:self.cursor])) + cell > columns - 1:
             self._scroll += 1
         shown: list[str] = []
         used = 0

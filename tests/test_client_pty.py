@@ -1,0 +1,344 @@
+"""The console client for real: `python client.py` in a pseudo-terminal against a real server.
+
+pyte plays the terminal, so the tests check what a person would see on the screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT, JsonClient
+
+pexpect = pytest.importorskip("pexpect", reason="needs a pty (pexpect), not available on this OS")
+pyte = pytest.importorskip("pyte")
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS, ROWS = 80, 24
+
+
+class PtyClient:
+    """client.py in a pseudo-terminal; after it exits the shell prints its status and the tty mode."""
+
+    def __init__(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
+        command = " ".join([sys.executable, str(ROOT / "client.py"), "127.0.0.1", str(port), *args])
+        script = f'stty sane; {command}; echo "EXIT=$?"; stty -a'
+        environment = {**os.environ, "TERM": "xterm"}
+        environment.pop("NO_COLOR", None)
+        environment.update(env or {})
+        self.child = pexpect.spawn("bash", ["--norc", "-c", script], dimensions=(ROWS, COLUMNS),
+                                   encoding="utf-8", env=environment)
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.Stream(self.screen)
+        self.raw = ""
+
+    def _pump(self, wait: float) -> bool:
+        try:
+            data = self.child.read_nonblocking(65536, timeout=wait)
+        except pexpect.TIMEOUT:
+            return True
+        except pexpect.EOF:
+            return False
+        self.raw += data
+        self.stream.feed(data)
+        return True
+
+    def until(self, condition: Callable[[PtyClient], bool], timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; screen:\n{self.text()}")
+            if not self._pump(0.05) and not condition(self):
+                raise AssertionError(f"client ended; screen:\n{self.text()}")
+
+    def shows(self, text: str, timeout: float = TIMEOUT) -> None:
+        self.until(lambda client: text in client.text(), timeout)
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def input_line(self) -> str:
+        return self.screen.display[self.screen.cursor.y].rstrip()
+
+    def type(self, text: str) -> None:
+        self.child.send(text)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the client to end; its exit status and the shell's `stty -a` output."""
+        self.child.expect(r"EXIT=(\d+)", timeout=TIMEOUT)
+        self.raw += self.child.before
+        self.stream.feed(self.child.before)
+        status = int(self.child.match.group(1))
+        self.child.expect(pexpect.EOF, timeout=TIMEOUT)
+        self.raw += self.child.before
+        tty = self.child.before
+        self.child.close()
+        return status, tty
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+def assert_terminal_restored(tty: str) -> None:
+    flags = tty.split()
+    assert "echo" in flags and "icanon" in flags and "isig" in flags, tty
+
+
+@pytest.fixture
+def pty_clients(server):
+    opened: list[PtyClient] = []
+
+    def start(*args: str, port: int | None = None, **options) -> PtyClient:
+        client = PtyClient(server.port if port is None else port, *args, **options)
+        opened.append(client)
+        return client
+
+    yield start
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def bob(clients):
+    client = clients()
+    client.login("bob")
+    return client
+
+
+def test_login_prompts_and_asks_again_for_a_taken_name(pty_clients, bob):
+    carol = pty_clients()
+    carol.shows("Username:")
+    carol.type("BOB\r")
+    carol.shows('Sorry, the username "BOB" is taken. Username:')
+    carol.type("carol\r")
+    carol.shows("Welcome, carol! Here now: bob, carol.")
+    assert bob.expect_event("join")["name"] == "carol"
+
+
+def test_message_arriving_mid_typing_leaves_the_typed_line_intact(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("half typ")
+    carol.until(lambda c: c.input_line() == "> half typ")
+    bob.say("interrupting you")
+    carol.shows("<bob> interrupting you")
+    assert carol.input_line() == "> half typ"
+    assert carol.screen.cursor.x == len("> half typ")
+    lines = carol.text().splitlines()
+    assert lines.index(next(l for l in lines if "interrupting" in l)) < carol.screen.cursor.y
+    carol.type("ed\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "half typed"
+
+
+def test_own_line_is_shown_once(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("only once\r")
+    carol.shows("<carol> only once")
+    bob.expect_event("message", sender="carol")
+    bob.say("sync")
+    carol.shows("<bob> sync")
+    assert carol.text().count("only once") == 1
+
+
+def test_a_pasted_500_character_line_arrives_exactly(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    pasted = "".join(chr(ord("a") + n % 26) for n in range(500))
+    carol.type(pasted + "\r")
+    assert bob.expect_event("message", sender="carol")["text"] == pasted
+
+
+def test_multi_line_paste_sends_each_line_in_order(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("first line\rsecond line\rthird")
+    assert [bob.expect_event("message", sender="carol")["text"] for _ in range(2)] == ["first line", "second line"]
+    carol.until(lambda c: c.input_line() == "> third")
+
+
+def test_unicode_input(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("héllo 你好 👋\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "héllo 你好 👋"
+
+
+def test_history_recall_and_editing_keys(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("first\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "first"
+    carol.type("\x1b[A\x1b[D\x1b[DX\x1b[F!\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "firXst!"
+
+
+def test_private_messages_both_ways_ring_the_bell(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    bob.say("psst > carol")
+    carol.shows("[private from bob] psst")
+    assert "\a" in carol.raw
+    carol.type("@b\t")
+    carol.until(lambda c: c.input_line() == "> @bob")
+    carol.type("back at you\r")
+    carol.shows("[private to bob] back at you")
+    assert bob.expect_event("private", sender="carol")["text"] == "back at you"
+
+
+def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("unsent\x03")
+    status, tty = carol.finish()
+    assert status == 0
+    assert_terminal_restored(tty)
+    assert "Traceback" not in carol.raw
+    assert bob.expect_event("leave")["reason"] == "quit"
+
+
+def test_ctrl_d_on_an_empty_line_and_slash_quit_quit_with_status_0(pty_clients, bob):
+    for keys in ["\x04", "/quit\r"]:
+        carol = pty_clients("carol")
+        carol.shows("Welcome, carol")
+        carol.type(keys)
+        status, tty = carol.finish()
+        assert status == 0 and "Goodbye" in carol.raw
+        assert_terminal_restored(tty)
+        bob.expect_event("leave", name="carol")
+
+
+def test_server_shutdown_ends_the_client_with_the_reason(server, pty_clients):
+    carol = pty_clients("carol")
+    carol.shows("Welcome, carol")
+    carol.type("typing")
+    stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
+    stopper.start()
+    status, tty = carol.finish()
+    stopper.join(TIMEOUT)
+    assert status == 3
+    assert "The server is shutting down." in carol.raw
+    assert_terminal_restored(tty)
+    assert "Traceback" not in carol.raw
+
+
+def test_no_color_writes_no_color_codes(pty_clients, bob):
+    for args, env in [(("carol", "--no-color"), None), (("dave",), {"NO_COLOR": "1"})]:
+        client = pty_clients(*args, env=env)
+        client.shows("Welcome")
+        bob.say("colorless")
+        client.shows("<bob> colorless")
+        assert "\x1b[3" not in client.raw and "\x1b[9" not in client.raw and "\x1b[1m" not in client.raw
+        client.type("\x03")
+        client.finish()
+
+
+def test_colors_by_default(pty_clients, bob):
+    carol = pty_clients("carol")
+    carol.shows("Welcome")
+    bob.say("colorful")
+    carol.shows("<bob> colorful")
+    from chatroom.client.screen import COLORS
+    assert any(f"<{code}bob{COLORS.reset}> colorful" in carol.raw for code in COLORS.palette)
+
+
+# --- a hostile server ---------------------------------------------------------------
+
+def fake_server(events: list[dict]) -> tuple[socket.socket, threading.Thread]:
+    """A server that logs anyone in and sends them the given events."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"chatroom/1 hi\n")
+            conn.recv(4096)
+            welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
+            for event in [welcome, *events]:
+                conn.sendall(json.dumps(event).encode() + b"\n")
+            conn.settimeout(TIMEOUT)
+            try:
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients):
+    evil = {"type": "message", "seq": 1, "sender": "mal\x1b[8mlory", "ts": time.time(),
+            "text": "\x1b]0;pwned title\x07\x1b[2J\x1b[H\x9b2Jboom \u202eevil"}
+    listener, thread = fake_server([evil])
+    try:
+        carol = pty_clients("carol", port=listener.getsockname()[1])
+        carol.shows("boom")
+        assert "\x1b]0" not in carol.raw and "\x1b[2J" not in carol.raw and "\x1b[8m" not in carol.raw
+        assert "\x9b" not in carol.raw and "\u202e" not in carol.raw
+        assert "<mal[8mlory> ]0;pwned title[2J[H2Jboom evil" in carol.text()
+        carol.type("\x03")
+        status, tty = carol.finish()
+        assert status == 0
+    finally:
+        listener.close()
+        thread.join(TIMEOUT)
+
+
+# --- without a terminal, and errors -------------------------------------------------------
+
+def run_client(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True,
+                          text=True, timeout=TIMEOUT * 3, cwd=ROOT)
+
+
+def test_piped_input_and_output_write_no_escape_codes(server, bob):
+    result = run_client("127.0.0.1", str(server.port), "pipe", stdin="hello from a pipe\n")
+    assert bob.expect_event("message", sender="pipe")["text"] == "hello from a pipe"
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "Welcome, pipe!" in result.stdout
+
+
+def test_connection_refused_is_one_sentence_and_status_1():
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    port = spare.getsockname()[1]
+    spare.close()
+    result = run_client("127.0.0.1", str(port), "x")
+    assert result.returncode == 1
+    assert result.stderr == f"client.py: error: cannot connect to 127.0.0.1 port {port}: " \
+                            "nothing is listening there (is the server running?)\n"
+
+
+def test_full_room_is_one_sentence_and_status_1(make_server):
+    from chatroom.room import Room
+    server = make_server(Room(max_members=1))
+    first = JsonClient(server.port)
+    try:
+        first.login("first")
+        result = run_client("127.0.0.1", str(server.port), "second")
+    finally:
+        first.close()
+    assert result.returncode == 1
+    assert result.stderr == "client.py: error: the room is full (1 users): try again later\n"
+
+
+def test_not_a_chatroom_server(make_server):
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: listener.accept()[0].sendall(b"SSH-2.0-OpenSSH\n"), daemon=True).start()
+    try:
+        result = run_client("127.0.0.1", str(listener.getsockname()[1]), "x")
+    finally:
+        listener.close()
+    assert result.returncode == 1 and "is not a chatroom server" in result.stderr
+    assert "Traceback" not in result.stderr

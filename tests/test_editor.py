@@ -1,0 +1,144 @@
+"""The line editor, key by key."""
+
+import pytest
+from readchar import key
+
+from chatroom.client.editor import Bell, Candidates, LineEditor, Quit, Submit, text_width
+
+
+def typed(editor: LineEditor, *keys: str) -> list:
+    outcomes = []
+    for pressed in keys:
+        for single in ([pressed] if len(pressed) > 1 and not pressed.isprintable() else list(pressed)):
+            outcomes.append(editor.feed(single))
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def test_typing_and_enter_submits_and_clears():
+    editor = LineEditor()
+    assert typed(editor, "hello", key.CR) == [Submit("hello")]
+    assert editor.text == "" and editor.cursor == 0
+
+
+def test_lf_is_enter_too_and_blank_lines_are_not_sent():
+    editor = LineEditor()
+    assert typed(editor, "a", key.LF, "   ", key.CR) == [Submit("a")]
+
+
+def test_cursor_moves_and_inserts_in_the_middle():
+    editor = LineEditor()
+    typed(editor, "hllo", key.HOME, key.RIGHT, "e", key.END, "!", key.LEFT, key.LEFT, key.CTRL_A, ">")
+    assert editor.text == ">hello!" and editor.cursor == 1
+    typed(editor, key.CTRL_E)
+    assert editor.cursor == 7
+
+
+def test_backspace_and_delete():
+    editor = LineEditor()
+    typed(editor, "abcd", key.LEFT, key.LEFT, key.BACKSPACE, key.DELETE)
+    assert editor.text == "ad" and editor.cursor == 1
+    assert typed(editor, key.HOME, key.BACKSPACE) == [Bell()]
+    assert typed(editor, key.END, key.DELETE) == [Bell()]
+    typed(editor, key.CTRL_H)
+    assert editor.text == "a"
+
+
+def test_ctrl_u_clears_the_line():
+    editor = LineEditor()
+    typed(editor, "some text", key.LEFT, key.CTRL_U)
+    assert editor.text == "" and editor.cursor == 0
+
+
+def test_ctrl_c_quits_and_ctrl_d_quits_only_on_an_empty_line():
+    editor = LineEditor()
+    assert typed(editor, key.CTRL_C) == [Quit()]
+    typed(editor, "ab", key.HOME)
+    assert typed(editor, key.CTRL_D) == [] and editor.text == "b"
+    typed(editor, key.CTRL_U)
+    assert typed(editor, key.CTRL_D) == [Quit()]
+
+
+def test_history_up_and_down_keeps_the_draft():
+    editor = LineEditor()
+    typed(editor, "one", key.CR, "two", key.CR, "two", key.CR, "dra")
+    typed(editor, key.UP)
+    assert editor.text == "two"
+    typed(editor, key.UP)
+    assert editor.text == "one"
+    assert typed(editor, key.UP) == [Bell()]
+    typed(editor, key.DOWN, key.DOWN)
+    assert editor.text == "dra" and editor.cursor == 3
+    typed(editor, key.UP, "!", key.CR)
+    assert editor.history == ["one", "two", "two!"]
+
+
+def test_control_characters_and_unknown_keys_are_not_inserted():
+    editor = LineEditor()
+    typed(editor, "a", key.ESC, key.F1, "\x1b[1;5A", key.CTRL_G, "\u202e", "b")
+    assert editor.text == "ab"
+
+
+def test_unicode_input():
+    editor = LineEditor()
+    assert typed(editor, "héllo 你好 👋", key.CR) == [Submit("héllo 你好 👋")]
+
+
+NAMES = ["alice", "albert", "bob"]
+
+
+@pytest.mark.parametrize("before, after", [
+    ("@bo", "@bob "), ("/msg bo", "/msg bob "), ("/dm ALB", "/dm albert "), ("hi there > b", "hi there > bob "),
+    ("/he", "/help "), ("/ni", "/nick "), ("*us", "*users "), ("@al", "@al"), ("/msg al", "/msg al"),
+])
+def test_tab_completes_names_and_commands(before, after):
+    editor = LineEditor(names=lambda: NAMES)
+    typed(editor, before, key.TAB)
+    assert editor.text == after
+
+
+def test_ambiguous_completion_extends_then_lists():
+    editor = LineEditor(names=lambda: ["alice", "alicia", "bob"])
+    typed(editor, "@a", key.TAB)
+    assert editor.text == "@alic"
+    assert typed(editor, key.TAB) == [Candidates(("@alice", "@alicia"))]
+
+
+def test_tab_without_candidates_rings():
+    editor = LineEditor(names=lambda: NAMES)
+    assert typed(editor, "hello wor", key.TAB) == [Bell()]
+    assert editor.text == "hello wor"
+
+
+def test_completion_in_the_middle_of_the_line():
+    editor = LineEditor(names=lambda: NAMES)
+    typed(editor, "@b hi", key.HOME, key.RIGHT, key.RIGHT, key.TAB)
+    assert editor.text == "@bob  hi"
+
+
+def test_short_line_is_shown_whole():
+    editor = LineEditor()
+    typed(editor, "hello", key.LEFT)
+    assert editor.view(20) == ("hello", 4)
+
+
+def test_long_line_scrolls_to_keep_the_cursor_visible():
+    editor = LineEditor()
+    text = "".join(chr(ord("a") + n % 26) for n in range(100))
+    typed(editor, text)
+    shown, cursor = editor.view(20)
+    assert shown == text[-18:] and cursor == 18
+    typed(editor, key.HOME)
+    shown, cursor = editor.view(20)
+    assert shown == text[:19] and cursor == 0
+    typed(editor, *[key.RIGHT] * 30)
+    shown, cursor = editor.view(20)
+    assert text[30] in shown and shown[cursor] == text[30]
+    assert typed(editor, key.CR) == [Submit(text)]
+
+
+def test_wide_characters_take_two_columns():
+    editor = LineEditor()
+    typed(editor, "你好世界" * 5)
+    shown, cursor = editor.view(11)
+    assert text_width(shown) <= 10 and cursor == text_width(shown)
+    assert shown == "你好世界你"[:5] or shown.endswith("界")

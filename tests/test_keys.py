@@ -1,0 +1,49 @@
+"""Decoding terminal input into readchar's key names."""
+
+import pytest
+from readchar import key
+
+from chatroom.client.keys import KeyDecoder
+
+
+@pytest.mark.parametrize("sequence, name", [
+    ("\x1b[A", key.UP), ("\x1bOA", key.UP), ("\x1b[B", key.DOWN), ("\x1b[C", key.RIGHT), ("\x1b[D", key.LEFT),
+    ("\x1b[H", key.HOME), ("\x1b[1~", key.HOME), ("\x1bOH", key.HOME), ("\x1b[7~", key.HOME),
+    ("\x1b[F", key.END), ("\x1b[4~", key.END), ("\x1bOF", key.END), ("\x1b[3~", key.DELETE),
+    ("\x1b[1;5D", key.LEFT), ("\x1b[1;2C", key.RIGHT),
+])
+def test_sequences(sequence, name):
+    assert KeyDecoder().feed(sequence) == [name]
+
+
+def test_text_and_keys_mixed_in_one_read():
+    assert KeyDecoder().feed("ab\x1b[Dc\r\x7f") == ["a", "b", key.LEFT, "c", "\r", "\x7f"]
+
+
+def test_sequence_split_across_reads():
+    decoder = KeyDecoder()
+    assert decoder.feed("x\x1b") == ["x"] and decoder.waiting
+    assert decoder.feed("[") == []
+    assert decoder.feed("3") == []
+    assert decoder.feed("~y") == [key.DELETE, "y"]
+    assert not decoder.waiting
+
+
+def test_lone_escape_comes_out_on_flush():
+    decoder = KeyDecoder()
+    assert decoder.feed("\x1b") == []
+    assert decoder.flush() == ["\x1b"]
+    assert decoder.flush() == []
+
+
+def test_unknown_sequences_stay_whole():
+    assert KeyDecoder().feed("\x1b[15~\x1b[200~z") == ["\x1b[15~", "\x1b[200~", "z"]
+
+
+def test_alt_key_and_double_escape():
+    assert KeyDecoder().feed("\x1bx\x1b\x1b[A") == ["\x1bx", "\x1b", key.UP]
+
+
+def test_paste_of_500_characters():
+    text = "0123456789" * 50
+    assert KeyDecoder().feed(text) == list(text)
