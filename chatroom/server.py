@@ -300,7 +300,7 @@ def bind_error_message(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -320,7 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
     print(f"chatroom server listening on {args.host} port {server.port}; "
           f"connect with: python client.py {host} {server.port}  (Ctrl+C stops it)", flush=True)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
+    for name in ("SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

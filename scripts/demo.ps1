@@ -1,0 +1,56 @@
+# The demo in one command: a server on a free port and a few clients, each in a window of its own.
+# Closing the client windows (or Ctrl+C here) ends the demo and stops the server.
+param(
+    [ValidateRange(1, 99)][int]$Clients = 3,
+    [ValidateRange(0, 65535)][int]$Port = 0,
+    [switch]$Check,
+    [switch]$Help
+)
+. (Join-Path $PSScriptRoot 'lib.ps1')
+if ($Help) {
+    Write-Host @'
+usage: scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
+
+  -Clients N   how many client windows to open (default 3)
+  -Port P      the server's port (default: a free one)
+  -Check       no windows: start the server and N clients, have them exchange one message,
+               stop everything, and exit 0 if it all worked
+'@
+    exit 0
+}
+Initialize-Venv
+$python = Get-VenvPython
+if ($Port -eq 0) {
+    $Port = [int](& $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+}
+& $python -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' $Port 2>$null
+if ($LASTEXITCODE -ne 0) {
+    Fail "port $Port is in use (or not allowed); pick another with -Port, or leave -Port out for a free one"
+}
+if ($Check) {
+    & $python (Join-Path $PSScriptRoot 'demo_check.py') --port $Port --clients $Clients
+    exit $LASTEXITCODE
+}
+
+$server = Start-Process -FilePath $python -PassThru `
+    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port)
+$names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
+$windows = @()
+try {
+    Start-Sleep -Milliseconds 700  # the server's window opens first
+    if ($server.HasExited) { Fail "the server did not start (exit status $($server.ExitCode))" }
+    foreach ($number in 1..$Clients) {
+        $name = $names[($number - 1) % $names.Count]
+        if ($number -gt $names.Count) { $name = "$name$number" }
+        $windows += Start-Process -FilePath $python -PassThru `
+            -ArgumentList @((Quote (Join-Path $Root 'client.py')), '127.0.0.1', $Port, $name)
+    }
+    Write-Host "Demo on port $Port with $Clients clients. Close their windows (or press Ctrl+C here) to end it."
+    Write-Host "Others can join with: .\scripts\client.ps1 127.0.0.1 $Port"
+    $windows | Wait-Process
+} finally {
+    foreach ($process in @($server) + $windows) {
+        if (-not $process.HasExited) { Stop-Process -Id $process.Id -Force -ErrorAction SilentlyContinue }
+    }
+    Write-Host 'Demo ended; the server is stopped.'
+}

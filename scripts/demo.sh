@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The demo in one command: a server on a free port and a few clients to chat with.
+# In tmux panes when tmux is available; otherwise the server in the background and one client here.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+    cat <<USAGE
+usage: scripts/demo.sh [--clients N] [--port P] [--check]
+
+  --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal)
+  --port P      the server's port (default: a free one)
+  --check       no terminal needed: start the server and N clients, have them exchange one
+                message, stop everything, and exit 0 if it all worked
+USAGE
+}
+
+clients=3 port="" check=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --clients) [ $# -ge 2 ] || die "--clients needs a number"; clients="$2"; shift 2 ;;
+        --port) [ $# -ge 2 ] || die "--port needs a number"; port="$2"; shift 2 ;;
+        --check) check=1; shift ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+[[ "$clients" =~ ^[1-9][0-9]?$ ]] || die "--clients takes a number from 1 to 99, not '$clients'"
+[[ -z "$port" || "$port" =~ ^[0-9]+$ ]] || die "--port takes a number, not '$port'"
+
+ensure_venv
+python="$(venv_python)"
+port="${port:-$(free_port)}"
+if ! "$python" -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    die "port $port is in use (or not allowed); pick another with --port, or leave --port out for a free one"
+fi
+
+if [ -n "$check" ]; then
+    exec "$python" "$ROOT/scripts/demo_check.py" --port "$port" --clients "$clients"
+fi
+
+names=(alice bob carol dave erin frank grace heidi ivan judy)
+client_command() {  # the command line for client number $1
+    local name="${names[$(( ($1 - 1) % ${#names[@]} ))]}"
+    if [ "$1" -gt "${#names[@]}" ]; then name="$name$1"; fi
+    printf '%q ' "$python" "$ROOT/client.py" 127.0.0.1 "$port" "$name"
+}
+
+if command -v tmux >/dev/null 2>&1; then
+    session="chatroom-demo-$port"
+    # The server pane waits for Enter after the server ends, so its last words can be read.
+    tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
+        "$(printf '%q ' "$python" "$ROOT/server.py" "$port"); read -r -p 'server stopped; press Enter'"
+    # Closing the last view of the session ends it, and with it the server: nothing is left running.
+    tmux set-hook -t "$session" client-detached "kill-session -t $session"
+    for number in $(seq 1 "$clients"); do
+        tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")"
+        tmux select-layout -t "$session" tiled >/dev/null
+    done
+    echo "Demo on port $port in tmux session $session (Ctrl+B then D, or closing the window, ends it)."
+    if [ -n "${TMUX:-}" ]; then
+        exec tmux switch-client -t "$session"
+    fi
+    exec tmux attach -t "$session"
+fi
+
+echo "tmux is not installed, so the demo runs one client here (install tmux for $clients side by side)." >&2
+log="$(mktemp)"
+"$python" "$ROOT/server.py" "$port" >"$log" 2>&1 &
+server_pid=$!
+trap 'kill -INT "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 1 50); do
+    grep -q listening "$log" && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "the server did not start"; }
+    sleep 0.1
+done
+echo "Server on port $port. Others can join with: scripts/client.sh 127.0.0.1 $port"
+"$python" "$ROOT/client.py" 127.0.0.1 "$port" || true

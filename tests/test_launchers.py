@@ -1,0 +1,112 @@
+"""The bash launchers for real, in a copy of the checkout (so its .venv is the test's own)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL_TIMEOUT = 300
+
+pytestmark = pytest.mark.skipif(os.name == "nt" or shutil.which("bash") is None,
+                                reason="bash launchers; the PowerShell ones run in the Windows CI job")
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A copy of the project with the launchers' .venv set up once (the first `setup`)."""
+    copy = tmp_path_factory.mktemp("checkout") / "chatroom"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info",
+                                                             ".pytest_cache", ".hypothesis"))
+    first = run(copy, "setup.sh")
+    assert first.returncode == 0, first.stderr
+    assert "Installing chatroom" in first.stderr and (copy / ".venv").is_dir()
+    return copy
+
+
+def run(checkout: Path, script: str, *args: str, stdin: str = "", env: dict | None = None,
+        timeout: float = INSTALL_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(checkout / "scripts" / script), *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=checkout)
+
+
+def test_setup_twice_the_second_run_installs_nothing(checkout):
+    again = run(checkout, "setup.sh")
+    assert again.returncode == 0
+    assert "Installing" not in again.stderr and "Creating" not in again.stderr
+    assert again.stdout.strip() == f"Ready: {checkout / '.venv'}"
+
+
+def test_server_and_client_pass_their_arguments_through(checkout, server, clients):
+    server_help = run(checkout, "server.sh", "--help")
+    assert server_help.returncode == 0 and server_help.stdout.startswith("usage: server.py")
+    bob = clients()
+    bob.login("bob")
+    result = run(checkout, "client.sh", "127.0.0.1", str(server.port), "launched", stdin="via the launcher\n")
+    assert result.returncode == 0, result.stderr
+    assert bob.expect_event("message", sender="launched")["text"] == "via the launcher"
+    bad = run(checkout, "server.sh", "--port", "nope")
+    assert bad.returncode == 2 and "not a port number" in bad.stderr
+
+
+def test_demo_check_exchanges_a_message_and_leaves_nothing_running(checkout):
+    result = run(checkout, "demo.sh", "--check", "--clients", "2", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    port = re.search(r"port (\d+)", result.stdout).group(1)
+    assert "2 clients exchanged a message" in result.stdout
+    left = subprocess.run(["pgrep", "-f", f"(server|client).py .*{port}"], capture_output=True, text=True)
+    assert left.stdout == ""
+
+
+def test_demo_refuses_a_port_in_use_and_bad_options(checkout):
+    import socket
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        result = run(checkout, "demo.sh", "--check", "--port", str(taken.getsockname()[1]))
+    finally:
+        taken.close()
+    assert result.returncode == 1 and "is in use" in result.stderr
+    assert run(checkout, "demo.sh", "--clients", "0").returncode == 1
+    assert "unknown option" in run(checkout, "demo.sh", "--bogus").stderr
+
+
+def test_test_launcher_runs_pytest_and_passes_its_exit_status(checkout):
+    passing = run(checkout, "test.sh", "-q", "tests/test_names.py")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert re.search(r"\d+ passed", passing.stdout)
+    missing = run(checkout, "test.sh", "-q", "tests/no_such_file.py")
+    assert missing.returncode == 4
+
+
+def fake_path(tmp_path: Path, python_version: str | None) -> dict:
+    """An environment whose PATH has the shell tools the launchers need and maybe a fake old Python."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ["bash", "dirname", "basename", "cat"]:
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    if python_version:
+        fake = bin_dir / "python3"
+        fake.write_text(f"#!{shutil.which('bash')}\n"
+                        f"[ \"$1\" = --version ] && echo 'Python {python_version}'\nexit 1\n")
+        fake.chmod(0o755)
+    return {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize("version, message", [
+    (None, "no Python found: install Python 3.10 or newer"),
+    ("3.8.10", "Python 3.8.10 is too old: chatroom needs Python 3.10 or newer"),
+])
+def test_setup_says_clearly_when_python_is_missing_or_old(tmp_path, version, message):
+    copy = tmp_path / "fresh"
+    (copy / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "lib.sh", copy / "scripts")
+    shutil.copy(ROOT / "scripts" / "setup.sh", copy / "scripts")
+    result = run(copy, "setup.sh", env=fake_path(tmp_path, version), timeout=30)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
