@@ -27,6 +27,7 @@ TABLE: tuple[Spec, ...] = (
     Spec("nick", ("/nick NAME",), "change your username"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
+    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)"),
 )
 
 

@@ -5,7 +5,10 @@ Pure. The room uses `check` at login and on /nick.
 
 from __future__ import annotations
 
+import functools
+import json
 import unicodedata
+from importlib import resources
 
 MAX_NAME_LENGTH = 20
 _PUNCTUATION = "_-."
@@ -28,6 +31,42 @@ def normalize(name: str) -> str:
 def key(name: str) -> str:
     """Two names with the same key are the same name (case and compatibility forms ignored)."""
     return unicodedata.normalize("NFKC", normalize(name).casefold())
+
+
+@functools.cache
+def _look_alikes() -> dict[str, str]:
+    """Each character that looks like others, mapped to one representative of its group.
+
+    The groups come from Unicode's confusables data (as packaged by confusable_homoglyphs);
+    characters that are only confusable with a sequence are left alone.
+    """
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    parent: dict[str, str] = {}
+
+    def root(ch: str) -> str:
+        while parent.get(ch, ch) != ch:
+            parent[ch] = parent.get(parent[ch], parent[ch])
+            ch = parent[ch]
+        return ch
+
+    for ch, homoglyphs in data.items():
+        for glyph in homoglyphs:
+            other = glyph["c"].strip("\u200e\u200f")
+            if len(ch) == 1 and len(other) == 1:
+                a, b = root(ch), root(other)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {ch: root(ch) for ch in parent}
+
+
+def skeleton(name: str) -> str:
+    """Names with the same skeleton look alike: 'alice' and 'аlice' (Cyrillic а), 'alice' and 'aIice'."""
+    table = _look_alikes()
+
+    def fold(text: str) -> str:
+        return "".join(table.get(ch, ch) for ch in text)
+
+    return fold(fold(normalize(name)).casefold())
 
 
 def _allowed(ch: str, first: bool) -> bool:

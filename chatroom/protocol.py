@@ -176,10 +176,13 @@ class Renamed(Event):
 
 @dataclass(frozen=True)
 class Welcome(Event):
+    """`rate` and `burst`: the server's message limit (0: none), so a client can pace a paste."""
     TYPE = "welcome"
     name: str
     users: list[str]
     version: int = PROTOCOL_VERSION
+    rate: float = 0.0
+    burst: int = 0
     ts: float = field(default_factory=_now)
 
 
@@ -211,6 +214,12 @@ class Bye(Event):
 
 
 @dataclass(frozen=True)
+class Ping(Event):
+    """JSON mode, after a silence: the client answers with the line /pong."""
+    TYPE = "ping"
+
+
+@dataclass(frozen=True)
 class Shutdown(Event):
     TYPE = "shutdown"
     message: str = "the server is shutting down"
@@ -218,7 +227,7 @@ class Shutdown(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (Message, Private, Joined, Left, Renamed, Welcome, Users, Help, Error, Bye, Shutdown)
+    for cls in (Message, Private, Joined, Left, Renamed, Welcome, Users, Help, Error, Bye, Ping, Shutdown)
 }
 
 # Why a member left: the stable code on the wire, and how people read it.
@@ -227,7 +236,7 @@ LEAVE_REASONS = {
     "closed": "closed the connection",
     "lost": "connection lost",
     "slow": "dropped for being too slow to read",
-    "timeout": "timed out",
+    "timeout": "timed out: no answer from the client",
     "shutdown": "server shutdown",
     "error": "dropped after a server error",
 }
@@ -260,10 +269,13 @@ class Hello:
     """The structured first line that selects JSON-lines mode."""
     name: str
     version: int = PROTOCOL_VERSION
+    password: str | None = None
 
     def encode(self) -> bytes:
-        return json.dumps({"type": "hello", "name": self.name, "version": self.version},
-                          ensure_ascii=False).encode() + b"\n"
+        data: dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version}
+        if self.password is not None:
+            data["password"] = self.password
+        return json.dumps(data, ensure_ascii=False).encode() + b"\n"
 
 
 def is_hello(line: str) -> bool:
@@ -278,8 +290,11 @@ def parse_hello(line: str) -> Hello:
     if not isinstance(data, dict) or data.get("type") != "hello":
         raise ProtocolError('the hello must be a JSON object with "type": "hello"')
     name, version = data.get("name"), data.get("version", PROTOCOL_VERSION)
+    password = data.get("password")
     if not isinstance(name, str):
         raise ProtocolError('the hello needs a "name" string')
     if not isinstance(version, int):
         raise ProtocolError('"version" must be a whole number')
-    return Hello(name=name, version=version)
+    if password is not None and not isinstance(password, str):
+        raise ProtocolError('"password" must be a string')
+    return Hello(name=name, version=version, password=password)

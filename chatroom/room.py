@@ -79,6 +79,7 @@ class Member:
     def __init__(self, name: str, codec: Codec, outbox: Outbox, disconnect: Callable[[], None]) -> None:
         self.name = name
         self.key = names.key(name)
+        self.skeleton = names.skeleton(name)
         self.codec = codec
         self.outbox = outbox
         self.disconnect = disconnect
@@ -97,6 +98,7 @@ class Room:
         on_join: Callable[[Member], None] | None = None,
     ) -> None:
         self.max_members = max_members
+        self.rate, self.burst = 0.0, 0  # the server's message limit, announced in the welcome
         self._lock = threading.RLock()
         self._members: dict[str, Member] = {}  # by name key, in join order
         self._history: deque[Message] = deque(maxlen=history)
@@ -106,7 +108,7 @@ class Room:
         self._on_join = on_join
         self._handlers: dict[str, Callable[[Member, commands.Command], None]] = {
             "say": self._say, "me": self._act, "msg": self._whisper, "users": self._users,
-            "nick": self._nick, "help": self._help, "quit": self._quit,
+            "nick": self._nick, "help": self._help, "quit": self._quit, "pong": self._pong,
         }
         assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
 
@@ -116,20 +118,36 @@ class Room:
         with self._lock:
             return [member.name for member in self._members.values()]
 
-    def join(self, name: str, codec: Codec, outbox: Outbox, disconnect: Callable[[], None]) -> Member:
-        """Add a member, or raise NameProblem saying why not."""
+    def _check_free(self, shown: str, me: Member | None = None) -> None:
+        key, look = names.key(shown), names.skeleton(shown)
+        for other in self._members.values():
+            if other is me:
+                continue
+            if other.key == key:
+                raise names.NameProblem("name_taken", f'the username "{shown}" is taken')
+            if other.skeleton == look:
+                raise names.NameProblem(
+                    "name_lookalike", f'the username "{shown}" looks like "{other.name}", who is here')
+
+    def check_name(self, name: str) -> str:
+        """The display form of a name that could join now, or NameProblem saying why not."""
         shown = names.check(name)
         with self._lock:
             if self._closed:
                 raise names.NameProblem("shutting_down", "the server is shutting down")
-            if names.key(shown) in self._members:
-                raise names.NameProblem("name_taken", f'the username "{shown}" is taken')
+            self._check_free(shown)
             if len(self._members) >= self.max_members:
                 raise names.NameProblem(
                     "room_full", f"the room is full ({self.max_members} users): try again later")
+        return shown
+
+    def join(self, name: str, codec: Codec, outbox: Outbox, disconnect: Callable[[], None]) -> Member:
+        """Add a member, or raise NameProblem saying why not."""
+        with self._lock:
+            shown = self.check_name(name)
             member = Member(shown, codec, outbox, disconnect)
             self._members[member.key] = member
-            self._send(member, Welcome(name=shown, users=self.names()))
+            self._send(member, Welcome(name=shown, users=self.names(), rate=self.rate, burst=self.burst))
             for message in self._history:
                 self._send(member, dataclasses.replace(message, earlier=True))
             self._broadcast(Joined(seq=self._next_seq(), name=shown), skip=member)
@@ -205,20 +223,21 @@ class Room:
     def _nick(self, member: Member, command: commands.Command) -> None:
         try:
             new = names.check(command.target)
+            self._check_free(new, me=member)
         except names.NameProblem as problem:
             self._send(member, Error(code=problem.code, message=problem.message))
             return
         new_key = names.key(new)
-        if new_key != member.key and new_key in self._members:
-            self._send(member, Error(code="name_taken", message=f'the username "{new}" is taken'))
-            return
         old = member.name
-        member.name, member.key = new, new_key
+        member.name, member.key, member.skeleton = new, new_key, names.skeleton(new)
         self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
         self._broadcast(Renamed(seq=self._next_seq(), old=old, new=new))
 
     def _quit(self, member: Member, command: commands.Command) -> None:
         self.leave(member, "quit")
+
+    def _pong(self, member: Member, command: commands.Command) -> None:
+        pass  # the line itself showed the connection is alive
 
     # --- delivery -------------------------------------------------------
 

@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hmac
 import logging
 import os
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from . import commands, render
+from . import commands, render, tls
 from .names import NameProblem
 from .protocol import (
     BANNER, LINE_LIMIT, NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line,
-    LineFramer, LineTooLong, ProtocolError, Shutdown, encode_json, is_hello, parse_hello, sanitize,
+    LineFramer, LineTooLong, Ping, ProtocolError, Shutdown, encode_json, is_hello, parse_hello, sanitize,
 )
+from .ratelimit import FailureCounter, TokenBucket
 from .room import DEFAULT_MAX_MEMBERS, DEFAULT_OUTBOX_LIMIT, Codec, Member, Outbox, Room
 
 DEFAULT_HOST = "127.0.0.1"
@@ -29,7 +35,24 @@ DEFAULT_PORT = 65432
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
 WRITER_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
 
+PASSWORD_PROMPT = "Password:"
+PASSWORD_ENV = "CHATROOM_PASSWORD"
+IDLE = object()  # what the reader yields when the socket was silent for its timeout
+
 log = logging.getLogger("chatroom.server")
+
+
+@dataclass
+class Limits:
+    """The server's defenses; docs/security.md gives each default and why."""
+    rate: float = 2.0  # messages per second, refilled; 0 turns the limit off
+    burst: int = 10  # messages at once
+    login_timeout: float = 15.0  # seconds to finish logging in
+    max_per_address: int = 10  # connections from one IP address
+    ping_interval: float = 30.0  # JSON mode: silence before a ping, and then before a drop
+    keepalive: float = 30.0  # plain mode: TCP keepalive idle time (probes every keepalive/3, 5 of them)
+    password_failures: int = 5  # wrong passwords per address ...
+    password_window: float = 60.0  # ... within this many seconds before the address is refused
 
 
 def json_codec(event: Event, me: str) -> bytes:
@@ -41,7 +64,7 @@ def plain_codec(event: Event, me: str) -> bytes:
     return (text + "\n").encode() if text else b""
 
 
-def _quietly_shut(sock: socket.socket) -> None:
+def _quietly_shut(sock: socket.socket | tls.TLSStream) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -57,17 +80,32 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peer = "%s:%s" % self.client_address[:2]
+        self.address = self.client_address[0]
+        self.limits = self.server.limits
+        self.stream: socket.socket | tls.TLSStream = self.request
         self.codec: Codec = plain_codec
         self.member: Member | None = None
+        self.pending_name: str | None = None  # a free name waiting for the room password
+        self.bucket = TokenBucket(self.limits.rate, self.limits.burst, time.monotonic())
+        self.ping_sent = False
         self.outbox = Outbox(self.server.outbox_limit)
-        self.outbox.put((BANNER + "\n").encode())
         self.writer = threading.Thread(target=self._write, name=f"writer {self.peer}", daemon=True)
-        self.writer.start()
-        self.server.track(self)
+        self.accepted = self.server.track(self)
 
     def handle(self) -> None:
         reason = "error"
         try:
+            if not self.accepted:
+                log.warning("refused %s: more than %d connections from that address",
+                            self.peer, self.limits.max_per_address)
+                self.request.sendall(f"! too many connections from your address "
+                                     f"(at most {self.limits.max_per_address})\n".encode())
+                return
+            self.request.settimeout(self.limits.login_timeout)
+            if self.server.tls_context is not None and not self._start_tls():
+                return
+            self.outbox.put((BANNER + "\n").encode())
+            self.writer.start()
             reason = self._serve()
         except (ConnectionError, TimeoutError):
             reason = "lost"
@@ -82,33 +120,71 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.outbox.close()
 
     def finish(self) -> None:
-        self.writer.join(WRITER_GRACE)
-        if self.writer.is_alive():
-            _quietly_shut(self.request)
-            self.writer.join()
+        if self.writer.ident is not None:
+            self.writer.join(WRITER_GRACE)
+            if self.writer.is_alive():
+                _quietly_shut(self.request)
+                self.writer.join()
         self.server.untrack(self)
+
+    def _start_tls(self) -> bool:
+        """Wrap the connection in TLS; a plain-text client is told what to do instead."""
+        first = self.request.recv(1, socket.MSG_PEEK)
+        if first and first[0] != tls.TLS_RECORD_HANDSHAKE:
+            self.request.sendall(b"! this server uses TLS: connect with --tls\n")
+            log.info("%s: refused a plain-text connection (this server uses TLS)", self.peer)
+            return False
+        try:
+            wrapped = self.server.tls_context.wrap_socket(self.request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.peer, exc)
+            return False
+        self.request = wrapped  # socketserver closes this one at the end
+        self.stream = tls.TLSStream(wrapped)
+        self.stream.settimeout(self.limits.login_timeout)
+        return True
 
     # --- called from other threads ----------------------------------------
 
     def disconnect(self) -> None:
-        _quietly_shut(self.request)
+        _quietly_shut(self.stream)
 
     def close_for_shutdown(self) -> None:
         """Tell a connection that has not logged in yet; members hear it from the room."""
         if self.member is None:
             self.outbox.put(self.codec(Shutdown(), ""))
             self.outbox.close()
+            if self.writer.ident is None:
+                self.disconnect()  # still in the TLS handshake: no writer to do it
 
     # --- the reading side ---------------------------------------------------
 
-    def _frames(self) -> Iterator[FrameEvent]:
+    def _frames(self) -> Iterator[FrameEvent | object]:
         framer = LineFramer(LINE_LIMIT)
-        while data := self.request.recv(65536):
+        while True:
+            try:
+                data = self.stream.recv(65536)
+            except TimeoutError:
+                yield IDLE
+                continue
+            if not data:
+                return
+            self.ping_sent = False
             yield from framer.feed(data)
 
     def _serve(self) -> str:
         """Read until the connection ends; the leave reason."""
         for frame in self._frames():
+            if frame is IDLE:
+                if self.member is None:
+                    self._error("login_timeout", f"no login within {self.limits.login_timeout:g} seconds")
+                    log.info("%s: closed, no login within %gs", self.peer, self.limits.login_timeout)
+                    return "timeout"
+                if self.ping_sent:
+                    return "timeout"
+                self.ping_sent = True
+                self.server.room.send(self.member, Ping())
+                continue
             if isinstance(frame, LineTooLong):
                 self._error("line_too_long", f"that line was longer than {frame.limit} bytes and was not sent")
                 continue
@@ -122,17 +198,35 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     return "closed"
                 continue
             command = commands.parse(text)
-            if command is not None:
-                self.server.room.handle(self.member, command)
+            if command is None:
+                continue
+            is_pong = isinstance(command, commands.Command) and command.kind == "pong"
+            if not is_pong and not self.bucket.take(time.monotonic()):
+                preview = text if len(text) <= 40 else text[:39] + "…"
+                self._error("rate_limited", f'not sent: "{preview}" (at most {self.limits.burst} messages at once, '
+                                            f"then {self.limits.rate:g} per second)")
+                continue
+            self.server.room.handle(self.member, command)
             if self.member.gone:
                 return "quit"
         return "closed"
 
-    def _login(self, text: str) -> bool:
-        """Try one username line; False when the connection should end."""
-        if is_hello(text):
-            self.codec = json_codec
+    def _logged_in(self) -> None:
+        mode = "JSON" if self.codec is json_codec else "plain-text"
+        log.info("%s joined from %s (%s mode)", self.member.name, self.peer, mode)
         if self.codec is json_codec:
+            self.stream.settimeout(self.limits.ping_interval)
+        else:
+            self.stream.settimeout(None)  # a quiet reader is fine: TCP keepalive finds vanished ones
+            self.server.keepalive(self.request)
+
+    def _login(self, text: str) -> bool:
+        """One login line (a name, a hello or a password); False when the connection should end."""
+        password = None
+        if self.pending_name is not None:
+            name, password = self.pending_name, text
+        elif is_hello(text) or self.codec is json_codec:
+            self.codec = json_codec
             try:
                 hello = parse_hello(text)
             except ProtocolError as exc:
@@ -142,22 +236,55 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self._error("unsupported_version",
                             f"this server speaks protocol version {PROTOCOL_VERSION}, not {hello.version}")
                 return False
-            name = hello.name
+            name, password = hello.name, hello.password
         else:
             name = text
+        room = self.server.room
         try:
-            self.member = self.server.room.join(name, self.codec, self.outbox, self.disconnect)
+            room.check_name(name)
+            if self.server.password is not None and not self._password_ok(name, password):
+                return not self.server.failures.blocked(self.address, time.monotonic())
+            self.pending_name = None
+            self.member = room.join(name, self.codec, self.outbox, self.disconnect)
         except NameProblem as problem:
+            self.pending_name = None
             log.debug("%s: refused %r: %s", self.peer, name, problem.message)
             self._error(problem.code, problem.message)
             if problem.code in ("room_full", "shutting_down"):
                 return False
-            if self.codec is plain_codec:
-                self.outbox.put((NAME_PROMPT + "\n").encode())
+            self._prompt(NAME_PROMPT)
             return True
-        mode = "JSON" if self.codec is json_codec else "plain-text"
-        log.info("%s joined from %s (%s mode)", self.member.name, self.peer, mode)
+        self._logged_in()
         return True
+
+    def _password_ok(self, name: str, password: str | None) -> bool:
+        """Check the room password, asking for it in plain-text mode; False until it is right."""
+        now = time.monotonic()
+        if self.server.failures.blocked(self.address, now):
+            self._error("too_many_failures", "too many wrong passwords from your address: try again later")
+            return False
+        if password is None:
+            if self.codec is plain_codec:
+                self.pending_name = name
+                self._prompt(PASSWORD_PROMPT)
+            else:
+                self._error("password_required", "this room needs a password")
+            return False
+        if hmac.compare_digest(password.encode(), self.server.password.encode()):
+            return True
+        self.server.failures.fail(self.address, now)
+        log.warning("%s: wrong password for %r", self.peer, name)
+        if self.server.failures.blocked(self.address, now):
+            self._error("too_many_failures", "too many wrong passwords from your address: try again later")
+            return False
+        self._error("wrong_password", "wrong password")
+        if self.codec is plain_codec:
+            self._prompt(PASSWORD_PROMPT)
+        return False
+
+    def _prompt(self, question: str) -> None:
+        if self.codec is plain_codec:
+            self.outbox.put((question + "\n").encode())
 
     def _error(self, code: str, message: str) -> None:
         if self.member is not None:
@@ -170,12 +297,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def _write(self) -> None:
         try:
             while (data := self.outbox.take()) is not None:
-                self.request.sendall(data)
+                self.stream.sendall(data)
         except OSError:
             self.outbox.close(flush=False)
         finally:
             # Wakes the reader when the room ended this connection (quit, drop, shutdown).
-            _quietly_shut(self.request)
+            _quietly_shut(self.stream)
 
 
 def _address_family(host: str) -> socket.AddressFamily:
@@ -189,11 +316,18 @@ class ChatServer(socketserver.ThreadingTCPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], room: Room | None = None,
-                 outbox_limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+                 outbox_limit: int = DEFAULT_OUTBOX_LIMIT, limits: Limits | None = None,
+                 tls_context: ssl.SSLContext | None = None, password: str | None = None) -> None:
         self.address_family = _address_family(address[0])
+        self.limits = limits or Limits()
         self.room = room or Room()
+        self.room.rate, self.room.burst = self.limits.rate, self.limits.burst  # told to clients on welcome
         self.outbox_limit = outbox_limit
+        self.tls_context = tls_context
+        self.password = password
+        self.failures = FailureCounter(self.limits.password_failures, self.limits.password_window)
         self._handlers: set[ChatHandler] = set()
+        self._per_address: Counter[str] = Counter()
         self._handlers_changed = threading.Condition()
         super().__init__(address, ChatHandler)
 
@@ -201,14 +335,29 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def port(self) -> int:
         return self.server_address[1]
 
-    def track(self, handler: ChatHandler) -> None:
+    def track(self, handler: ChatHandler) -> bool:
+        """Count a new connection; False if its address has too many already."""
         with self._handlers_changed:
             self._handlers.add(handler)
+            self._per_address[handler.address] += 1
+            return self._per_address[handler.address] <= self.limits.max_per_address
 
     def untrack(self, handler: ChatHandler) -> None:
         with self._handlers_changed:
             self._handlers.discard(handler)
+            self._per_address[handler.address] -= 1
+            if not self._per_address[handler.address]:
+                del self._per_address[handler.address]
             self._handlers_changed.notify_all()
+
+    def keepalive(self, sock: socket.socket) -> None:
+        """Let TCP find a vanished plain-text peer: idle time, then 5 probes a third of it apart."""
+        idle = max(1, int(self.limits.keepalive))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        options = {"TCP_KEEPIDLE": idle, "TCP_KEEPALIVE": idle, "TCP_KEEPINTVL": max(1, idle // 3), "TCP_KEEPCNT": 5}
+        for name, value in options.items():  # the names each OS knows (TCP_KEEPALIVE is macOS's idle time)
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
     def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Tell every client the server is going, give them `grace` seconds, then close everything.
@@ -252,6 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sendq", type=int, default=DEFAULT_OUTBOX_LIMIT, metavar="BYTES",
                         help="bytes queued for a client that reads slowly before it is dropped "
                              f"(default {DEFAULT_OUTBOX_LIMIT})")
+    defaults = Limits()
+    limits = parser.add_argument_group("limits (see docs/security.md)")
+    limits.add_argument("--rate", type=float, default=defaults.rate, metavar="PER_SECOND",
+                        help=f"messages a user may send per second, after a burst (default {defaults.rate:g}; "
+                             "0 turns the limit off, e.g. for a private room or a benchmark)")
+    limits.add_argument("--burst", type=int, default=defaults.burst, metavar="N",
+                        help=f"messages a user may send at once (default {defaults.burst})")
+    limits.add_argument("--login-timeout", type=float, default=defaults.login_timeout, metavar="SECONDS",
+                        help=f"close connections that have not logged in by then (default {defaults.login_timeout:g})")
+    limits.add_argument("--max-per-ip", type=int, default=defaults.max_per_address, metavar="N",
+                        help=f"connections from one IP address (default {defaults.max_per_address})")
+    limits.add_argument("--ping-interval", type=float, default=defaults.ping_interval, metavar="SECONDS",
+                        help="JSON-mode clients silent this long get a ping, and are dropped if still silent "
+                             f"as long again (default {defaults.ping_interval:g})")
+    limits.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="SECONDS",
+                        help="plain-text connections: TCP keepalive idle time; a vanished peer is found after "
+                             f"about twice this (default {defaults.keepalive:g})")
+    access = parser.add_argument_group("encryption and access")
+    access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
+    access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
+    access.add_argument("--password-file", metavar="FILE",
+                        help=f"require the room password in FILE's first line (or set {PASSWORD_ENV}); "
+                             "never given on the command line, where other users could see it")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (every refused name, every error)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
     return parser
@@ -281,7 +453,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--max-clients must be at least 1")
     if args.sendq < 1024:
         parser.error("--sendq must be at least 1024 bytes")
+    if args.rate < 0 or args.burst < 1:
+        parser.error("--rate must be 0 or more and --burst at least 1")
+    for option in ("login_timeout", "ping_interval", "keepalive"):
+        if getattr(args, option) <= 0:
+            parser.error(f"--{option.replace('_', '-')} must be more than 0")
+    if args.max_per_ip < 1:
+        parser.error("--max-per-ip must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     return args
+
+
+def load_access(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | None]:
+    """The TLS context and the room password the options ask for; ValueError says what is wrong."""
+    context = None
+    if args.tls_cert:
+        try:
+            context = tls.server_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    password = os.environ.get(PASSWORD_ENV) or None
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as file:
+                password = file.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read --password-file {args.password_file}: {exc.strerror}") from None
+        if not password:
+            raise ValueError(f"--password-file {args.password_file} has an empty first line")
+    return context, password
 
 
 def bind_error_message(exc: OSError, host: str, port: int) -> str:
@@ -312,14 +514,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_members=args.max_clients,
         on_leave=lambda member, reason: log.info("%s left (%s)", member.name, render.leave_reason(reason)),
     )
+    limits = Limits(rate=args.rate, burst=args.burst, login_timeout=args.login_timeout,
+                    max_per_address=args.max_per_ip, ping_interval=args.ping_interval, keepalive=args.keepalive)
     try:
-        server = ChatServer((args.host, args.port), room, outbox_limit=args.sendq)
+        context, password = load_access(args)
+    except ValueError as exc:
+        print(f"server.py: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = ChatServer((args.host, args.port), room, outbox_limit=args.sendq, limits=limits,
+                            tls_context=context, password=password)
     except OSError as exc:
         print(f"server.py: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
         return 2
     host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
-    print(f"chatroom server listening on {args.host} port {server.port}; "
-          f"connect with: python client.py {host} {server.port}  (Ctrl+C stops it)", flush=True)
+    extras = (" --tls" if context else "")
+    print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if context else ''}; "
+          f"connect with: python client.py {host} {server.port}{extras}  (Ctrl+C stops it)", flush=True)
+    if password:
+        log.info("the room needs a password")
     # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
     for name in ("SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):

@@ -12,7 +12,7 @@ import pytest
 
 from chatroom.protocol import Hello
 from chatroom.room import Room
-from chatroom.server import ChatServer
+from chatroom.server import ChatServer, Limits
 
 TIMEOUT = 5.0
 
@@ -113,8 +113,14 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
 
 
 @pytest.fixture
-def server(make_server: Callable[..., ChatServer]) -> ChatServer:
-    return make_server()
+def server_limits() -> Limits | None:
+    """The `server` fixture's limits; a test overrides it with @pytest.mark.parametrize."""
+    return None
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ChatServer], server_limits: Limits | None) -> ChatServer:
+    return make_server(limits=server_limits)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ COLORS = Theme(time="<t>", system="<s>", error="<e>", private="<p>", earlier="<o
     (Help(lines=["Commands:", "  ?"]), "Commands:\n  ?"),
     (Error(code="unknown_user", message='no user named "x"'), '! no user named "x"'),
     (Bye(reason="quit"), "-- Goodbye!"),
-    (Bye(reason="timeout"), "-- Disconnected: timed out"),
+    (Bye(reason="timeout"), "-- Disconnected: timed out: no answer from the client"),
     (Shutdown(), "-- The server is shutting down."),
 ])
 def test_plain(event, text):

@@ -17,7 +17,9 @@ import pytest
 from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
 
 from chatroom.room import Room
-from chatroom.server import bind_error_message, parse_args
+from chatroom.server import Limits, bind_error_message, parse_args
+
+UNLIMITED = Limits(rate=0)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,6 +194,7 @@ def test_full_room_is_refused(make_server):
             client.close()
 
 
+@pytest.mark.parametrize("server_limits", [UNLIMITED])
 def test_history_on_join_is_the_last_50_public_messages(trio, clients):
     alice, bob, _ = trio
     for number in range(55):
@@ -289,7 +292,7 @@ def test_cleanup_hook_runs_exactly_once(make_server, how):
 
 
 def test_a_client_that_never_reads_is_dropped_and_the_others_keep_receiving(make_server):
-    server = make_server(outbox_limit=64 * 1024)
+    server = make_server(outbox_limit=64 * 1024, limits=UNLIMITED)
     alice, bob = JsonClient(server.port), JsonClient(server.port)
     sleeper = socket.socket()
     sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -318,6 +321,7 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_keep_receiving(make
             closable.close()
 
 
+@pytest.mark.parametrize("server_limits", [UNLIMITED])
 def test_every_member_sees_one_order(trio):
     senders = trio
 

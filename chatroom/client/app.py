@@ -7,19 +7,22 @@ the only one that writes to the terminal.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import select
 import socket
+import ssl
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .. import render
+from .. import render, tls
 from ..protocol import (
-    BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer,
+    BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
     ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
 )
+from ..ratelimit import TokenBucket
 from . import terminal
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyReader
@@ -29,6 +32,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 65432
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
+PASSWORD_ENV = "CHATROOM_PASSWORD"
+NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike")
+PASSWORD_PROBLEMS = ("password_required", "wrong_password")
 
 # Exit statuses
 OK, FAILED, USAGE, DISCONNECTED = 0, 1, 2, 3
@@ -50,6 +56,7 @@ class Connection:
         self._framer = LineFramer(SERVER_LINE_LIMIT)
         self._lines: deque[str] = deque()
         self.closed = False
+        self.said = ""  # the last line that was not an event: the server's words before it hung up
 
     def send_line(self, text: str) -> None:
         try:
@@ -61,7 +68,10 @@ class Connection:
         """Read what has arrived (blocking if nothing has); sets `closed` at EOF."""
         try:
             data = self.sock.recv(65536)
-        except (ConnectionError, TimeoutError):
+            pending = getattr(self.sock, "pending", None)  # TLS may hold more decrypted bytes
+            while pending and pending() and (more := self.sock.recv(65536)):
+                data += more
+        except (ConnectionError, TimeoutError, ssl.SSLError):
             data = b""
         if not data:
             self.closed = True
@@ -100,16 +110,18 @@ class Connection:
             events += self._decode(self._lines.popleft())
         return events
 
-    @staticmethod
-    def _decode(line: str) -> list[Event]:
+    def _decode(self, line: str) -> list[Event]:
         try:
             event = decode_event(line)
         except ProtocolError:
-            return []  # not an event: nothing to show
+            self.said = render.sanitize(line.lstrip("! "))
+            return []
         return [event] if event is not None else []
 
 
-def connect(host: str, port: int) -> Connection:
+def connect(host: str, port: int, name: str, context: ssl.SSLContext | None = None) -> Connection:
+    """Connect, say hello (before the banner: a TLS server then tells a plain client at once) and
+    check the banner. The answer to the hello is left for `login`."""
     where = f"{host} port {port}"
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
@@ -122,32 +134,58 @@ def connect(host: str, port: int) -> Connection:
     except OSError as exc:
         raise ClientError(f"cannot connect to {where}: {exc.strerror or exc}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if context is not None:
+        try:
+            sock = context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise ClientError(f"the certificate of {where} is not trusted ({exc.verify_message}): "
+                              "give its CA with --cafile FILE, or use --insecure for a test setup") from None
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise ClientError(f"{where} does not speak TLS ({getattr(exc, 'reason', None) or exc}): "
+                              "leave out --tls") from None
     connection = Connection(sock)
+    connection.send_line(Hello(name, password=os.environ.get(PASSWORD_ENV)).encode().decode().rstrip("\n"))
     try:
         banner = connection.line(CONNECT_TIMEOUT)
     except TimeoutError:
         raise ClientError(f"{where} did not greet us: is it a chatroom server?") from None
     if banner is None or not banner.startswith(BANNER_PREFIX):
+        if banner and banner.startswith("! "):
+            raise ClientError(f"{where} says: {render.sanitize(banner[2:])}")
         raise ClientError(f"{where} is not a chatroom server")
     return connection
 
 
-def login(connection: Connection, name: str, ask: Callable[[str], str]) -> Welcome:
-    """Send hellos until the server welcomes us; a refused name is asked again, with the reason."""
+Ask = Callable[[str], str]
+
+
+def login(connection: Connection, name: str, ask_name: Ask, ask_password: Ask) -> Welcome:
+    """Answer the server until it welcomes us: a refused name or a password is asked for, with the reason.
+
+    `connect` sent the first hello already.
+    """
+    password = os.environ.get(PASSWORD_ENV)
     while True:
-        connection.sock.sendall(Hello(name).encode())
         try:
             answer = connection.next_event(CONNECT_TIMEOUT)
         except TimeoutError:
             raise ClientError("the server did not answer the login") from None
         if isinstance(answer, Welcome):
             return answer
-        if isinstance(answer, Error) and answer.code in ("name_taken", "name_invalid"):
-            name = ask(f"Sorry, {render.sanitize(answer.message)}. ")
+        if isinstance(answer, Error) and answer.code in NAME_PROBLEMS:
+            name = ask_name(f"Sorry, {render.sanitize(answer.message)}. ")
+        elif isinstance(answer, Error) and answer.code in PASSWORD_PROBLEMS:
+            password = ask_password("Wrong password. " if answer.code == "wrong_password" else "")
         elif isinstance(answer, Error):
             raise ClientError(render.sanitize(answer.message))
         elif answer is None or isinstance(answer, Shutdown):
-            raise ClientError("the server closed the connection during login")
+            said = f": {connection.said}" if connection.said else ""
+            raise ClientError(f"the server closed the connection during login{said}")
+        else:
+            continue
+        connection.sock.sendall(Hello(name, password=password).encode())
 
 
 class Chat:
@@ -160,6 +198,9 @@ class Chat:
         self.users = list(welcome.users)
         self.ending: Bye | Shutdown | None = None
         self.quitting = False
+        # Lines wait here so a paste stays under the server's limit; a margin covers network jitter.
+        self.outgoing: deque[str] = deque()
+        self.pace = TokenBucket(welcome.rate * 0.9, max(1, welcome.burst - 1), time.monotonic())
         self.show(welcome)
 
     def show(self, event: Event) -> None:
@@ -175,6 +216,8 @@ class Chat:
                 self.users = list(users)
             case Bye() | Shutdown():
                 self.ending = event
+            case Ping():
+                self.connection.send_line("/pong")
         text = render.render(event, self.me, self.screen.theme)
         if text:
             self.screen.show(text, bell=render.wants_attention(event, self.me))
@@ -182,7 +225,7 @@ class Chat:
     def press(self, outcome: Submit | Quit | Bell | Candidates | None) -> None:
         match outcome:
             case Submit(line=line):
-                self.connection.send_line(line)
+                self.outgoing.append(line)
             case Quit():
                 self.quit()
             case Bell():
@@ -190,10 +233,19 @@ class Chat:
             case Candidates(options=options):
                 self.screen.show("  ".join(options))
 
+    def send_due(self) -> float | None:
+        """Send the waiting lines the pace allows; seconds until the next may go, or None."""
+        now = time.monotonic()
+        while self.outgoing and self.pace.take(now):
+            self.connection.send_line(self.outgoing.popleft())
+        if not self.outgoing:
+            return None
+        return self.pace.wait(now)
+
     def quit(self) -> None:
         if not self.quitting:
             self.quitting = True
-            self.connection.send_line("/quit")
+            self.outgoing.append("/quit")
 
     def run(self, keys: KeyReader) -> int:
         for event in self.connection.events():
@@ -201,15 +253,22 @@ class Chat:
         self.screen.redraw()
         deadline = None
         while not self.connection.closed:
-            if self.quitting and deadline is None:
+            if self.quitting and not self.outgoing and deadline is None:
                 deadline = time.monotonic() + QUIT_WAIT
             if deadline is not None and time.monotonic() > deadline:
                 break
             try:
-                readable, _, _ = select.select([self.connection.sock, keys.wakeup], [], [], 0.25)
+                due = self.send_due()
+                timeout = 0.25 if due is None else min(0.25, due)
+                readable, _, _ = select.select([self.connection.sock, keys.wakeup], [], [], timeout)
                 if keys.wakeup in readable:
                     for pressed in keys.drain():
                         self.press(Quit() if pressed is None else self.screen.editor.feed(pressed))
+                    waiting = len(self.outgoing)
+                    if self.send_due() is not None and waiting > 1:
+                        self.screen.show(self.screen.theme.paint(
+                            self.screen.theme.system, f"-- {len(self.outgoing)} lines wait to be sent "
+                            f"({self.pace.rate / 0.9:g} per second is the server's limit)"))
                     self.screen.redraw()
                 if self.connection.sock in readable:
                     self.connection.fill()
@@ -253,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="your username (asked for if not given)")
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
+    secure = parser.add_argument_group("encryption and access")
+    secure.add_argument("--tls", action="store_true", help="connect with TLS (the server runs with --tls-cert)")
+    secure.add_argument("--cafile", metavar="FILE",
+                        help="trust the server certificates signed by this CA (PEM); default: the system's")
+    secure.add_argument("--insecure", action="store_true",
+                        help="with --tls: accept any certificate (only for a test setup: anyone could pose "
+                             "as the server)")
+    parser.epilog += f"  A room password is asked for when needed (or taken from {PASSWORD_ENV})."
     return parser
 
 
@@ -274,10 +341,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, option, value)
     args.host = args.host or DEFAULT_HOST
     args.port = args.port or DEFAULT_PORT
+    if (args.cafile or args.insecure) and not args.tls:
+        parser.error("--cafile and --insecure go with --tls")
     return args
 
 
-def _ask(reason: str = "") -> str:
+def _ask_name(reason: str = "") -> str:
     while True:
         name = input(f"{reason}Username: ").strip()
         if name:
@@ -285,28 +354,50 @@ def _ask(reason: str = "") -> str:
         reason = ""
 
 
+def _ask_password(reason: str = "") -> str:
+    return getpass.getpass(f"{reason}Room password: ")
+
+
+def _cannot_ask(reason: str) -> str:
+    raise ClientError(f"{reason.removeprefix('Sorry, ').rstrip('. ') or 'this room needs a password'} "
+                      "(and input is not a terminal to ask again)")
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls:
+        return None
+    try:
+        return tls.client_context(args.cafile, args.insecure)
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(f"cannot use --cafile {args.cafile}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     colors = not args.no_color and not os.environ.get("NO_COLOR")
+    interactive = sys.stdin.isatty()
     try:
-        connection = connect(args.host, args.port)
-        with connection.sock:
-            try:
-                welcome = login(connection, args.name or _ask(), _ask)
-            except (EOFError, KeyboardInterrupt):
-                print()
-                return OK
-            with terminal.session() as key_source:
-                editor = LineEditor(names=lambda: chat.users)
-                screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                chat = Chat(connection, welcome, screen)
-                keys = KeyReader(key_source)
-                keys.start()
-                try:
-                    return chat.run(keys)
-                finally:
-                    keys.stop()
-                    screen.close()
+        try:
+            context = _tls_context(args)
+            name = args.name or _ask_name()
+            connection = connect(args.host, args.port, name, context)
+            with connection.sock:
+                welcome = login(connection, name, _ask_name if interactive else _cannot_ask,
+                                _ask_password if interactive else _cannot_ask)
+                with terminal.session() as key_source:
+                    editor = LineEditor(names=lambda: chat.users)
+                    screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
+                    chat = Chat(connection, welcome, screen)
+                    keys = KeyReader(key_source)
+                    keys.start()
+                    try:
+                        return chat.run(keys)
+                    finally:
+                        keys.stop()
+                        screen.close()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return OK
     except ClientError as exc:
         print(f"client.py: error: {exc}", file=sys.stderr)
         return exc.status
