@@ -191,8 +191,12 @@ class Room:
                 self._handlers[command.kind](member, command)
 
     def error(self, member: Member, code: str, message: str) -> None:
+        self.send(member, Error(code=code, message=message))
+
+    def send(self, member: Member, event: Event) -> None:
+        """One event for one member, in order with the room's."""
         with self._lock:
-            self._send(member, Error(code=code, message=message))
+            self._send(member, event)
 
     def _say(self, member: Member, command: commands.Command, action: bool = False) -> None:
         message = Message(seq=self._next_seq(), sender=member.name, text=command.text, action=action)

@@ -342,3 +342,31 @@ def test_not_a_chatroom_server(make_server):
         listener.close()
     assert result.returncode == 1 and "is not a chatroom server" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_room_password_is_asked_without_echo(make_server, pty_clients):
+    locked = make_server(password="s3cret")
+    carol = pty_clients("carol", port=locked.port)
+    carol.shows("Room password:")
+    carol.type("wrong\r")
+    carol.shows("Wrong password. Room password:")
+    carol.type("s3cret\r")
+    carol.shows("Welcome, carol")
+    assert "s3cret" not in carol.raw and "wrong" not in carol.raw.replace("Wrong", "")
+
+
+def test_a_long_paste_is_paced_under_the_servers_limit(make_server, pty_clients):
+    from chatroom.server import Limits
+    server = make_server(limits=Limits(rate=20, burst=3))
+    bob = JsonClient(server.port)
+    try:
+        bob.login("bob")
+        carol = pty_clients("carol", port=server.port)
+        carol.shows("Welcome, carol")
+        carol.type("".join(f"paste {number}\r" for number in range(12)))
+        texts = [bob.expect_event("message", sender="carol")["text"] for _ in range(12)]
+        assert texts == [f"paste {number}" for number in range(12)]
+        carol.shows("<carol> paste 11")
+        assert "not sent" not in carol.text()
+    finally:
+        bob.close()
