@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="SECONDS",
                         help="plain-text connections: TCP keepalive idle time; a vanished peer is found after "
                              f"about twice this (default {defaults.keepalive:g})")
+    limits.add_argument("--password-tries", type=int, default=defaults.password_failures, metavar="N",
+                        help="wrong passwords one address may give per minute before it is refused "
+                             f"(default {defaults.password_failures})")
     access = parser.add_argument_group("encryption and access")
     access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
     access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
@@ -458,8 +461,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for option in ("login_timeout", "ping_interval", "keepalive"):
         if getattr(args, option) <= 0:
             parser.error(f"--{option.replace('_', '-')} must be more than 0")
-    if args.max_per_ip < 1:
-        parser.error("--max-per-ip must be at least 1")
+    if args.max_per_ip < 1 or args.password_tries < 1:
+        parser.error("--max-per-ip and --password-tries must be at least 1")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     return args
@@ -515,7 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_leave=lambda member, reason: log.info("%s left (%s)", member.name, render.leave_reason(reason)),
     )
     limits = Limits(rate=args.rate, burst=args.burst, login_timeout=args.login_timeout,
-                    max_per_address=args.max_per_ip, ping_interval=args.ping_interval, keepalive=args.keepalive)
+                    max_per_address=args.max_per_ip, ping_interval=args.ping_interval, keepalive=args.keepalive,
+                    password_failures=args.password_tries)
     try:
         context, password = load_access(args)
     except ValueError as exc:
