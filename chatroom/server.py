@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from . import commands, render, tls
+from .cli import DEFAULT_HOST, DEFAULT_PORT, port_type
 from .names import NameProblem
 from .protocol import (
     BANNER, LINE_LIMIT, NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line,
@@ -30,8 +31,6 @@ from .protocol import (
 from .ratelimit import FailureCounter, TokenBucket
 from .room import DEFAULT_MAX_MEMBERS, DEFAULT_OUTBOX_LIMIT, Codec, Member, Outbox, Room
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 65432
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
 WRITER_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
 
@@ -378,10 +377,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
 
 # --- command line ---------------------------------------------------------------
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
-    return int(text)
+_port = port_type(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from .. import render, tls
+from ..cli import DEFAULT_HOST, DEFAULT_PORT, port_type
 from ..protocol import (
     BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
     ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
@@ -28,8 +29,6 @@ from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyReader
 from .screen import Screen
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 65432
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
 PASSWORD_ENV = "CHATROOM_PASSWORD"
@@ -290,10 +289,7 @@ class Chat:
 
 # --- command line ---------------------------------------------------------------
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+_port = port_type(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
