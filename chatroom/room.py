@@ -31,44 +31,54 @@ class Codec(Protocol):
 
 
 class Outbox:
-    """A member's queue of encoded events, bounded in bytes, drained by one writer thread."""
+    """A member's queue of encoded events, bounded in bytes.
 
-    def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+    `on_ready` is called when the outbox goes from empty to not empty, and when it is closed, so one
+    sender can drain every outbox without a thread for each.
+    """
+
+    def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT, on_ready: Callable[[], None] = lambda: None) -> None:
         self.limit = limit
-        self._ready = threading.Condition(threading.Lock())
+        self.on_ready = on_ready
+        self._lock = threading.Lock()
         self._chunks: list[bytes] = []
         self._size = 0
         self._closed = False
 
     def put(self, data: bytes) -> bool:
         """Queue data; False if that would overflow the limit (the member is too slow)."""
-        with self._ready:
+        with self._lock:
             if self._closed:
                 return True
             if self._size and self._size + len(data) > self.limit:
                 return False
             self._chunks.append(data)
             self._size += len(data)
-            if len(self._chunks) == 1:
-                self._ready.notify()
-            return True
+            first = len(self._chunks) == 1
+        if first:
+            self.on_ready()
+        return True
 
     def close(self, flush: bool = True) -> None:
-        """No more puts; the writer sends what is queued (unless not `flush`) and stops."""
-        with self._ready:
+        """No more puts; what is queued is still sent unless not `flush`."""
+        with self._lock:
             self._closed = True
             if not flush:
                 self._chunks.clear()
                 self._size = 0
-            self._ready.notify()
+        self.on_ready()
 
-    def take(self) -> bytes | None:
-        """Everything queued, as one send's worth; None once closed and drained."""
-        with self._ready:
-            while not self._chunks and not self._closed:
-                self._ready.wait()
-            if not self._chunks:
-                return None
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        return self._size
+
+    def take(self) -> bytes:
+        """Everything queued, as one send's worth (b"" if nothing)."""
+        with self._lock:
             data = b"".join(self._chunks)
             self._chunks.clear()
             self._size = 0

@@ -1,4 +1,4 @@
-"""The chat server: socketserver wiring, one reader and one writer per connection, shutdown, CLI.
+"""The chat server: socketserver wiring, a reader thread per connection and one sender, shutdown, CLI.
 
 Only I/O lives here; what a line means is decided by `commands` and `room`.
 """
@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from . import commands, render, tls
+from .sender import Link, Sender
+from .streams import PlainStream, TLSStream
 from .cli import DEFAULT_HOST, DEFAULT_PORT, port_type
 from .names import NameProblem
 from .protocol import (
@@ -32,7 +34,7 @@ from .ratelimit import FailureCounter, TokenBucket
 from .room import DEFAULT_MAX_MEMBERS, DEFAULT_OUTBOX_LIMIT, Codec, Member, Outbox, Room
 
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
-WRITER_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
+FLUSH_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
 
 PASSWORD_PROMPT = "Password:"
 PASSWORD_ENV = "CHATROOM_PASSWORD"
@@ -63,32 +65,34 @@ def plain_codec(event: Event, me: str) -> bytes:
     return (text + "\n").encode() if text else b""
 
 
-def _quietly_shut(sock: socket.socket | tls.TLSStream) -> None:
+def _quietly_shut(sock: socket.socket) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
         pass  # already closed by the peer or by us
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
-    """One connection: this thread reads and dispatches, a writer thread drains the outbox."""
+    """One connection: this thread reads and dispatches; the server's one Sender drains the outbox."""
 
     server: ChatServer
     request: socket.socket
 
     def setup(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.keepalive(self.request)
         self.peer = "%s:%s" % self.client_address[:2]
         self.address = self.client_address[0]
         self.limits = self.server.limits
-        self.stream: socket.socket | tls.TLSStream = self.request
+        self.stream: PlainStream | None = None
+        self.link: Link | None = None
         self.codec: Codec = plain_codec
         self.member: Member | None = None
         self.pending_name: str | None = None  # a free name waiting for the room password
         self.bucket = TokenBucket(self.limits.rate, self.limits.burst, time.monotonic())
         self.ping_sent = False
-        self.outbox = Outbox(self.server.outbox_limit)
-        self.writer = threading.Thread(target=self._write, name=f"writer {self.peer}", daemon=True)
+        self.outbox = Outbox(self.server.outbox_limit, on_ready=self._outbox_ready)
         self.accepted = self.server.track(self)
 
     def handle(self) -> None:
@@ -101,10 +105,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
                                      f"(at most {self.limits.max_per_address})\n".encode())
                 return
             self.request.settimeout(self.limits.login_timeout)
-            if self.server.tls_context is not None and not self._start_tls():
-                return
+            if self.server.tls_context is not None:
+                if not self._start_tls():
+                    return
+                self.stream = TLSStream(self.request)
+            else:
+                self.stream = PlainStream(self.request)
+            self.stream.settimeout(self.limits.login_timeout)
+            self.link = Link(self.stream, self.outbox)
             self.outbox.put((BANNER + "\n").encode())
-            self.writer.start()
             reason = self._serve()
         except (ConnectionError, TimeoutError):
             reason = "lost"
@@ -119,12 +128,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.outbox.close()
 
     def finish(self) -> None:
-        if self.writer.ident is not None:
-            self.writer.join(WRITER_GRACE)
-            if self.writer.is_alive():
-                _quietly_shut(self.request)
-                self.writer.join()
+        if self.link is not None and not self.link.done.wait(FLUSH_GRACE):
+            self.server.sender.abandon(self.link)  # a peer that does not read: stop waiting for it
+            self.link.done.wait(FLUSH_GRACE)
         self.server.untrack(self)
+
+    def _outbox_ready(self) -> None:
+        if self.link is not None:
+            self.server.sender.ready(self.link)
 
     def _start_tls(self) -> bool:
         """Wrap the connection in TLS; a plain-text client is told what to do instead."""
@@ -139,22 +150,20 @@ class ChatHandler(socketserver.BaseRequestHandler):
             log.info("%s: TLS handshake failed: %s", self.peer, exc)
             return False
         self.request = wrapped  # socketserver closes this one at the end
-        self.stream = tls.TLSStream(wrapped)
-        self.stream.settimeout(self.limits.login_timeout)
         return True
 
     # --- called from other threads ----------------------------------------
 
     def disconnect(self) -> None:
-        _quietly_shut(self.stream)
+        _quietly_shut(self.request)
 
     def close_for_shutdown(self) -> None:
         """Tell a connection that has not logged in yet; members hear it from the room."""
         if self.member is None:
             self.outbox.put(self.codec(Shutdown(), ""))
             self.outbox.close()
-            if self.writer.ident is None:
-                self.disconnect()  # still in the TLS handshake: no writer to do it
+            if self.link is None:
+                self.disconnect()  # still in the TLS handshake: nothing to flush
 
     # --- the reading side ---------------------------------------------------
 
@@ -217,7 +226,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.stream.settimeout(self.limits.ping_interval)
         else:
             self.stream.settimeout(None)  # a quiet reader is fine: TCP keepalive finds vanished ones
-            self.server.keepalive(self.request)
 
     def _login(self, text: str) -> bool:
         """One login line (a name, a hello or a password); False when the connection should end."""
@@ -291,19 +299,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
         else:
             self.outbox.put(self.codec(Error(code=code, message=message), ""))
 
-    # --- the writing side -----------------------------------------------------
-
-    def _write(self) -> None:
-        try:
-            while (data := self.outbox.take()) is not None:
-                self.stream.sendall(data)
-        except OSError:
-            self.outbox.close(flush=False)
-        finally:
-            # Wakes the reader when the room ended this connection (quit, drop, shutdown).
-            _quietly_shut(self.stream)
-
-
 def _address_family(host: str) -> socket.AddressFamily:
     return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
 
@@ -328,7 +323,13 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._handlers: set[ChatHandler] = set()
         self._per_address: Counter[str] = Counter()
         self._handlers_changed = threading.Condition()
-        super().__init__(address, ChatHandler)
+        self.sender = Sender()
+        self.sender.start()
+        super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the sender
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.sender.stop()
 
     @property
     def port(self) -> int:

@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a smoke run: 20 clients, 2 seconds each, saturation N=20")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.sizes = 2.0, "20"
+        args.seconds, args.sizes = min(args.seconds, 2.0), "20"
     raise_file_limit()
     pin(1)
     chosen = [name.strip() for name in args.targets.split(",") if name.strip()]

@@ -1,0 +1,87 @@
+"""A connection as the server uses it: a reader thread recv()s with a timeout, the sender thread
+send_nowait()s and is never blocked by one slow peer.
+
+The socket itself is non-blocking; the reader waits for it with poll/select. For TLS, OpenSSL forbids
+using one SSL object from two threads at once (python/cpython#151508 crashes), so every TLS recv and send
+is made under one lock, and the waiting happens outside it.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import threading
+import time
+
+
+def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
+    """Wait until the socket can be read (or written); False on timeout."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit, for servers with many connections
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT if for_write else select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+    ready = select.select([], [sock], [], timeout) if for_write else select.select([sock], [], [], timeout)
+    return bool(ready[0] or ready[1])
+
+
+class PlainStream:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.timeout: float | None = None
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout  # the reader's; the sender never waits
+
+    def _attempt_recv(self, size: int) -> tuple[bytes | None, bool]:
+        """(data, None) or (None, wait for writing?) when the socket has nothing yet."""
+        try:
+            return self.sock.recv(size), False
+        except BlockingIOError:
+            return None, False
+
+    def recv(self, size: int) -> bytes:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            data, want_write = self._attempt_recv(size)
+            if data is not None:
+                return data
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0 or not wait_ready(self.sock, want_write, remaining):
+                raise TimeoutError("timed out")
+
+    def send_nowait(self, data: bytes) -> int:
+        """Bytes sent, maybe 0; never blocks."""
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+
+    def shutdown(self, how: int) -> None:
+        # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
+        socket.socket.shutdown(self.sock, how)
+
+
+class TLSStream(PlainStream):
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        super().__init__(sock)
+        self._lock = threading.Lock()
+
+    def _attempt_recv(self, size: int) -> tuple[bytes | None, bool]:
+        with self._lock:
+            try:
+                return self.sock.recv(size), False
+            except ssl.SSLWantReadError:
+                return None, False
+            except ssl.SSLWantWriteError:
+                return None, True
+            except ssl.SSLZeroReturnError:
+                return b"", False
+
+    def send_nowait(self, data: bytes) -> int:
+        with self._lock:
+            try:
+                return self.sock.send(data)
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return 0

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Run the relay benchmark (scripts/bench.py) from .venv; arguments go to it (see --help).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_venv
+exec "$(venv_python)" "$ROOT/scripts/bench.py" "$@"
