@@ -6,6 +6,7 @@ Pure: bytes and strings in, events and bytes out; the callers do the I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -119,7 +120,13 @@ class Event:
     TYPE: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, **dataclasses.asdict(self)}
+        # Shallow on purpose: dataclasses.asdict deep-copies, and a welcome carries the whole user list.
+        return {"type": self.TYPE, **{name: getattr(self, name) for name in _field_names(type(self))}}
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _now() -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from . import commands, names
@@ -34,34 +34,51 @@ class Outbox:
     """A member's queue of encoded events, bounded in bytes.
 
     `on_ready` is called when the outbox goes from empty to not empty, and when it is closed, so one
-    sender can drain every outbox without a thread for each.
+    sender can drain every outbox without a thread for each. Outboxes share their room's lock: a broadcast
+    fills them all under one acquisition, and the sender empties many under one.
     """
 
-    def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT, on_ready: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, limit: int = DEFAULT_OUTBOX_LIMIT, on_ready: Callable[[], None] = lambda: None,
+                 lock: threading.RLock | None = None) -> None:
         self.limit = limit
         self.on_ready = on_ready
-        self._lock = threading.Lock()
+        self.lock = lock or threading.RLock()
+        self.owner: object = None  # whatever the I/O layer attaches (the server's Link)
         self._chunks: list[bytes] = []
         self._size = 0
         self._closed = False
 
     def put(self, data: bytes) -> bool:
         """Queue data; False if that would overflow the limit (the member is too slow)."""
-        with self._lock:
-            if self._closed:
-                return True
-            if self._size and self._size + len(data) > self.limit:
-                return False
-            self._chunks.append(data)
-            self._size += len(data)
-            first = len(self._chunks) == 1
-        if first:
+        with self.lock:
+            too_slow, ready = Outbox.put_all([self], data)
+        if ready:
             self.on_ready()
-        return True
+        return not too_slow
+
+    @staticmethod
+    def put_all(boxes: Iterable[Outbox], data: bytes) -> tuple[list[Outbox], list[Outbox]]:
+        """Queue data in every box, the caller holding their lock: (the boxes too slow, the boxes now ready).
+
+        The delivery loop of every broadcast, so it touches the fields directly.
+        """
+        size = len(data)
+        too_slow, ready = [], []
+        for box in boxes:
+            if box._closed:
+                continue
+            if box._size and box._size + size > box.limit:
+                too_slow.append(box)
+                continue
+            box._chunks.append(data)
+            box._size += size
+            if box._size == size:
+                ready.append(box)
+        return too_slow, ready
 
     def close(self, flush: bool = True) -> None:
         """No more puts; what is queued is still sent unless not `flush`."""
-        with self._lock:
+        with self.lock:
             self._closed = True
             if not flush:
                 self._chunks.clear()
@@ -78,7 +95,7 @@ class Outbox:
 
     def take(self) -> bytes:
         """Everything queued, as one send's worth (b"" if nothing)."""
-        with self._lock:
+        with self.lock:
             data = b"".join(self._chunks)
             self._chunks.clear()
             self._size = 0
@@ -110,7 +127,10 @@ class Room:
         self.max_members = max_members
         self.rate, self.burst = 0.0, 0  # the server's message limit, announced in the welcome
         self._lock = threading.RLock()
+        # Called with the outboxes a broadcast made ready; by default each one's own on_ready.
+        self.on_ready_many: Callable[[list[Outbox]], None] = lambda boxes: [box.on_ready() for box in boxes]
         self._members: dict[str, Member] = {}  # by name key, in join order
+        self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
         self._history: deque[Message] = deque(maxlen=history)
         self._seq = 0
         self._closed = False
@@ -121,6 +141,10 @@ class Room:
             "nick": self._nick, "help": self._help, "quit": self._quit, "pong": self._pong,
         }
         assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
+
+    def new_outbox(self, limit: int = DEFAULT_OUTBOX_LIMIT, on_ready: Callable[[], None] = lambda: None) -> Outbox:
+        """An outbox for a connection that will join this room (it shares the room's lock)."""
+        return Outbox(limit, on_ready, lock=self._lock)
 
     # --- membership -----------------------------------------------------
 
@@ -157,6 +181,7 @@ class Room:
             shown = self.check_name(name)
             member = Member(shown, codec, outbox, disconnect)
             self._members[member.key] = member
+            self._groups = None
             self._send(member, Welcome(name=shown, users=self.names(), rate=self.rate, burst=self.burst))
             for message in self._history:
                 self._send(member, dataclasses.replace(message, earlier=True))
@@ -173,6 +198,7 @@ class Room:
             member.gone = True
             if self._members.get(member.key) is member:
                 del self._members[member.key]
+                self._groups = None
             if reason not in ("slow", "shutdown"):
                 self._send(member, Bye(reason=reason))
             member.outbox.close(flush=reason != "slow")
@@ -263,19 +289,28 @@ class Room:
         if not member.outbox.put(member.codec(event, member.name)):
             self._drop([member])
 
+    def _audience(self) -> dict[Codec, list[Outbox]]:
+        """Every member's outbox, grouped by codec (one encoding per group); kept until members change."""
+        if self._groups is None:
+            self._groups = {}
+            for member in self._members.values():
+                self._groups.setdefault(member.codec, []).append(member.outbox)
+        return self._groups
+
     def _broadcast(self, event: Event, skip: Member | None = None) -> None:
         """Queue an event for every member, under the lock: one order for all."""
-        encoded: dict[Codec, bytes] = {}
-        too_slow = []
-        for member in self._members.values():
-            if member is skip:
-                continue
-            data = encoded.get(member.codec)
-            if data is None:
-                data = encoded[member.codec] = member.codec(event, "")
-            if not member.outbox.put(data):
-                too_slow.append(member)
-        self._drop(too_slow)
+        too_slow: list[Outbox] = []
+        ready: list[Outbox] = []
+        for codec, boxes in self._audience().items():
+            if skip is not None:
+                boxes = [box for box in boxes if box is not skip.outbox]
+            slow_boxes, ready_boxes = Outbox.put_all(boxes, codec(event, ""))
+            too_slow += slow_boxes
+            ready += ready_boxes
+        if ready:
+            self.on_ready_many(ready)
+        if too_slow:
+            self._drop([member for member in self._members.values() if member.outbox in too_slow])
 
     def _drop(self, members: list[Member]) -> None:
         # Called after a delivery loop, never inside one, so everyone keeps the same order.

@@ -70,6 +70,15 @@ class Sender:
             self._woken = True
         self._wake()
 
+    def ready_many(self, links: list[Link]) -> None:
+        """`ready` for the links of one broadcast, under one lock and with at most one wake-up."""
+        with self._lock:
+            self._ready.update(links)
+            if self._woken:
+                return
+            self._woken = True
+        self._wake()
+
     def abandon(self, link: Link) -> None:
         link.abandoned = True
         self.ready(link)

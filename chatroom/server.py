@@ -31,7 +31,7 @@ from .protocol import (
     LineFramer, LineTooLong, Ping, ProtocolError, Shutdown, encode_json, is_hello, parse_hello, sanitize,
 )
 from .ratelimit import FailureCounter, TokenBucket
-from .room import DEFAULT_MAX_MEMBERS, DEFAULT_OUTBOX_LIMIT, Codec, Member, Outbox, Room
+from .room import DEFAULT_MAX_MEMBERS, DEFAULT_OUTBOX_LIMIT, Codec, Member, Room
 
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
 FLUSH_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
@@ -92,7 +92,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.pending_name: str | None = None  # a free name waiting for the room password
         self.bucket = TokenBucket(self.limits.rate, self.limits.burst, time.monotonic())
         self.ping_sent = False
-        self.outbox = Outbox(self.server.outbox_limit, on_ready=self._outbox_ready)
+        self.outbox = self.server.room.new_outbox(self.server.outbox_limit, on_ready=self._outbox_ready)
         self.accepted = self.server.track(self)
 
     def handle(self) -> None:
@@ -112,7 +112,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             else:
                 self.stream = PlainStream(self.request)
             self.stream.settimeout(self.limits.login_timeout)
-            self.link = Link(self.stream, self.outbox)
+            self.link = self.outbox.owner = Link(self.stream, self.outbox)
             self.outbox.put((BANNER + "\n").encode())
             reason = self._serve()
         except (ConnectionError, TimeoutError):
@@ -325,6 +325,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._handlers_changed = threading.Condition()
         self.sender = Sender()
         self.sender.start()
+        self.room.on_ready_many = lambda boxes: self.sender.ready_many([box.owner for box in boxes])
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the sender
 
     def server_close(self) -> None:
