@@ -358,7 +358,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         options = {"TCP_KEEPIDLE": idle, "TCP_KEEPALIVE": idle, "TCP_KEEPINTVL": max(1, idle // 3), "TCP_KEEPCNT": 5}
         for name, value in options.items():  # the names each OS knows (TCP_KEEPALIVE is macOS's idle time)
             if hasattr(socket, name):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+                except OSError:
+                    log.debug("this system does not take %s; keepalive uses its own timing", name)
 
     def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Tell every client the server is going, give them `grace` seconds, then close everything.

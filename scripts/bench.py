@@ -406,6 +406,8 @@ def run(target: Target, scenario: str, sizes: list[int], seconds: float, quick: 
             else:
                 result = slow_reader(target, port, server, seconds, clients=20 if quick else 50,
                                      rate=200 if quick else 1000)
+        except (OSError, RuntimeError) as exc:
+            result = Result(target.name, name, size or 0, seconds, notes=[f"failed: {exc!r}"])
         finally:
             server.stop()
         print(f"  {target.name} {name}{f' N={size}' if size else ''}: {result.deliveries_per_s} deliveries/s, "

@@ -370,6 +370,10 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # A name or text the output's encoding cannot show (a Windows pipe is often cp1252) must not crash us.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     colors = not args.no_color and not os.environ.get("NO_COLOR")
     interactive = sys.stdin.isatty()
     try:
