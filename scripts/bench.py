@@ -96,7 +96,8 @@ class Server:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                # Kept open until the clients are in: ncat quits when a peer closes before it looked at it.
+                self.probe: socket.socket | None = socket.create_connection(("127.0.0.1", port), timeout=1)
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -106,7 +107,14 @@ class Server:
     def cpu(self) -> float | None:
         return proc_cpu_seconds(self.proc.pid)
 
+    def release_probe(self) -> None:
+        """Close the start-up probe; an open one that never reads would stall servers without send queues."""
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+
     def stop(self) -> None:
+        self.release_probe()
         self.proc.terminate()
         try:
             self.proc.wait(5)
@@ -291,6 +299,7 @@ def finish(result: Result, swarm: Swarm, server: Server, cpu0: float | None, sta
 def light(target: Target, port: int, server: Server, seconds: float, clients: int = 100, senders: int = 10,
           rate: float = 100.0) -> Result:
     swarm = Swarm(target, port, clients)
+    server.release_probe()
     try:
         result = Result(target.name, "light", clients, seconds)
         cpu0, gen0, started = server.cpu(), time.process_time(), time.monotonic()
@@ -312,6 +321,7 @@ def light(target: Target, port: int, server: Server, seconds: float, clients: in
 def saturation(target: Target, port: int, server: Server, seconds: float, clients: int) -> Result:
     window = max(1, 200 // clients)  # messages a sender may have in flight; keeps every queue bounded
     swarm = Swarm(target, port, clients, sample_every=max(1, clients // 10))
+    server.release_probe()
     try:
         result = Result(target.name, "saturation", clients, seconds)
         result.notes.append(f"in-flight window {window} per sender")
@@ -332,6 +342,7 @@ def saturation(target: Target, port: int, server: Server, seconds: float, client
 def slow_reader(target: Target, port: int, server: Server, seconds: float, clients: int = 50,
                 rate: float = 1000.0) -> Result:
     swarm = Swarm(target, port, clients)
+    server.release_probe()
     try:
         result = Result(target.name, "slow", clients, seconds)
         rss0 = proc_memory_kib(server.proc.pid, "VmRSS")
