@@ -63,12 +63,7 @@ class Sender:
 
     def ready(self, link: Link) -> None:
         """Called from any thread when a link's outbox has something, or was closed."""
-        with self._lock:
-            self._ready.add(link)
-            if self._woken:
-                return
-            self._woken = True
-        self._wake()
+        self.ready_many([link])
 
     def ready_many(self, links: list[Link]) -> None:
         """`ready` for the links of one broadcast, under one lock and with at most one wake-up."""
