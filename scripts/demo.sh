@@ -68,7 +68,8 @@ echo "tmux is not installed, so the demo runs one client here (install tmux for 
 log="$(mktemp)"
 "$python" "$ROOT/server.py" "$port" >"$log" 2>&1 &
 server_pid=$!
-trap 'kill -INT "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
+# SIGTERM, not SIGINT: a background job of a script ignores SIGINT. The server tells its clients either way.
+trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 50); do
     grep -q listening "$log" && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "the server did not start"; }

@@ -110,3 +110,18 @@ def test_setup_says_clearly_when_python_is_missing_or_old(tmp_path, version, mes
     result = run(copy, "setup.sh", env=fake_path(tmp_path, version), timeout=30)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_without_tmux_runs_one_client_here_and_stops_the_server(checkout, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ["bash", "dirname", "basename", "cat", "cksum", "grep", "mktemp", "seq", "sleep", "rm"]:
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    result = run(checkout, "demo.sh", "--clients", "2", stdin="alice\nhello from the demo\n/quit\n",
+                 env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tmux is not installed" in result.stderr
+    assert "<alice> hello from the demo" in result.stdout and "Goodbye" in result.stdout
+    port = re.search(r"Server on port (\d+)", result.stdout).group(1)
+    left = subprocess.run(["pgrep", "-f", f"server.py {port}"], capture_output=True, text=True)
+    assert left.stdout == ""
