@@ -21,9 +21,10 @@ usage: scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
 Initialize-Venv
 $python = Get-VenvPython
 if ($Port -eq 0) {
-    $Port = [int](& $python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Single quotes inside the Python code: Windows PowerShell 5.1 drops double quotes in native arguments.
+    $Port = [int](& $python -c 'import socket; s = socket.socket(); s.bind((''127.0.0.1'', 0)); print(s.getsockname()[1])')
 }
-& $python -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' $Port 2>$null
+& $python -c 'import socket, sys; socket.socket().bind((''127.0.0.1'', int(sys.argv[1])))' $Port 2>$null
 if ($LASTEXITCODE -ne 0) {
     Fail "port $Port is in use (or not allowed); pick another with -Port, or leave -Port out for a free one"
 }
