@@ -5,9 +5,13 @@ pyte plays the terminal, so the tests check what a person would see on the scree
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
+import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -18,7 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient
 
-pexpect = pytest.importorskip("pexpect", reason="needs a pty (pexpect), not available on this OS")
+termios = pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
+fcntl = pytest.importorskip("fcntl")
 pyte = pytest.importorskip("pyte")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +31,11 @@ COLUMNS, ROWS = 80, 24
 
 
 class PtyClient:
-    """client.py in a pseudo-terminal; after it exits the shell prints its status and the tty mode."""
+    """client.py in a pseudo-terminal; after it exits the shell prints its status and the tty mode.
+
+    subprocess starts it (no fork of this multi-threaded test process in Python code), on the slave side of
+    os.openpty(); pyte reads the master side like a terminal would.
+    """
 
     def __init__(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
         command = " ".join([sys.executable, str(ROOT / "client.py"), "127.0.0.1", str(port), *args])
@@ -34,21 +43,33 @@ class PtyClient:
         environment = {**os.environ, "TERM": "xterm"}
         environment.pop("NO_COLOR", None)
         environment.update(env or {})
-        self.child = pexpect.spawn("bash", ["--norc", "-c", script], dimensions=(ROWS, COLUMNS),
-                                   encoding="utf-8", env=environment)
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+        self.proc = subprocess.Popen(["bash", "--norc", "-c", script], stdin=slave, stdout=slave, stderr=slave,
+                                     env=environment, start_new_session=True)
+        os.close(slave)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.Stream(self.screen)
         self.raw = ""
+        self.ended = False
 
     def _pump(self, wait: float) -> bool:
-        try:
-            data = self.child.read_nonblocking(65536, timeout=wait)
-        except pexpect.TIMEOUT:
-            return True
-        except pexpect.EOF:
+        """Read what the terminal got within `wait` seconds; False once the other side is gone."""
+        if self.ended:
             return False
-        self.raw += data
-        self.stream.feed(data)
+        if not select.select([self.master], [], [], wait)[0]:
+            return True
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every process on the slave side has ended
+            data = b""
+        if not data:
+            self.ended = True
+            return False
+        text = self.decoder.decode(data)
+        self.raw += text
+        self.stream.feed(text)
         return True
 
     def until(self, condition: Callable[[PtyClient], bool], timeout: float = TIMEOUT) -> None:
@@ -69,23 +90,23 @@ class PtyClient:
         return self.screen.display[self.screen.cursor.y].rstrip()
 
     def type(self, text: str) -> None:
-        self.child.send(text)
+        os.write(self.master, text.encode())
 
     def finish(self) -> tuple[int, str]:
         """Wait for the client to end; its exit status and the shell's `stty -a` output."""
-        self.child.expect(r"EXIT=(\d+)", timeout=TIMEOUT)
-        self.raw += self.child.before
-        self.stream.feed(self.child.before)
-        status = int(self.child.match.group(1))
-        self.child.expect(pexpect.EOF, timeout=TIMEOUT)
-        self.raw += self.child.before
-        tty = self.child.before
-        self.child.close()
-        return status, tty
+        self.until(lambda client: re.search(r"EXIT=\d+", client.raw) is not None)
+        deadline = time.monotonic() + TIMEOUT
+        while self._pump(0.05) and time.monotonic() < deadline:
+            pass
+        self.proc.wait(TIMEOUT)
+        match = re.search(r"EXIT=(\d+)", self.raw)
+        return int(match.group(1)), self.raw[match.end():]
 
     def close(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(TIMEOUT)
+        os.close(self.master)
 
 
 def assert_terminal_restored(tty: str) -> None:
