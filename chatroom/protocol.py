@@ -6,7 +6,6 @@ Pure: bytes and strings in, events and bytes out; the callers do the I/O.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -124,9 +123,13 @@ class Event:
         return {"type": self.TYPE, **{name: getattr(self, name) for name in _field_names(type(self))}}
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return _FIELD_NAMES[cls]
 
 
 def _now() -> float:

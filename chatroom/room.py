@@ -128,7 +128,7 @@ class Room:
         self.rate, self.burst = 0.0, 0  # the server's message limit, announced in the welcome
         self._lock = threading.RLock()
         # Called with the outboxes a broadcast made ready; by default each one's own on_ready.
-        self.on_ready_many: Callable[[list[Outbox]], None] = lambda boxes: [box.on_ready() for box in boxes]
+        self.on_ready_many: Callable[[list[Outbox]], None] = self._notify_each
         self._members: dict[str, Member] = {}  # by name key, in join order
         self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
         self._history: deque[Message] = deque(maxlen=history)
@@ -141,6 +141,11 @@ class Room:
             "nick": self._nick, "help": self._help, "quit": self._quit, "pong": self._pong,
         }
         assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
+
+    @staticmethod
+    def _notify_each(boxes: list[Outbox]) -> None:
+        for box in boxes:
+            box.on_ready()
 
     def new_outbox(self, limit: int = DEFAULT_OUTBOX_LIMIT, on_ready: Callable[[], None] = lambda: None) -> Outbox:
         """An outbox for a connection that will join this room (it shares the room's lock)."""

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from . import commands, render, tls
 from .sender import Link, Sender
@@ -108,6 +109,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if self.server.tls_context is not None:
                 if not self._start_tls():
                     return
+                assert isinstance(self.request, ssl.SSLSocket)
                 self.stream = TLSStream(self.request)
             else:
                 self.stream = PlainStream(self.request)
@@ -144,8 +146,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.request.sendall(b"! this server uses TLS: connect with --tls\n")
             log.info("%s: refused a plain-text connection (this server uses TLS)", self.peer)
             return False
+        context = self.server.tls_context
+        assert context is not None
         try:
-            wrapped = self.server.tls_context.wrap_socket(self.request, server_side=True)
+            wrapped = context.wrap_socket(self.request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.info("%s: TLS handshake failed: %s", self.peer, exc)
             return False
@@ -169,9 +173,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def _frames(self) -> Iterator[FrameEvent | object]:
         framer = LineFramer(LINE_LIMIT)
+        stream = self.stream
+        assert stream is not None
         while True:
             try:
-                data = self.stream.recv(65536)
+                data = stream.recv(65536)
             except TimeoutError:
                 yield IDLE
                 continue
@@ -219,9 +225,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return "quit"
         return "closed"
 
-    def _logged_in(self) -> None:
+    def _logged_in(self, member: Member) -> None:
         mode = "JSON" if self.codec is json_codec else "plain-text"
-        log.info("%s joined from %s (%s mode)", self.member.name, self.peer, mode)
+        log.info("%s joined from %s (%s mode)", member.name, self.peer, mode)
+        assert self.stream is not None
         if self.codec is json_codec:
             self.stream.settimeout(self.limits.ping_interval)
         else:
@@ -261,7 +268,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return False
             self._prompt(NAME_PROMPT)
             return True
-        self._logged_in()
+        self._logged_in(self.member)
         return True
 
     def _password_ok(self, name: str, password: str | None) -> bool:
@@ -277,7 +284,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
             else:
                 self._error("password_required", "this room needs a password")
             return False
-        if hmac.compare_digest(password.encode(), self.server.password.encode()):
+        expected = self.server.password
+        assert expected is not None
+        if hmac.compare_digest(password.encode(), expected.encode()):
             return True
         self.server.failures.fail(self.address, now)
         log.warning("%s: wrong password for %r", self.peer, name)
@@ -325,7 +334,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._handlers_changed = threading.Condition()
         self.sender = Sender()
         self.sender.start()
-        self.room.on_ready_many = lambda boxes: self.sender.ready_many([box.owner for box in boxes])
+        self.room.on_ready_many = lambda boxes: self.sender.ready_many([cast(Link, box.owner) for box in boxes])
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the sender
 
     def server_close(self) -> None:

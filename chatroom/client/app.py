@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("--insecure", action="store_true",
                         help="with --tls: accept any certificate (only for a test setup: anyone could pose "
                              "as the server)")
-    parser.epilog += f"  A room password is asked for when needed (or taken from {PASSWORD_ENV})."
+    parser.epilog = (parser.epilog or "") + f"  A room password is asked for when needed (or taken from {PASSWORD_ENV})."
     return parser
 
 
