@@ -7,9 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from conftest import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT = 300
@@ -125,3 +127,48 @@ def test_demo_without_tmux_runs_one_client_here_and_stops_the_server(checkout, t
     port = re.search(r"Server on port (\d+)", result.stdout).group(1)
     left = subprocess.run(["pgrep", "-f", f"server.py {port}"], capture_output=True, text=True)
     assert left.stdout == ""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("tmux") is None or shutil.which("script") is None,
+                    reason="needs tmux, and util-linux script(1) for a terminal to attach from")
+def test_demo_in_tmux_opens_the_clients_and_leaves_nothing_running_once_closed(checkout, tmp_path):
+    port = _free_port()
+    socket_dir = tmp_path / "tmux"
+    socket_dir.mkdir()
+    env = {**os.environ, "TMUX_TMPDIR": str(socket_dir)}
+    env.pop("TMUX", None)
+    demo = subprocess.Popen(["script", "-qc", f"bash scripts/demo.sh --clients 2 --port {port}", "/dev/null"],
+                            cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    session = f"chatroom-demo-{port}"
+    try:
+        deadline = time.monotonic() + 30
+        panes = ""
+        while time.monotonic() < deadline:
+            panes = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_current_command}"],
+                                   capture_output=True, text=True, env=env).stdout
+            shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"{session}.2"],
+                                   capture_output=True, text=True, env=env).stdout
+            if "Welcome, bob!" in shown:
+                break
+            time.sleep(0.2)
+        assert "Welcome, bob!" in shown, panes
+        assert len(panes.split()) == 3  # the server and two clients
+        subprocess.run(["tmux", "detach-client", "-s", session], env=env, timeout=TIMEOUT)
+        demo.wait(TIMEOUT)
+        wait = time.monotonic() + TIMEOUT
+        while subprocess.run(["pgrep", "-f", f"server.py {port}"], capture_output=True).returncode == 0:
+            assert time.monotonic() < wait, "the demo's server is still running"
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
