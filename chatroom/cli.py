@@ -1,4 +1,4 @@
-"""What the server's and the client's command lines share: the default address and port parsing."""
+"""What the server's and the client's command lines share: the default address, the password variable, ports."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 65432
+PASSWORD_ENV = "CHATROOM_PASSWORD"  # the room password, for the server and the client alike
 
 
 def port_type(lowest: int) -> Callable[[str], int]:

@@ -25,7 +25,7 @@ from typing import cast
 from . import commands, render, tls
 from .sender import Link, Sender
 from .streams import PlainStream, TLSStream
-from .cli import DEFAULT_HOST, DEFAULT_PORT, port_type
+from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
 from .names import NameProblem
 from .protocol import (
     BANNER, LINE_LIMIT, NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line,
@@ -38,7 +38,6 @@ SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the 
 FLUSH_GRACE = 2.0  # seconds a leaving connection's queued events get to reach a peer that reads slowly
 
 PASSWORD_PROMPT = "Password:"
-PASSWORD_ENV = "CHATROOM_PASSWORD"
 IDLE = object()  # what the reader yields when the socket was silent for its timeout
 
 log = logging.getLogger("chatroom.server")
@@ -274,27 +273,22 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def _password_ok(self, name: str, password: str | None) -> bool:
         """Check the room password, asking for it in plain-text mode; False until it is right."""
         now = time.monotonic()
-        if self.server.failures.blocked(self.address, now):
+        failures = self.server.failures
+        if password is not None and not failures.blocked(self.address, now):
+            expected = self.server.password
+            assert expected is not None
+            if hmac.compare_digest(password.encode(), expected.encode()):
+                return True
+            failures.fail(self.address, now)
+            log.warning("%s: wrong password for %r", self.peer, name)
+        if failures.blocked(self.address, now):
             self._error("too_many_failures", "too many wrong passwords from your address: try again later")
-            return False
-        if password is None:
-            if self.codec is plain_codec:
-                self.pending_name = name
-                self._prompt(PASSWORD_PROMPT)
-            else:
-                self._error("password_required", "this room needs a password")
-            return False
-        expected = self.server.password
-        assert expected is not None
-        if hmac.compare_digest(password.encode(), expected.encode()):
-            return True
-        self.server.failures.fail(self.address, now)
-        log.warning("%s: wrong password for %r", self.peer, name)
-        if self.server.failures.blocked(self.address, now):
-            self._error("too_many_failures", "too many wrong passwords from your address: try again later")
-            return False
-        self._error("wrong_password", "wrong password")
-        if self.codec is plain_codec:
+        elif password is not None:
+            self._error("wrong_password", "wrong password")
+        elif self.codec is json_codec:
+            self._error("password_required", "this room needs a password")
+        if self.codec is plain_codec and not failures.blocked(self.address, now):
+            self.pending_name = name  # the next line is the password
             self._prompt(PASSWORD_PROMPT)
         return False
 

@@ -128,6 +128,13 @@ def pty_clients(server):
         client.close()
 
 
+def joined(pty_clients, name: str, **options) -> PtyClient:
+    """A pty client that has logged in."""
+    client = pty_clients(name, **options)
+    client.shows(f"Welcome, {name}")
+    return client
+
+
 @pytest.fixture
 def bob(clients):
     client = clients()
@@ -146,8 +153,7 @@ def test_login_prompts_and_asks_again_for_a_taken_name(pty_clients, bob):
 
 
 def test_message_arriving_mid_typing_leaves_the_typed_line_intact(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("half typ")
     carol.until(lambda c: c.input_line() == "> half typ")
     bob.say("interrupting you")
@@ -161,8 +167,7 @@ def test_message_arriving_mid_typing_leaves_the_typed_line_intact(pty_clients, b
 
 
 def test_own_line_is_shown_once(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("only once\r")
     carol.shows("<carol> only once")
     bob.expect_event("message", sender="carol")
@@ -172,31 +177,27 @@ def test_own_line_is_shown_once(pty_clients, bob):
 
 
 def test_a_pasted_500_character_line_arrives_exactly(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     pasted = "".join(chr(ord("a") + n % 26) for n in range(500))
     carol.type(pasted + "\r")
     assert bob.expect_event("message", sender="carol")["text"] == pasted
 
 
 def test_multi_line_paste_sends_each_line_in_order(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("first line\rsecond line\rthird")
     assert [bob.expect_event("message", sender="carol")["text"] for _ in range(2)] == ["first line", "second line"]
     carol.until(lambda c: c.input_line() == "> third")
 
 
 def test_unicode_input(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("héllo 你好 👋\r")
     assert bob.expect_event("message", sender="carol")["text"] == "héllo 你好 👋"
 
 
 def test_history_recall_and_editing_keys(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("first\r")
     assert bob.expect_event("message", sender="carol")["text"] == "first"
     carol.type("\x1b[A\x1b[D\x1b[DX\x1b[F!\r")
@@ -204,8 +205,7 @@ def test_history_recall_and_editing_keys(pty_clients, bob):
 
 
 def test_private_messages_both_ways_ring_the_bell(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     bob.say("psst > carol")
     carol.shows("[private from bob] psst")
     assert "\a" in carol.raw
@@ -217,8 +217,7 @@ def test_private_messages_both_ways_ring_the_bell(pty_clients, bob):
 
 
 def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("unsent\x03")
     status, tty = carol.finish()
     assert status == 0
@@ -229,8 +228,7 @@ def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
 
 def test_ctrl_d_on_an_empty_line_and_slash_quit_quit_with_status_0(pty_clients, bob):
     for keys in ["\x04", "/quit\r"]:
-        carol = pty_clients("carol")
-        carol.shows("Welcome, carol")
+        carol = joined(pty_clients, "carol")
         carol.type(keys)
         status, tty = carol.finish()
         assert status == 0 and "Goodbye" in carol.raw
@@ -239,8 +237,7 @@ def test_ctrl_d_on_an_empty_line_and_slash_quit_quit_with_status_0(pty_clients, 
 
 
 def test_server_shutdown_ends_the_client_with_the_reason(server, pty_clients):
-    carol = pty_clients("carol")
-    carol.shows("Welcome, carol")
+    carol = joined(pty_clients, "carol")
     carol.type("typing")
     stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
     stopper.start()

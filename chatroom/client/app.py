@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from .. import render, tls
-from ..cli import DEFAULT_HOST, DEFAULT_PORT, port_type
+from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
 from ..protocol import (
     BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
     ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
@@ -31,7 +31,7 @@ from .screen import Screen
 
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
-PASSWORD_ENV = "CHATROOM_PASSWORD"
+PACE_MARGIN = 0.9  # of the server's rate: pasted lines go out a little slower, for network jitter
 NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike")
 PASSWORD_PROBLEMS = ("password_required", "wrong_password")
 
@@ -58,8 +58,14 @@ class Connection:
         self.said = ""  # the last line that was not an event: the server's words before it hung up
 
     def send_line(self, text: str) -> None:
+        self._send(text.encode() + b"\n")
+
+    def send_hello(self, hello: Hello) -> None:
+        self._send(hello.encode())
+
+    def _send(self, data: bytes) -> None:
         try:
-            self.sock.sendall(text.encode() + b"\n")
+            self.sock.sendall(data)
         except OSError:
             pass  # a closed connection shows up as EOF on the next read
 
@@ -118,7 +124,7 @@ class Connection:
         return [event] if event is not None else []
 
 
-def connect(host: str, port: int, name: str, context: ssl.SSLContext | None = None) -> Connection:
+def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None = None) -> Connection:
     """Connect, say hello (before the banner: a TLS server then tells a plain client at once) and
     check the banner. The answer to the hello is left for `login`."""
     where = f"{host} port {port}"
@@ -145,7 +151,7 @@ def connect(host: str, port: int, name: str, context: ssl.SSLContext | None = No
             raise ClientError(f"{where} does not speak TLS ({getattr(exc, 'reason', None) or exc}): "
                               "leave out --tls") from None
     connection = Connection(sock)
-    connection.send_line(Hello(name, password=os.environ.get(PASSWORD_ENV)).encode().decode().rstrip("\n"))
+    connection.send_hello(hello)
     try:
         banner = connection.line(CONNECT_TIMEOUT)
     except TimeoutError:
@@ -160,12 +166,12 @@ def connect(host: str, port: int, name: str, context: ssl.SSLContext | None = No
 Ask = Callable[[str], str]
 
 
-def login(connection: Connection, name: str, ask_name: Ask, ask_password: Ask) -> Welcome:
+def login(connection: Connection, hello: Hello, ask_name: Ask, ask_password: Ask) -> Welcome:
     """Answer the server until it welcomes us: a refused name or a password is asked for, with the reason.
 
-    `connect` sent the first hello already.
+    `connect` sent the first `hello` already.
     """
-    password = os.environ.get(PASSWORD_ENV)
+    name, password = hello.name, hello.password
     while True:
         try:
             answer = connection.next_event(CONNECT_TIMEOUT)
@@ -184,7 +190,7 @@ def login(connection: Connection, name: str, ask_name: Ask, ask_password: Ask) -
             raise ClientError(f"the server closed the connection during login{said}")
         else:
             continue
-        connection.sock.sendall(Hello(name, password=password).encode())
+        connection.send_hello(Hello(name, password=password))
 
 
 class Chat:
@@ -199,7 +205,8 @@ class Chat:
         self.quitting = False
         # Lines wait here so a paste stays under the server's limit; a margin covers network jitter.
         self.outgoing: deque[str] = deque()
-        self.pace = TokenBucket(welcome.rate * 0.9, max(1, welcome.burst - 1), time.monotonic())
+        self.server_rate = welcome.rate
+        self.pace = TokenBucket(welcome.rate * PACE_MARGIN, max(1, welcome.burst - 1), time.monotonic())
         self.show(welcome)
 
     def show(self, event: Event) -> None:
@@ -267,7 +274,7 @@ class Chat:
                     if self.send_due() is not None and waiting > 1:
                         self.screen.show(self.screen.theme.paint(
                             self.screen.theme.system, f"-- {len(self.outgoing)} lines wait to be sent "
-                            f"({self.pace.rate / 0.9:g} per second is the server's limit)"))
+                            f"({self.server_rate:g} per second is the server's limit)"))
                     self.screen.redraw()
                 if self.connection.sock in readable:
                     self.connection.fill()
@@ -379,10 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             context = _tls_context(args)
-            name = args.name or _ask_name()
-            connection = connect(args.host, args.port, name, context)
+            hello = Hello(args.name or _ask_name(), password=os.environ.get(PASSWORD_ENV))
+            connection = connect(args.host, args.port, hello, context)
             with connection.sock:
-                welcome = login(connection, name, _ask_name if interactive else _cannot_ask,
+                welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
                 with terminal.session() as key_source:
                     editor = LineEditor(names=lambda: chat.users)
