@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Spec:
-    kind: str
+    kind: str  # names the room's handler for it
     forms: tuple[str, ...]
     summary: str
+    rated: bool = True  # counts against the flood limit
 
 
 TABLE: tuple[Spec, ...] = (
@@ -27,7 +28,7 @@ TABLE: tuple[Spec, ...] = (
     Spec("nick", ("/nick NAME",), "change your username"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
-    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)"),
+    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False),
 )
 
 
@@ -36,6 +37,10 @@ class Command:
     kind: str
     target: str = ""
     text: str = ""
+
+    @property
+    def spec(self) -> Spec:
+        return SPECS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def _word_forms() -> dict[str, _WordForm]:
     return words
 
 
+SPECS = {spec.kind: spec for spec in TABLE}
 _WORDS = _word_forms()
 _AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
 _SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)

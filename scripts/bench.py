@@ -57,7 +57,8 @@ def targets(port: int) -> dict[str, Target]:
     python = sys.executable
     return {
         "chatroom": Target("chatroom", [python, str(ROOT / "server.py"), str(port), "--rate", "0", "--max-per-ip",
-                                        "100000", "--max-clients", "100000", "--login-timeout", "120", "-q"],
+                                        "100000", "--max-clients", "100000", "--login-timeout", "120", "--joins-per-ip", "0",
+                                        "--room-joins", "0", "-q"],
                            True, '{{"type":"hello","name":"{name}"}}', b'"welcome"'),
         "naive": Target("naive", [python, str(ROOT / "benchmarks" / "naive_threaded.py"), str(port)],
                         True, "{name}", b"welcome "),

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
+from chatroom import server as server_module
 from chatroom import tls
 from chatroom.protocol import Hello
-from chatroom.room import Room
-from chatroom.server import Limits
+from chatroom.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def run_client(*args: str, stdin: str = "", env: dict | None = None) -> subproce
 
 # --- floods --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("server_limits", [Limits(rate=2, burst=5)])
+@pytest.mark.parametrize("server_config", [Config(rate=2, burst=5)])
 def test_a_flood_is_limited_and_every_line_not_sent_is_named(clients):
     flooder, bob = clients(), clients()
     flooder.login("flooder")
@@ -42,7 +42,7 @@ def test_a_flood_is_limited_and_every_line_not_sent_is_named(clients):
     assert received == [f"line {number}" for number in range(5)]
 
 
-@pytest.mark.parametrize("server_limits", [Limits(rate=0)])
+@pytest.mark.parametrize("server_config", [Config(rate=0)])
 def test_rate_zero_turns_the_limit_off(clients):
     sender, bob = clients(), clients()
     sender.login("sender")
@@ -60,7 +60,7 @@ def test_welcome_announces_the_limit_so_clients_can_pace(clients):
 # --- resource exhaustion -------------------------------------------------------------
 
 def test_a_slow_login_is_closed(make_server):
-    server = make_server(limits=Limits(login_timeout=0.3))
+    server = make_server(Config(login_timeout=0.3))
     client = PlainClient(server.port)
     try:
         assert client.line().startswith("chatroom/1 ")
@@ -70,7 +70,7 @@ def test_a_slow_login_is_closed(make_server):
 
 
 def test_connections_per_address_are_capped(make_server):
-    server = make_server(limits=Limits(max_per_address=3))
+    server = make_server(Config(max_per_address=3))
     first = [PlainClient(server.port) for _ in range(3)]
     extra = PlainClient(server.port)
     try:
@@ -90,7 +90,7 @@ def test_connections_per_address_are_capped(make_server):
 # --- dead peers -------------------------------------------------------------------------
 
 def test_a_silent_json_client_is_pinged_then_removed(make_server):
-    server = make_server(limits=Limits(ping_interval=0.3))
+    server = make_server(Config(ping_interval=0.3))
     watcher, silent = JsonClient(server.port), JsonClient(server.port)
     try:
         watcher.login("watcher")
@@ -108,7 +108,7 @@ def test_a_silent_json_client_is_pinged_then_removed(make_server):
 
 
 def test_plain_connections_get_tcp_keepalive(make_server):
-    server = make_server(limits=Limits(keepalive=7))
+    server = make_server(Config(keepalive=7))
     client = PlainClient(server.port)
     try:
         client.login("nc-user")
@@ -221,7 +221,19 @@ def test_plain_client_to_a_tls_server_is_told_at_once(tls_server):
     result = run_client("127.0.0.1", str(tls_server.port), "x")
     assert result.returncode == 1
     assert result.stderr == (f"client.py: error: 127.0.0.1 port {tls_server.port} says: "
-                             "this server uses TLS: connect with --tls\n")
+                             "this server uses TLS: connect with --tls (and --cafile or --insecure for a "
+                             "self-signed one)\n")
+
+
+def test_a_silent_plain_peer_of_a_tls_server_is_told_too(tls_server, monkeypatch):
+    """nc waits for the banner; a TLS client always speaks first."""
+    monkeypatch.setattr(server_module, "TLS_HINT_AFTER", 0.2)
+    client = RawClient(tls_server.port)
+    try:
+        assert client.line().startswith("! this server uses TLS: connect with --tls")
+        client.expect_closed()
+    finally:
+        client.close()
 
 
 def test_tls_client_to_a_plain_server_is_told(server):
@@ -240,7 +252,7 @@ def test_server_refuses_bad_certificate_files(tmp_path):
 
 @pytest.fixture
 def locked(make_server):
-    return make_server(password="s3cret", limits=Limits(password_failures=3))
+    return make_server(password="s3cret")
 
 
 def test_plain_mode_asks_for_the_password_after_the_name(locked):
