@@ -84,13 +84,14 @@ def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
     values: dict[str, str] = {}
     for index, param in enumerate(form.params):
         name = param.strip('"')
-        if not rest:
-            return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
         if index == len(form.params) - 1:
-            values[name] = _unquote(rest) if param != name else rest
+            value, rest = (_unquote(rest) if param != name else rest), ""
         else:
-            values[name], _, rest = rest.partition(" ")
+            value, _, rest = rest.partition(" ")
             rest = rest.strip()
+        if not value.strip():  # also a quoted argument with nothing inside: /bc "" sends nothing
+            return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
+        values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")
     return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT", ""))
