@@ -41,29 +41,6 @@ class TokenBucket:
         return max(0.0, (1 - self._tokens) / self.rate)
 
 
-class FailureCounter:
-    """Failed attempts per key (an address) within a sliding window, to refuse guessers for a while."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        recent = [stamp for stamp in self._failures.get(key, []) if now - stamp < self.window]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent
-
-    def blocked(self, key: str, now: float) -> bool:
-        return len(self._recent(key, now)) >= self.limit
-
-    def fail(self, key: str, now: float) -> None:
-        self._failures[key] = [*self._recent(key, now), now]
-
-
 @dataclass
 class _Guesses:
     count: int

@@ -23,7 +23,7 @@ from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_t
 from .config import Config
 from .server import ChatServer
 
-LOG_QUEUE = 10_000  # log records waiting for stderr; past that they are counted, not kept
+LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, not kept
 
 log = logging.getLogger("chatroom.server")
 

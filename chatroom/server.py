@@ -21,6 +21,7 @@ from . import render, tls
 from .admission import Admission
 from .config import Config
 from .names import NameProblem
+from .ratelimit import GuessDelay
 from .protocol import BANNER, LINE_LIMIT, Error, Event, LineFramer, Shutdown, encode_json
 from .room import Codec, Effects, Member, Room
 from .sender import FLUSH_GRACE, SWEEP_INTERVAL, Outbox, Sender
@@ -206,11 +207,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return session.refused("password_required", "this room needs a password", Ask.PASSWORD, now,
                                        counts=False)
             if not password_matches(password, self.server.password):
-                delay = self.server.guesses.fail(self.address, now)
+                hold = self.server.guesses.fail(self.address, now)
                 log.warning("%s: wrong password", self.peer)
-                if delay:
-                    self.server.stopping.wait(delay)  # slows guessing down; a right password never waits
-                return session.refused("wrong_password", "wrong password", Ask.PASSWORD, time.monotonic())
+                message = "wrong password"
+                if hold:
+                    self.server.stopping.wait(hold)  # slows guessing down; a right password never waits
+                    message += (f" (answered after {hold:g} s: each wrong password from your address "
+                                "waits longer, up to 30 s)")
+                return session.refused("wrong_password", message, Ask.PASSWORD, time.monotonic())
         wait = self.server.admission.login_wait(self.address, now)
         if wait:
             log.info("%s: refused, too many logins from that address", self.peer)
@@ -228,11 +232,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
         log.info("%s joined from %s (%s mode)", self.member.name, self.peer, mode)
         self.server.apply(effects)
         return []
-
-
-class _Guesses:  # TODO(merge): replaced by ratelimit's counter
-    def fail(self, address: str, now: float) -> float:
-        return 0.0
 
 
 def _address_family(host: str) -> socket.AddressFamily:
@@ -253,7 +252,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.tls_context = tls_context
         self.password = password
         self.admission = Admission(config, time.monotonic())
-        self.guesses = _Guesses()  # TODO(merge)
+        self.guesses = GuessDelay()
         self.stopping = threading.Event()
         self._hurry = False
         self._handlers: set[ChatHandler] = set()

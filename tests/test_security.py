@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -17,6 +18,7 @@ from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 from chatroom import server as server_module
 from chatroom import tls
 from chatroom.protocol import Hello
+from chatroom.ratelimit import GuessDelay
 from chatroom.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,23 +284,49 @@ def test_json_mode_password(locked):
         client.close()
 
 
-def test_wrong_passwords_are_limited_per_address(locked):
-    client = JsonClient(locked.port)
+def test_wrong_passwords_slow_guessing_but_never_lock_out_the_right_one(locked):
+    locked.guesses = GuessDelay(base=0.01, cap=0.02)
+    guesser = JsonClient(locked.port)
     try:
-        client.login("guesser")
-        codes = []
-        for guess in ["a", "b", "c"]:
-            client.send(Hello("guesser", password=guess).encode())
-            codes.append(client.event()["code"])
-        assert codes == ["wrong_password", "wrong_password", "too_many_failures"]
-        client.expect_closed()
-        again = JsonClient(locked.port)
-        again.line()
-        again.send(Hello("guesser", password="s3cret").encode())
-        assert again.event()["code"] == "too_many_failures"
-        again.close()
+        guesser.line()
+        replies = []
+        for guess in ["a", "b", "c", "d"]:
+            guesser.send(Hello("guesser", password=guess).encode())
+            replies.append(guesser.event())
+        assert [reply["code"] for reply in replies] == ["wrong_password"] * 4
+        assert "answered after" not in replies[0]["message"]
+        assert all("answered after 0.0" in reply["message"] for reply in replies[1:])
+        guesser.send(Hello("guesser", password="e").encode())
+        assert [json.loads(line)["code"] for line in guesser.expect_closed()] == ["wrong_password", "too_many_tries"]
+        friend = JsonClient(locked.port)  # the same address, with the right password
+        friend.line()
+        friend.send(Hello("friend", password="s3cret").encode())
+        assert friend.event()["type"] == "welcome"
+        friend.close()
     finally:
-        client.close()
+        guesser.close()
+
+
+def test_the_password_is_asked_before_anyone_learns_who_is_here(locked):
+    alice = JsonClient(locked.port)
+    stranger = PlainClient(locked.port)
+    try:
+        alice.line()
+        alice.send(Hello("alice", password="s3cret").encode())
+        alice.expect_event("welcome")
+        stranger.line()
+        stranger.send("alice\n")
+        assert stranger.line() == "Password:"
+        stranger.send("\n")  # Enter alone is not a wrong password
+        assert stranger.line() == "Password:"
+        stranger.send("guess\n")
+        assert [stranger.line(), stranger.line()] == ["! wrong password", "Password:"]
+        stranger.send("s3cret\n")
+        assert stranger.line() == '! the username "alice" is taken'
+        assert stranger.line() == "Choose another username:"
+    finally:
+        alice.close()
+        stranger.close()
 
 
 def test_client_takes_the_password_from_the_environment_and_never_from_argv(locked):
