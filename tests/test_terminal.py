@@ -1,0 +1,73 @@
+"""The platform layer's parts that can be checked on any OS: the Win32 record layout and its conversion,
+Cygwin's import of readchar, and a key thread that fails."""
+
+import contextlib
+import ctypes
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from chatroom.client import app, terminal
+from chatroom.client.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
+from chatroom.client.winconsole import LEFT_ALT_PRESSED, NUMLOCK_ON, KeyRecord, OtherRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_input_record_has_the_win32_layout():
+    # wincontypes.h: sizeof(INPUT_RECORD) == 20, the union at offset 4 (DWORD-aligned), KEY_EVENT_RECORD 16 bytes.
+    assert ctypes.sizeof(INPUT_RECORD) == 20 and INPUT_RECORD.Event.offset == 4
+    assert ctypes.sizeof(KEY_EVENT_RECORD) == 16
+    assert [getattr(KEY_EVENT_RECORD, name).offset for name, _ in KEY_EVENT_RECORD._fields_] == [0, 4, 6, 8, 10, 12]
+
+
+def record_from_bytes(data: bytes) -> INPUT_RECORD:
+    record = INPUT_RECORD()
+    ctypes.memmove(ctypes.addressof(record), data, len(data))
+    return record
+
+
+def test_a_key_record_as_windows_writes_it_becomes_plain_values():
+    # The Alt key-up of a synthesized paste, carrying the first half of an emoji.
+    raw = struct.pack("<HxxiHHHHI", 0x1, 0, 1, 0x12, 0x38, 0xD83D, NUMLOCK_ON)
+    assert plain_record(record_from_bytes(raw)) == KeyRecord(False, 0x12, 0xD83D, NUMLOCK_ON, 1)
+    down = struct.pack("<HxxiHHHHI", 0x1, 1, 2, 0x30, 0x0B, 0xE0, LEFT_ALT_PRESSED)
+    assert plain_record(record_from_bytes(down)) == KeyRecord(True, 0x30, 0xE0, LEFT_ALT_PRESSED, 2)
+
+
+def test_other_records_keep_only_their_kind():
+    resize = struct.pack("<Hxxhh", 0x4, 120, 30)
+    assert plain_record(record_from_bytes(resize)) == OtherRecord(0x4)
+
+
+def test_cygwin_and_msys_load_readchars_posix_half():
+    # readchar picks its msvcrt reader for sys.platform "cygwin" (MSYS2's Python says "cygwin" too).
+    # (ctypes is imported first: on this OS it would look for Cygwin's libpython DLL.)
+    code = ("import ctypes, sys; sys.platform = 'cygwin'\n"
+            "import chatroom.client.app\n"
+            "from readchar import key\n"
+            "assert sys.platform == 'cygwin' and key.UP == '\\x1b[A', (sys.platform, key.UP)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_key_thread_failure_ends_the_client_with_one_line_and_status_1(server, monkeypatch, capsys):
+    def broken(stopped):
+        yield "a"
+        raise RuntimeError("the console went away")
+
+    restored = []
+
+    @contextlib.contextmanager
+    def session():
+        try:
+            yield broken
+        finally:
+            restored.append(True)
+
+    monkeypatch.setattr(terminal, "session", session)
+    assert app.main(["127.0.0.1", str(server.port), "alice"]) == 1
+    err = capsys.readouterr().err
+    assert err == "client.py: error: reading the keyboard failed: RuntimeError: the console went away\n"
+    assert restored == [True]
