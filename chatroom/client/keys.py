@@ -129,7 +129,7 @@ class KeyReader:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
-        keys = []
+        keys: list[str | None] = []
         while True:
             try:
                 pressed = self._keys.get_nowait()

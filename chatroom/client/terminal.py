@@ -75,7 +75,7 @@ def _keys_from_lines(stopped: Callable[[], bool]) -> Iterator[str]:
         yield key.CR
 
 
-if os.name == "nt":
+if sys.platform == "win32":  # not Cygwin or MSYS2, whose os.name is "posix"
     import msvcrt
     from ctypes import wintypes
 
@@ -84,7 +84,7 @@ if os.name == "nt":
     WAIT_OBJECT_0, WAIT_TIMEOUT = 0x0, 0x102
     POLL_MS = 100  # how often the key thread looks up from the console to see whether it should stop
 
-    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     _kernel32.GetConsoleMode.argtypes = [wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD)]
     _kernel32.SetConsoleMode.argtypes = [wintypes.HANDLE, wintypes.DWORD]
     _kernel32.WaitForSingleObject.argtypes = [wintypes.HANDLE, wintypes.DWORD]
@@ -94,7 +94,7 @@ if os.name == "nt":
 
     def _handle(stream: object) -> int | None:
         try:
-            return msvcrt.get_osfhandle(stream.fileno())  # type: ignore[attr-defined]
+            return msvcrt.get_osfhandle(stream.fileno())  # type: ignore[attr-defined]  # any stream with one
         except (AttributeError, OSError, ValueError):
             return None
 
@@ -142,10 +142,10 @@ if os.name == "nt":
                 continue
             if waited != WAIT_OBJECT_0 or not _kernel32.ReadConsoleInputW(handle, records, len(records),
                                                                            ctypes.byref(count)):
-                raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+                raise ctypes.WinError(ctypes.get_last_error())
             yield from decoder.feed(plain_record(record) for record in records[:count.value])
 
-    _END_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGBREAK)  # type: ignore[attr-defined]
+    _END_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGBREAK)
 else:
     import codecs
     import select
@@ -158,7 +158,9 @@ else:
     def _is_console(stream: object) -> bool:
         return True
 
-    _modes_kept = contextlib.nullcontext  # _raw_mode restores the one mode it changes
+    @contextlib.contextmanager
+    def _modes_kept() -> Iterator[None]:
+        yield  # _raw_mode restores the one mode it changes
 
     @contextlib.contextmanager
     def _raw_mode() -> Iterator[None]:
