@@ -193,7 +193,7 @@ class _LogThread(logging.handlers.QueueListener):
     def stop_within(self, seconds: float) -> None:
         """Stop, but never wait for ever on a stderr that nobody reads."""
         try:
-            self.queue.put_nowait(self._sentinel)
+            self.enqueue_sentinel()
         except queue.Full:
             return
         if self._thread is not None:

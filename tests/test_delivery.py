@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -80,7 +81,8 @@ def test_bursts_within_the_limits_drop_no_member(make_server):
             client.close()
 
 
-def test_a_member_that_stops_reading_is_dropped_after_a_while_with_a_goodbye(make_server):
+def test_a_member_that_stops_reading_is_dropped_after_a_while_with_a_goodbye(make_server, caplog):
+    caplog.set_level(logging.INFO, logger="chatroom.server")
     server = make_server(Config(rate=0, sendq=16 * 1024, slow_after=0.3, stall_after=60))
     talker, stopped = JsonClient(server.port), JsonClient(server.port)
     try:
@@ -104,6 +106,8 @@ def test_a_member_that_stops_reading_is_dropped_after_a_while_with_a_goodbye(mak
         # Once it reads again, the bytes it had begun to take end in a goodbye that says why.
         lines = stopped.expect_closed()
         assert json.loads(lines[-1]) == {"type": "bye", "reason": "slow"}
+        left = [record.getMessage() for record in caplog.records if "stopped left" in record.getMessage()]
+        assert left == ["stopped left (dropped for being too slow to read)"]
     finally:
         talker.close()
         stopped.close()

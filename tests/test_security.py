@@ -356,3 +356,54 @@ def test_server_reads_the_password_file_or_environment(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(empty)],
                             capture_output=True, text=True, timeout=TIMEOUT * 2)
     assert result.returncode == 2 and "empty first line" in result.stderr
+
+
+# --- join floods and hostile hellos ------------------------------------------------------------
+
+def test_a_join_and_leave_loop_from_one_address_is_slowed(make_server):
+    server = make_server(Config(join_burst=3, joins_per_address=0.01))
+    watcher = JsonClient(server.port)
+    try:
+        watcher.login("watcher")  # the first of the three
+        for number in range(2):
+            visitor = JsonClient(server.port)
+            assert visitor.login(f"v{number}")["type"] == "welcome"
+            visitor.close()
+        refused = JsonClient(server.port)
+        event = refused.login("v9")
+        assert event["code"] == "login_limited" and "try again in" in event["message"]
+        refused.expect_closed()
+        refused.close()
+        watcher.say("/users")
+        assert watcher.expect_event("users")["users"] == ["watcher"]
+        assert not [line for line in watcher.seen if '"name":"v9"' in line]
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize("hello", [
+    '{"type": "hello", "name": "x", "p": ' + "[" * 2000 + "]" * 2000 + "}",
+    '{"type": "hello", "name": "x", "password": "\\ud800"}',
+    '{"type": "hello", "name": "x", "version": true}',
+])
+def test_hostile_hellos_get_bad_hello_and_no_traceback(clients, caplog, hello):
+    client = clients()
+    client.line()
+    client.send(hello + "\n")
+    assert client.event()["code"] == "bad_hello"
+    client.send(Hello("fine").encode())
+    assert client.event()["type"] == "welcome"
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_a_password_room_without_tls_warns_once_at_start(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(secret)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=TIMEOUT)
+    assert err.count("travel in clear text") == 1

@@ -417,3 +417,13 @@ def test_help_explains_every_option():
     assert result.returncode == 0
     for option in ["--host", "--port", "--max-clients", "--sendq", "--verbose", "--quiet"]:
         assert option in result.stdout
+
+
+def test_nick_to_your_own_name_is_not_announced(trio):
+    alice, bob, carol = trio
+    alice.say("/nick alice")
+    assert alice.expect_event("error")["code"] == "same_name"
+    alice.say("/nick Alice")  # a new spelling is news
+    event = bob.expect_event("rename")
+    assert (event["old"], event["new"]) == ("alice", "Alice")
+    assert not [line for line in bob.seen if '"new":"alice"' in line]
