@@ -353,10 +353,17 @@ def test_full_room_is_one_sentence_and_status_1(make_server):
 
 def test_not_a_chatroom_server(make_server):
     listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=lambda: listener.accept()[0].sendall(b"SSH-2.0-OpenSSH\n"), daemon=True).start()
+    def answer() -> None:
+        with listener.accept()[0] as peer:
+            peer.sendall(b"SSH-2.0-OpenSSH\n")
+            peer.recv(1024)
+
+    answering = threading.Thread(target=answer, daemon=True)
+    answering.start()
     try:
         result = run_client("127.0.0.1", str(listener.getsockname()[1]), "x")
     finally:
+        answering.join(TIMEOUT)
         listener.close()
     assert result.returncode == 1 and "is not a chatroom server" in result.stderr
     assert "Traceback" not in result.stderr

@@ -162,9 +162,9 @@ def test_demo_in_tmux_opens_the_clients_and_leaves_nothing_running_once_closed(c
             time.sleep(0.1)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        with demo:  # closes its stdin
+            if demo.poll() is None:
+                demo.kill()
 
 
 def _free_port() -> int:
