@@ -216,9 +216,22 @@ def test_private_messages_both_ways_ring_the_bell(pty_clients, bob):
     assert bob.expect_event("private", sender="carol")["text"] == "back at you"
 
 
+def test_word_keys_ctrl_c_on_a_line_and_grapheme_clusters(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("one two three\x17\x1b\x7fx\x1b[1;5Dy\r")  # Ctrl+W, Alt+Backspace, Ctrl+Left
+    assert bob.expect_event("message", sender="carol")["text"] == "one yx"
+    carol.type("never sent\x03")  # Ctrl+C clears the line; the client goes on
+    carol.until(lambda c: c.input_line() == ">")
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    carol.type(f"a{family}b\x1b[D\x1b[Dx\r")
+    assert bob.expect_event("message", sender="carol")["text"] == f"ax{family}b"
+
+
 def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
     carol = joined(pty_clients, "carol")
     carol.type("unsent\x03")
+    carol.until(lambda c: c.input_line() == ">")
+    carol.type("\x03")
     status, tty = carol.finish()
     assert status == 0
     assert_terminal_restored(tty)
