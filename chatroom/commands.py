@@ -16,6 +16,7 @@ class Spec:
     kind: str
     forms: tuple[str, ...]
     summary: str
+    listed: bool = True  # in /help; the client's own answers (/pong) are not for people to type
 
 
 TABLE: tuple[Spec, ...] = (
@@ -27,7 +28,8 @@ TABLE: tuple[Spec, ...] = (
     Spec("nick", ("/nick NAME",), "change your username"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
-    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)"),
+    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)",
+         listed=False),
 )
 
 
@@ -65,7 +67,7 @@ _WORDS = _word_forms()
 _AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
 _SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)
 _DEFAULT_SPEC = next(spec for spec in TABLE if "TEXT" in spec.forms)
-COMMAND_WORDS = tuple(_WORDS)
+COMMAND_WORDS = tuple(word for word, form in _WORDS.items() if form.spec.listed)  # for completion
 
 
 def _unquote(text: str) -> str:
@@ -114,6 +116,6 @@ def parse(line: str) -> Command | CommandError | None:
 
 def help_lines() -> list[str]:
     lines = ["Commands:"]
-    for spec in TABLE:
+    for spec in (spec for spec in TABLE if spec.listed):
         lines += [f"  {'  |  '.join(spec.forms)}", f"      {spec.summary}"]
     return lines

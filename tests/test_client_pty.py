@@ -42,6 +42,7 @@ class PtyClient:
         script = f'stty sane; {command}; echo "EXIT=$?"; stty -a'
         environment = {**os.environ, "TERM": "xterm"}
         environment.pop("NO_COLOR", None)
+        environment.pop("COLORTERM", None)
         environment.update(env or {})
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
@@ -278,8 +279,22 @@ def test_colors_by_default(pty_clients, bob):
     carol.shows("Welcome")
     bob.say("colorful")
     carol.shows("<bob> colorful")
-    from chatroom.client.screen import COLORS
-    assert any(f"<{code}bob{COLORS.reset}> colorful" in carol.raw for code in COLORS.palette)
+    from chatroom.client.screen import COLORS_16
+    assert any(f"<{code}bob{COLORS_16.reset}> colorful" in carol.raw for code in COLORS_16.palette)
+
+
+def test_256_colors_mentions_highlighted_and_long_lines_indented(pty_clients, bob):
+    from chatroom.client.screen import COLORS_256
+    carol = joined(pty_clients, "carol", env={"TERM": "xterm-256color"})
+    bob.say("hello carol, " + "this is a long message " * 5 + "end")
+    carol.shows("end")
+    assert f"{COLORS_256.mention}{COLORS_256.time}" in carol.raw  # the line is highlighted
+    assert any(f"<{code}bob{COLORS_256.reset}" in carol.raw for code in COLORS_256.palette)
+    rows = [row for row in carol.text().splitlines() if "long message" in row or row.strip() == "end"]
+    assert rows[0].startswith("[") and "<bob> hello carol, this is" in rows[0]
+    indent = rows[0].index("hello")
+    assert all(row.startswith(" " * indent) and not row[indent].isspace() for row in rows[1:]), rows
+    assert len(rows) >= 2 and all(len(row) < 80 for row in rows)
 
 
 # --- a hostile server ---------------------------------------------------------------

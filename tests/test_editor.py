@@ -116,6 +116,10 @@ def test_tab_without_candidates_rings():
     assert editor.text == "hello wor"
 
 
+def test_tab_does_not_offer_the_clients_own_pong():
+    assert typed(LineEditor(), "/po", key.TAB) == [Bell()]
+
+
 def test_completion_in_the_middle_of_the_line():
     editor = LineEditor(names=lambda: NAMES)
     typed(editor, "@b hi", key.HOME, key.RIGHT, key.RIGHT, key.TAB)
