@@ -204,14 +204,14 @@ def _nothing_left_running(port: int) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("tmux") is None or shutil.which("script") is None,
                     reason="needs tmux, and util-linux script(1) for a terminal to attach from")
-@pytest.mark.parametrize("leave", ["detach", "switch to another session"])
+@pytest.mark.parametrize("leave", ["detach", "close the terminal", "switch to another session"])
 def test_demo_in_tmux_shows_how_to_use_it_and_leaves_nothing_running_once_left(checkout, tmp_path, leave):
     port = _free_port()
     session = f"chatroom-demo-{port}"
     demo = f"bash scripts/demo.sh --clients 2 --port {port}"
     tmux = Tmux(tmp_path)
     try:
-        if leave == "detach":
+        if leave != "switch to another session":
             tmux.attach(demo, checkout)
         else:  # run from a shell inside tmux, then go back to that shell's session
             tmux("new-session", "-d", "-s", "outer", "-x", "80", "-y", "24", "-c", str(checkout), "bash --norc")
@@ -225,6 +225,9 @@ def test_demo_in_tmux_shows_how_to_use_it_and_leaves_nothing_running_once_left(c
         assert "C-b + arrow key or a click: move between panes" in status and "C-b d: end the demo" in status
         if leave == "detach":
             tmux("detach-client", "-s", session)
+            tmux.terminal.wait(TIMEOUT)
+        elif leave == "close the terminal":
+            tmux.terminal.kill()  # the terminal's side of the pty closes: tmux's client gets a hangup
             tmux.terminal.wait(TIMEOUT)
         else:
             tmux("switch-client", "-c", tmux("list-clients", "-F", "#{client_tty}").strip(), "-t", "outer")
