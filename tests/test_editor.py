@@ -183,6 +183,7 @@ def test_ctrl_arrows_and_alt_b_f_move_by_word(left, right):
 
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
 
 
 @pytest.mark.parametrize("text, clusters", [
@@ -190,8 +191,9 @@ FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧
     ("e\u0301a", ["e\u0301", "a"]),  # e + combining acute
     ("\U0001f44d\U0001f3fd\U0001f44d", ["\U0001f44d\U0001f3fd", "\U0001f44d"]),  # skin tone
     ("\u2764\ufe0fx", ["\u2764\ufe0f", "x"]),  # variation selector
-    ("\U0001f1e9\U0001f1ea\U0001f1eb\U0001f1f7\U0001f1ee", ["\U0001f1e9\U0001f1ea", "\U0001f1eb\U0001f1f7", "\U0001f1ee"]),
-    ("\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", ["\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"]),
+    ("\U0001f1e9\U0001f1ea\U0001f1eb\U0001f1f7\U0001f1ee",  # flags pair up: DE, FR, and a lone I
+     ["\U0001f1e9\U0001f1ea", "\U0001f1eb\U0001f1f7", "\U0001f1ee"]),
+    (SCOTLAND + "x", [SCOTLAND, "x"]),  # tags
     ("a\u200db", ["a\u200d", "b"]),  # a joiner joins pictographs only
     ("\u0915\u094d\u0937", ["\u0915\u094d", "\u0937"]),  # Devanagari: virama is a mark
     ("a\nb", ["a", "\n", "b"]),
@@ -231,6 +233,6 @@ def test_a_multi_line_paste_is_one_verbatim_submit_with_the_typed_text_around_it
     editor = LineEditor()
     typed(editor, "look:", key.LEFT)
     block = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\x1b[31m"
-    assert editor.feed(Paste(block)) == Submit("look@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */[31m:",
-                                                verbatim=True)
+    sent = "look@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */[31m:"  # control characters go
+    assert editor.feed(Paste(block)) == Submit(sent, verbatim=True)
     assert editor.text == "" and editor.history == []

@@ -123,10 +123,9 @@ class LineEditor:
         if "\n" not in text:
             self._replace(self.cursor, self.cursor, sanitize(text))
             return None
-        block = "\n".join(sanitize(line) for line in
-                          ("".join(self.chars[:self.cursor]) + text + "".join(self.chars[self.cursor:])).split("\n"))
+        block = "".join(self.chars[:self.cursor]) + text + "".join(self.chars[self.cursor:])
         self._set("")
-        return Submit(block, verbatim=True)
+        return Submit("\n".join(sanitize(line) for line in block.split("\n")), verbatim=True)
 
     def _enter(self) -> Outcome:
         line = self.text

@@ -1,7 +1,8 @@
 """Keystrokes: decoding terminal input into readchar's key names, and the thread that hands them over.
 
-`KeyDecoder` is pure; besides keys it yields a bracketed paste as one `Paste`. `KeyReader` runs the platform's key source (see terminal.py) in a thread and wakes
-the client's select loop through a socket, so one thread owns the terminal output.
+`KeyDecoder` is pure; besides keys it yields a bracketed paste as one `Paste`. `KeyReader` runs the platform's
+key source (see terminal.py) in a thread and wakes the client's select loop through a socket, so one thread
+owns the terminal output.
 """
 
 from __future__ import annotations

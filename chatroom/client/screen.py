@@ -27,8 +27,8 @@ COLORS_16 = Theme(
     earlier=Style.DIM,
     own=Fore.GREEN + Style.BRIGHT,
     mention="\x1b[7m",  # reverse video: colorama has no name for it
-    palette=(Fore.CYAN, Fore.YELLOW, Fore.BLUE + Style.BRIGHT, Fore.MAGENTA, Fore.LIGHTCYAN_EX,
-             Fore.LIGHTYELLOW_EX, Fore.LIGHTBLUE_EX, Fore.LIGHTMAGENTA_EX, Fore.LIGHTRED_EX, Fore.WHITE + Style.BRIGHT),
+    palette=(Fore.CYAN, Fore.YELLOW, Fore.BLUE + Style.BRIGHT, Fore.MAGENTA, Fore.LIGHTCYAN_EX, Fore.LIGHTYELLOW_EX,
+             Fore.LIGHTBLUE_EX, Fore.LIGHTMAGENTA_EX, Fore.LIGHTRED_EX, Fore.WHITE + Style.BRIGHT),
     reset=Style.RESET_ALL,
 )
 COLORS_256 = dataclasses.replace(COLORS_16, palette=tuple(f"\x1b[38;5;{color}m" for color in NAME_COLORS))
@@ -44,6 +44,17 @@ _STYLE = re.compile(r"(\x1b\[[0-9;]*m)")
 _HEAD = re.compile(r" *(\[\d\d:\d\d\] )?(\(earlier\) )?(<[^>]*> |\* \S+ |\[private [^\]]*\] |-- |! )?")
 
 
+def _units(line: str) -> list[tuple[str, int]]:
+    """A styled line as what cannot be split, each with its width: style codes (0) and characters."""
+    units: list[tuple[str, int]] = []
+    for piece in _STYLE.split(line):
+        if _STYLE.fullmatch(piece):
+            units.append((piece, 0))
+        else:
+            units += [(cluster, text_width(cluster)) for cluster in graphemes(piece)]
+    return units
+
+
 def wrap(line: str, columns: int, reset: str = Style.RESET_ALL) -> list[str]:
     """A styled line as rows of at most `columns` cells, continuation rows indented under its text.
 
@@ -55,12 +66,7 @@ def wrap(line: str, columns: int, reset: str = Style.RESET_ALL) -> list[str]:
         return [line]
     head = _HEAD.match(visible)
     indent = min(text_width(head.group(0)) if head else 0, columns // 2)
-    units: list[tuple[str, int]] = []
-    for piece in _STYLE.split(line):
-        if _STYLE.fullmatch(piece):
-            units.append((piece, 0))
-        else:
-            units += [(cluster, text_width(cluster)) for cluster in graphemes(piece)]
+    units = _units(line)
     rows: list[str] = []
     styles: list[str] = []  # the styles open where the row starts
     start = 0
