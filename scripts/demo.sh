@@ -56,11 +56,12 @@ if command -v tmux >/dev/null 2>&1; then
     # The server pane waits for Enter after the server ends, so its last words can be read.
     tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
         "$(printf '%q ' "${server[@]}"); read -r -p 'server stopped; press Enter'"
-    # While it runs, the status line says how to get around (#{prefix} is the user's own, C-b by default).
+    # While it runs, the status line says how to end it and get around, the end first so that even an 80-column
+    # terminal shows it (#{prefix} is the user's own prefix key, C-b by default).
     tmux set-option -t "$session" mouse on \; \
         set-option -t "$session" status-left-length 100 \; set-option -t "$session" status-right "" \; \
         set-option -t "$session" status-left \
-        " chatroom demo | #{prefix} + arrow key or a click: move between panes | #{prefix} d: end the demo " >/dev/null
+        " chatroom demo: #{prefix} d ends it | #{prefix} + arrow key, or a click: another pane " >/dev/null
     for number in $(seq 1 "$clients"); do
         if ! tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")" 2>/dev/null; then
             tmux kill-session -t "$session"

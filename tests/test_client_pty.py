@@ -228,6 +228,14 @@ def test_word_keys_ctrl_c_on_a_line_and_grapheme_clusters(pty_clients, bob):
     assert bob.expect_event("message", sender="carol")["text"] == f"ax{family}b"
 
 
+def test_a_bracketed_paste_goes_into_the_line_verbatim_with_tabs_as_spaces(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("say \x1b[200~  x =\t[1]\x1b[D\x1b[201~!")  # an escape in a paste is no key
+    carol.until(lambda c: c.input_line() == "> say   x =   [1][D!")
+    carol.type("\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "say   x =   [1][D!"
+
+
 def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
     carol = joined(pty_clients, "carol")
     carol.type("unsent\x03")
