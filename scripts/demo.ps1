@@ -9,7 +9,7 @@ param(
 . (Join-Path $PSScriptRoot 'lib.ps1')
 if ($Help) {
     Write-Host @'
-usage: scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
+usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
 
   -Clients N   how many client windows to open (default 3); the demo's server lets N + 10
                connect from this computer
@@ -35,7 +35,7 @@ if ($Check) {
 }
 
 $server = Start-Process -FilePath $python -PassThru `
-    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10))
+    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0)
 $names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
 $windows = @()
 try {
@@ -48,7 +48,7 @@ try {
             -ArgumentList @((Quote (Join-Path $Root 'client.py')), '127.0.0.1', $Port, $name)
     }
     Write-Host "Demo on port $Port with $Clients clients. Close their windows (or press Ctrl+C here) to end it."
-    Write-Host "Others can join with: .\scripts\client.ps1 127.0.0.1 $Port"
+    Write-Host "Others can join with: powershell -ExecutionPolicy Bypass -File .\scripts\client.ps1 127.0.0.1 $Port"
     $windows | Wait-Process
 } finally {
     foreach ($process in @($server) + $windows) {

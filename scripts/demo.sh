@@ -47,9 +47,9 @@ client_command() {  # the command line for client number $1
     printf '%q ' "$python" "$ROOT/client.py" 127.0.0.1 "$port" "$name"
 }
 
-# The server allows 10 connections from one address by default; the demo's clients all come from 127.0.0.1,
-# so its own server makes room for them and for 10 more joining by hand.
-server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))")
+# The server allows 10 connections from one address by default, and 10 logins at once; the demo's clients all
+# come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand.
+server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" --joins-per-ip 0)
 
 if command -v tmux >/dev/null 2>&1; then
     session="chatroom-demo-$port"

@@ -26,7 +26,7 @@ from ..protocol import (
 from ..ratelimit import TokenBucket
 from . import terminal
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
-from .keys import KeyReader
+from .keys import KeyboardFailed, KeyReader
 from .screen import Screen
 
 CONNECT_TIMEOUT = 10.0
@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     colors = not args.no_color and not os.environ.get("NO_COLOR")
-    interactive = sys.stdin.isatty()
+    interactive = terminal.is_terminal(sys.stdin)
     try:
         try:
             context = _tls_context(args)
@@ -399,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     keys.start()
                     try:
                         return chat.run(keys)
+                    except KeyboardFailed as exc:
+                        raise ClientError(str(exc)) from None
                     finally:
                         keys.stop()
                         screen.close()
