@@ -236,3 +236,11 @@ def test_a_multi_line_paste_is_one_verbatim_submit_with_the_typed_text_around_it
     sent = "look@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */[31m:"  # control characters go
     assert editor.feed(Paste(block)) == Submit(sent, verbatim=True)
     assert editor.text == "" and editor.history == []
+
+
+def test_typing_a_long_line_stays_linear():
+    import time
+    editor = LineEditor()
+    started = time.perf_counter()
+    typed(editor, "abcdefghij" * 400)  # the protocol's line limit is 4096 bytes
+    assert editor.cursor == 4000 and time.perf_counter() - started < 1.0  # about 0.01 s; 4 s when quadratic

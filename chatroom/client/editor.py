@@ -91,12 +91,13 @@ class LineEditor:
         self.cursor = len(self.chars)
 
     def _replace(self, start: int, end: int, text: str) -> None:
-        """Put text in place of clusters start..end and the cursor after it, splitting the line anew: a
-        typed accent or joiner may join the cluster before it."""
-        before = "".join(self.chars[:start]) + text
-        self.chars = graphemes(before + "".join(self.chars[end:]))
-        self.cursor = length = 0
-        while length < len(before):
+        """Put text in place of clusters start..end and the cursor after it. What follows is split anew from
+        the cluster before `start` on (a typed accent or joiner may join it); typing at the end stays cheap."""
+        first = max(start - 1, 0)
+        head = "".join(self.chars[first:start]) + text
+        self.chars[first:] = graphemes(head + "".join(self.chars[end:]))
+        self.cursor, length = first, 0
+        while length < len(head):
             length += len(self.chars[self.cursor])
             self.cursor += 1
 
