@@ -11,7 +11,8 @@ if ($Help) {
     Write-Host @'
 usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
 
-  -Clients N   how many client windows to open (default 3)
+  -Clients N   how many client windows to open (default 3); the demo's server lets N + 10
+               connect from this computer
   -Port P      the server's port (default: a free one)
   -Check       no windows: start the server and N clients, have them exchange one message,
                stop everything, and exit 0 if it all worked
@@ -34,7 +35,7 @@ if ($Check) {
 }
 
 $server = Start-Process -FilePath $python -PassThru `
-    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port)
+    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0)
 $names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
 $windows = @()
 try {

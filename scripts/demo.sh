@@ -8,7 +8,8 @@ usage() {
     cat <<USAGE
 usage: scripts/demo.sh [--clients N] [--port P] [--check]
 
-  --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal)
+  --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal);
+                the demo's server lets N + 10 connect from this computer
   --port P      the server's port (default: a free one)
   --check       no terminal needed: start the server and N clients, have them exchange one
                 message, stop everything, and exit 0 if it all worked
@@ -46,27 +47,41 @@ client_command() {  # the command line for client number $1
     printf '%q ' "$python" "$ROOT/client.py" 127.0.0.1 "$port" "$name"
 }
 
+# The server allows 10 connections from one address by default, and 10 logins at once; the demo's clients all
+# come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand.
+server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" --joins-per-ip 0)
+
 if command -v tmux >/dev/null 2>&1; then
     session="chatroom-demo-$port"
     # The server pane waits for Enter after the server ends, so its last words can be read.
     tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
-        "$(printf '%q ' "$python" "$ROOT/server.py" "$port"); read -r -p 'server stopped; press Enter'"
-    # Closing the last view of the session ends it, and with it the server: nothing is left running.
-    tmux set-hook -t "$session" client-detached "kill-session -t $session"
+        "$(printf '%q ' "${server[@]}"); read -r -p 'server stopped; press Enter'"
+    # While it runs, the status line says how to end it and get around, the end first so that even an 80-column
+    # terminal shows it (#{prefix} is the user's own prefix key, C-b by default).
+    tmux set-option -t "$session" mouse on \; \
+        set-option -t "$session" status-left-length 100 \; set-option -t "$session" status-right "" \; \
+        set-option -t "$session" status-left \
+        " chatroom demo: #{prefix} d ends it | #{prefix} + arrow key, or a click: another pane " >/dev/null
     for number in $(seq 1 "$clients"); do
-        tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")"
+        if ! tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")" 2>/dev/null; then
+            tmux kill-session -t "$session"
+            die "no room for $clients panes in this terminal: make it larger or ask for fewer --clients"
+        fi
         tmux select-layout -t "$session" tiled >/dev/null
     done
     echo "Demo on port $port in tmux session $session (Ctrl+B then D, or closing the window, ends it)."
+    # Once nobody looks at the session it ends, and with it the server and every client: after a detach, a
+    # closed terminal, or switching to another session. Set only once attached, as it would end it right away.
+    keep_until_left=(\; set-option -t "$session" destroy-unattached on)
     if [ -n "${TMUX:-}" ]; then
-        exec tmux switch-client -t "$session"
+        exec tmux switch-client -t "$session" "${keep_until_left[@]}"
     fi
-    exec tmux attach -t "$session"
+    exec tmux attach -t "$session" "${keep_until_left[@]}"
 fi
 
 echo "tmux is not installed, so the demo runs one client here (install tmux for $clients side by side)." >&2
 log="$(mktemp)"
-"$python" "$ROOT/server.py" "$port" >"$log" 2>&1 &
+"${server[@]}" >"$log" 2>&1 &
 server_pid=$!
 # SIGTERM, not SIGINT: a background job of a script ignores SIGINT. The server tells its clients either way.
 trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
