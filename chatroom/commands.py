@@ -2,8 +2,8 @@
 
 Pure: `parse` turns a typed line into a Command or a CommandError.
 A form is written the way help shows it. Its first word is the command word;
-NAME and TEXT are arguments, and "TEXT" (quoted) means quotes around the text
-are removed. Two forms are positional instead: `@NAME TEXT` and `TEXT > NAME`.
+NAME, TEXT and COUNT are arguments, "TEXT" (quoted) means quotes around the text
+are removed, and [COUNT] (in brackets) may be left out. Two forms are positional instead: `@NAME TEXT` and `TEXT > NAME`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ TABLE: tuple[Spec, ...] = (
     Spec("me", ("/me TEXT",), "describe an action: /me waves shows * you waves"),
     Spec("users", ("?", "*users", "/users", "/list", "/names"), "list who is here"),
     Spec("nick", ("/nick NAME",), "change your username"),
+    Spec("history", ("/history [COUNT]",), "show the last COUNT public messages (20 if left out, at most 500)"),
+    Spec("search", ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
     Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False,
@@ -85,18 +87,22 @@ def _unquote(text: str) -> str:
 def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
     values: dict[str, str] = {}
     for index, param in enumerate(form.params):
-        name = param.strip('"')
+        name = param.strip('[]"')
         if index == len(form.params) - 1:
-            value, rest = (_unquote(rest) if param != name else rest), ""
+            value, rest = (_unquote(rest) if param.strip("[]") != name else rest), ""
         else:
             value, _, rest = rest.partition(" ")
             rest = rest.strip()
         if not value.strip():  # also a quoted argument with nothing inside: /bc "" sends nothing
+            if param.startswith("["):
+                continue
             return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
+        if name == "COUNT" and not value.isdigit():
+            return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
         values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")
-    return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT", ""))
+    return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT") or values.get("COUNT", ""))
 
 
 def parse(line: str) -> Command | CommandError | None:

@@ -19,6 +19,10 @@ class Config:
     max_members: int = 100  # users in the room at once
     history: int = 50  # public messages a newcomer is shown ...
     history_bytes: int = 128 * 1024  # ... and at most this many bytes of them, so a join always fits
+    catchup: int = 2000  # public events kept in memory for a reconnecting client to catch up ...
+    catchup_bytes: int = 1024 * 1024  # ... and at most this many bytes of them
+    history_keep: int = 100_000  # public events kept on disk
+    grace: float = 60.0  # seconds a lost member's name waits for them (0: none)
     # A member is dropped as too slow only when what is queued for it stays above `sendq` for
     # `slow_after` seconds, or it accepts no byte at all for `stall_after` seconds while something waits.
     sendq: int = 256 * 1024
@@ -46,4 +50,4 @@ class Config:
         member that reads can never reach it; with no rate limit there is no such bound, so 4 x sendq.
         """
         bursts = self.max_members * self.burst * EVENT_BYTES if self.rate else 0
-        return max(4 * self.sendq, bursts + self.history_bytes + self.sendq)
+        return max(4 * self.sendq, bursts + self.catchup_bytes + self.sendq)

@@ -160,7 +160,18 @@ class Private(Event):
 
 @dataclass(frozen=True)
 class Joined(Event):
+    """`back`: a member who was reconnecting is back (no leave was announced)."""
     TYPE = "join"
+    seq: int
+    name: str
+    back: bool = False
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Reconnecting(Event):
+    """A member's connection was lost; the name waits for them for the grace period."""
+    TYPE = "reconnecting"
     seq: int
     name: str
     ts: float = field(default_factory=_now)
@@ -186,13 +197,18 @@ class Renamed(Event):
 
 @dataclass(frozen=True)
 class Welcome(Event):
-    """`rate` and `burst`: the server's message limit (0: none), so a client can pace a paste."""
+    """`rate` and `burst`: the server's message limit (0: none), so a client can pace a paste.
+    `token`: proves this name is yours when you reconnect (JSON mode); `away`: the users reconnecting;
+    `resumed`: this login took up a session that was waiting for you."""
     TYPE = "welcome"
     name: str
     users: list[str]
     version: int = PROTOCOL_VERSION
     rate: float = 0.0
     burst: int = 0
+    token: str = ""
+    away: list[str] = field(default_factory=list)
+    resumed: bool = False
     ts: float = field(default_factory=_now)
 
 
@@ -201,6 +217,24 @@ class Users(Event):
     TYPE = "users"
     users: list[str]
     you: str
+    away: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaughtUp(Event):
+    """After a resume's replay: how many events were replayed, and how many older ones could not be."""
+    TYPE = "caught_up"
+    count: int
+    missing: int = 0
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Found(Event):
+    """The answer to /history (query None) or /search: public messages as `message` objects, oldest first."""
+    TYPE = "found"
+    query: str | None
+    messages: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -237,7 +271,8 @@ class Shutdown(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (Message, Private, Joined, Left, Renamed, Welcome, Users, Help, Error, Bye, Ping, Shutdown)
+    for cls in (Message, Private, Joined, Reconnecting, Left, Renamed, Welcome, Users, CaughtUp, Found, Help, Error,
+                Bye, Ping, Shutdown)
 }
 
 # Why a member left: the stable code on the wire, and how people read it.
@@ -280,11 +315,17 @@ class Hello:
     name: str
     version: int = PROTOCOL_VERSION
     password: str | None = None
+    reconnect: bool = False  # this client reconnects by itself: give it a token and keep its name
+    resume: str | None = None  # the token of the welcome, to take up a session after a lost connection
+    after: int | None = None  # the last event id seen: the server replays what came after it
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version}
-        if self.password is not None:
-            data["password"] = self.password
+        if self.reconnect:
+            data["reconnect"] = True
+        for optional in ("password", "resume", "after"):
+            if getattr(self, optional) is not None:
+                data[optional] = getattr(self, optional)
         return json.dumps(data, ensure_ascii=False).encode() + b"\n"
 
 
@@ -315,6 +356,13 @@ def parse_hello(line: str) -> Hello:
         raise ProtocolError('"version" must be a whole number')
     if password is not None and not isinstance(password, str):
         raise ProtocolError('"password" must be a string')
-    if not _utf8(name) or not _utf8(password or ""):
+    resume, after, reconnect = data.get("resume"), data.get("after"), data.get("reconnect", False)
+    if not isinstance(reconnect, bool):
+        raise ProtocolError('"reconnect" must be true or false')
+    if resume is not None and (not isinstance(resume, str) or len(resume) > 200):
+        raise ProtocolError('"resume" must be the token of a welcome')
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+        raise ProtocolError('"after" must be an event id (a whole number from 0)')
+    if not _utf8(name) or not _utf8(password or "") or not _utf8(resume or ""):
         raise ProtocolError("the hello holds a lone surrogate, which is not Unicode text")
-    return Hello(name=name, version=version, password=password)
+    return Hello(name=name, version=version, password=password, reconnect=reconnect, resume=resume, after=after)

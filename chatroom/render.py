@@ -6,6 +6,7 @@ Every string from the network is sanitized here, so nothing in it can steer a te
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import zlib
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from . import names
 from .protocol import (
-    LEAVE_REASONS, Bye, Error, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
+    LEAVE_REASONS, Bye, CaughtUp, Error, Found, Reconnecting, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
     Users, Welcome, sanitize,
 )
 
@@ -110,21 +111,41 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
             else:
                 tag = t.paint(t.private, "[private ") + f"{t.name(sender)} -> {t.name(to)}"
             return f"{stamp} {tag}{t.paint(t.private, ']')} {text}"
-        case Joined(name=name):
-            return system(f"{sanitize(name)} joined")
+        case Joined(name=name, back=back):
+            return system(f"{sanitize(name)} {'is back' if back else 'joined'}")
+        case Reconnecting(name=name):
+            return system(f"{sanitize(name)} is reconnecting")
         case Left(name=name, reason=reason):
             return system(f"{sanitize(name)} left ({leave_reason(reason)})")
         case Renamed(old=old, new=new):
             return system(f"{sanitize(old)} is now known as {sanitize(new)}")
-        case Welcome(name=name, users=users):
-            here = ", ".join(sanitize(user) for user in users)
+        case Welcome(name=name, users=users, away=away, resumed=resumed):
+            here = ", ".join(sanitize(user) + (" (reconnecting)" if user in away else "") for user in users)
+            if resumed:
+                return system(f"Welcome back, {sanitize(name)}! Here now: {here}.")
             return system(f"Welcome, {sanitize(name)}! Here now: {here}. Type /help for the commands.")
-        case Users(users=users, you=you):
+        case Users(users=users, you=you, away=away):
             rows = [f"Users here ({len(users)}):"]
             for number, user in enumerate(users, 1):
-                mark = " (you)" if names.key(user) == names.key(you) else ""
+                mark = " (you)" if names.key(user) == names.key(you) else " (reconnecting)" if user in away else ""
                 rows.append(f"  [{number}] {t.name(sanitize(user), you)}{mark}")
             return "\n".join(rows)
+        case CaughtUp(count=count, missing=missing):
+            text = f"— {count} message{'' if count == 1 else 's'} while you were away —"
+            if missing:
+                text += f" ({missing} older events could not be replayed: /history shows more)"
+            return system(text)
+        case Found(query=query, messages=messages):
+            fields = {f.name for f in dataclasses.fields(Message)}
+            found = []
+            for data in messages:
+                try:
+                    found.append(Message(**{k: v for k, v in data.items() if k in fields}))
+                except (TypeError, AttributeError):
+                    continue  # not a message: a server's mistake is not shown
+            head = f'Messages with "{sanitize(query)}"' if query else "The last messages"
+            rows = [f"{head} ({len(found)}):" if found else f"{head}: none"]
+            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme) for m in found])
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)
         case Error(message=message):

@@ -1,13 +1,21 @@
 """Who is here and where a message goes: join, leave (the cleanup hook), say, whisper, list, history.
 
 Socket-free. Every public method changes the room under its lock and returns `Effects`: the outboxes
-to hand to the sender and the members who left. The caller performs them after the lock is released,
-so nothing that can block (a socket, a log, a callback) ever runs while the room is locked.
+to hand to the sender, the members who left and the history questions to ask the disk. The caller
+performs them after the lock is released, so nothing that can block (a socket, a log, the disk, a
+callback) ever runs while the room is locked.
+
+A member whose connection is lost (not one who quits) stays in the room for `Config.grace` seconds,
+shown as reconnecting: its name waits for the holder of its resume token, and private messages to it wait
+too. Public events stay in memory (`Config.catchup`) so a returning client gets exactly what it missed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
+import math
+import secrets
 import threading
 import time
 from collections import deque
@@ -18,10 +26,16 @@ from typing import Protocol
 
 from . import commands, names
 from .config import Config
+from .history import History, matches, token_hash
 from .protocol import (
-    Bye, Error, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
+    Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown,
+    Users, Welcome,
 )
 from .sender import Outbox
+
+GRACE_REASONS = ("lost", "closed", "timeout", "slow")  # endings a client did not choose
+HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
+HISTORY_DEFAULT, HISTORY_MAX, SEARCH_RESULTS = 20, 500, 20
 
 
 class Codec(Protocol):
@@ -33,13 +47,17 @@ class Codec(Protocol):
 
 
 class Member:
-    def __init__(self, name: str, codec: Codec, outbox: Outbox) -> None:
+    def __init__(self, name: str, codec: Codec, outbox: Outbox, token_digest: str = "") -> None:
         self.name = name
         self.key = names.key(name)
         self.skeleton = names.skeleton(name)
         self.codec = codec
         self.outbox = outbox
-        self.gone = False
+        self.gone = False  # this connection has ended (the member may still be reconnecting)
+        self.token_digest = token_digest  # the resume token's hash; "" for plain-text members
+        self.away_until: float | None = None  # reconnecting until then
+        self.held: list[Private] = []  # private messages waiting for a reconnecting member
+        self.resumed = False  # this connection took up a session that waited for it
 
     def __repr__(self) -> str:
         return f"Member({self.name!r})"
@@ -50,29 +68,53 @@ class Effects:
     """What a room call leaves to its caller, to do once the room's lock is released."""
     ready: list[Outbox] = field(default_factory=list)  # outboxes for the sender
     left: list[tuple[Member, str]] = field(default_factory=list)  # members who left, and why
+    questions: list[Question] = field(default_factory=list)  # /history and /search, for the disk
 
 
-def _history_bytes(message: Message) -> int:
-    """An upper bound of a history message's size on the wire (JSON escapes '\\' and '"')."""
-    return len(message.text.encode()) + message.text.count("\\") + message.text.count('"') + 160
+@dataclass(frozen=True)
+class Question:
+    member: Member
+    words: str | None  # None: the latest messages
+    count: int
+
+
+def _wire_bytes(event: Event) -> int:
+    """An upper bound of a public event's size on the wire (JSON escapes '\\' and '"')."""
+    if isinstance(event, Message):
+        return len(event.text.encode()) + event.text.count("\\") + event.text.count('"') + 160
+    return 160
+
+
+def _no_codec(event: Event, me: str) -> bytes:
+    return b""
 
 
 class Room:
-    def __init__(self, config: Config = Config()) -> None:
+    def __init__(self, config: Config = Config(), history: History | None = None) -> None:
         self.config = config
+        self.history = history or History(None)
         self.lock = threading.RLock()  # the outboxes of its members share it
         self._members: dict[str, Member] = {}  # by name key, in join order
         self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
-        self._history: deque[Message] = deque()
-        self._history_size = 0
-        self._seq = 0
+        self._recent: deque[Event] = deque()  # the latest public events, for catching up and newcomers
+        self._recent_size = 0
+        for event in self.history.loaded:
+            self._remember(event)
+        self._seq = self.history.last_id
         self._closed = False
         self._effects: Effects | None = None
         self._handlers: dict[str, Callable[[Member, commands.Command], None]] = {
             "say": self._say, "me": self._act, "msg": self._whisper, "users": self._users,
-            "nick": self._nick, "help": self._help, "quit": self._quit, "pong": self._pong,
+            "nick": self._nick, "history": self._ask_history, "search": self._ask_history, "help": self._help,
+            "quit": self._quit, "pong": self._pong,
         }
         assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
+        # Names kept across a restart wait for their owners as if their connections had just been lost.
+        until = time.monotonic() + config.grace
+        for kept in self.history.reservations if config.grace else ():
+            member = Member(kept.name, _no_codec, self.new_outbox(), kept.token_hash)
+            member.gone, member.away_until, member.outbox.closed = True, until, True
+            self._members[member.key] = member
 
     @contextmanager
     def _changing(self) -> Iterator[Effects]:
@@ -94,6 +136,9 @@ class Room:
     def names(self) -> list[str]:
         with self.lock:
             return [member.name for member in self._members.values()]
+
+    def _away(self) -> list[str]:
+        return [member.name for member in self._members.values() if member.away_until is not None]
 
     def _check_free(self, shown: str, me: Member | None = None) -> None:
         key, look = names.key(shown), names.skeleton(shown)
@@ -118,48 +163,140 @@ class Room:
                     "room_full", f"the room is full ({self.config.max_members} users): try again later")
         return shown
 
-    def join(self, name: str, codec: Codec, outbox: Outbox) -> tuple[Member, Effects]:
-        """Add a member with its welcome and the history, or raise NameProblem saying why not.
+    def join(self, name: str, codec: Codec, outbox: Outbox, resumable: bool = False, token: str | None = None,
+             after: int | None = None, missing: int | None = None) -> tuple[Member, Effects]:
+        """Add a member with its welcome and what it should see first, or raise NameProblem saying why not.
 
-        All or nothing: the newcomer's first bytes are queued in one piece before anyone hears of it.
-        """
+        With the resume `token` of a member who is reconnecting (or whose old connection has not ended yet)
+        the name is taken up again. With `after`, the public events after that id are replayed, then the
+        private messages that waited, then a `caught_up` marker saying how many were replayed and how many
+        older ones are no longer in memory (`missing`, counted on disk by the caller; else an upper bound
+        from the ids). All or nothing: the newcomer's first bytes are queued in one piece before anyone
+        hears of it."""
         with self._changing() as effects:
-            shown = self.check_name(name)
-            users = [*self.names(), shown]
-            welcome = codec(Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst),
-                            shown)
-            earlier = [codec(dataclasses.replace(message, earlier=True), shown) for message in self._history]
-            first = b"".join([welcome, *earlier])
-            if outbox.size + len(first) > outbox.cap:
+            names.check(name)
+            existing = self._members.get(names.key(name))
+            resumed = bool(existing and token and existing.token_digest
+                           and hmac.compare_digest(token_hash(token), existing.token_digest))
+            if resumed and existing is not None:
+                if self._closed:
+                    raise names.NameProblem("shutting_down", "the server is shutting down")
+                shown = existing.name
+            else:
+                if existing is not None and existing.away_until is not None:
+                    wait = math.ceil(existing.away_until - time.monotonic())
+                    raise names.NameProblem("name_reserved", f'"{existing.name}" is reconnecting: the name is '
+                                                             f"kept for them for {wait} more seconds")
+                shown = self.check_name(name)
+            new_token = secrets.token_urlsafe(24) if resumable else ""
+            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "")
+            users = [other.name for other in self._members.values()]
+            if not resumed:
+                users.append(shown)
+            welcome = Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst,
+                              token=new_token, away=[n for n in self._away() if n != shown], resumed=resumed)
+            first = [codec(welcome, shown),
+                     *self._first_events(codec, shown, after, existing if resumed else None, missing)]
+            data = b"".join(first)
+            if outbox.size + len(data) > outbox.cap:
                 raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
-            member = Member(shown, codec, outbox)
+            if resumed and existing is not None:
+                member.held, member.resumed = existing.held, True
+                self._take_over(existing, effects)
             self._members[member.key] = member
             self._groups = None
-            self._put([member], first)
-            self._broadcast(Joined(seq=self._next_seq(), name=shown), skip=member)
+            self._put([member], data)
+            self._public(Joined(seq=self._next_seq(), name=shown, back=resumed), skip=member)
+            self.history.reserve(member.key, shown, member.token_digest or None)
             return member, effects
 
+    def oldest_remembered(self) -> int:
+        """The id of the oldest public event in memory (0 if none)."""
+        with self.lock:
+            return getattr(self._recent[0], "seq", 0) if self._recent else 0
+
+    def _first_events(self, codec: Codec, me: str, after: int | None, old: Member | None,
+                      counted: int | None) -> list[bytes]:
+        """After the welcome: the history for a newcomer, or for a returning client what it missed."""
+        if after is None:
+            shown: list[Event] = []
+            size = 0
+            for event in reversed(self._recent):
+                if isinstance(event, Message):
+                    size += _wire_bytes(event)
+                    if len(shown) == self.config.history or size > self.config.history_bytes:
+                        break
+                    shown.append(dataclasses.replace(event, earlier=True))
+            return [codec(event, me) for event in reversed(shown)]
+        missed = [event for event in self._recent if getattr(event, "seq", 0) > after]
+        oldest = getattr(self._recent[0], "seq", 0) if self._recent else self._seq + 1
+        if after >= oldest - 1:
+            missing = 0
+        elif counted is not None:
+            missing = counted
+        else:  # ids also number private messages, so this is an upper bound
+            missing = oldest - after - 1
+        waiting = old.held if old else []
+        replay = [dataclasses.replace(e, earlier=True) if isinstance(e, Message) else e for e in missed]
+        replay += waiting
+        return [*(codec(event, me) for event in replay),
+                codec(CaughtUp(count=sum(isinstance(e, (Message, Private)) for e in replay), missing=missing), me)]
+
+    def _take_over(self, old: Member, effects: Effects) -> None:
+        """A resume: the old connection, if it has not ended yet, ends without a word to the room."""
+        if not old.gone:
+            old.gone = True
+            old.outbox.close(flush=False, last=old.codec(Bye(reason="replaced"), old.name))
+            effects.ready.append(old.outbox)
+        del self._members[old.key]
+
     def leave(self, member: Member, reason: str) -> Effects:
-        """The disconnect cleanup hook: idempotent; only the first call for a member has effects."""
+        """The disconnect cleanup hook: idempotent; only the first call for a member has effects.
+
+        A connection lost (not quit) keeps the member as reconnecting for the grace period."""
         with self._changing() as effects:
             if member.gone:
                 return effects
             member.gone = True
-            del self._members[member.key]
-            self._groups = None
             goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
             member.outbox.close(flush=reason != "slow", last=goodbye)
             effects.ready.append(member.outbox)
+            self._groups = None
+            if reason in GRACE_REASONS and member.token_digest and self.config.grace and not self._closed:
+                member.away_until = time.monotonic() + self.config.grace
+                effects.left.append((member, f"{reason}, reconnecting"))
+                self._public(Reconnecting(seq=self._next_seq(), name=member.name))
+                return effects
+            del self._members[member.key]
             effects.left.append((member, reason))
+            if reason != "shutdown":  # a restarted server keeps the names for their owners
+                self.history.reserve(member.key, member.name, None)
             if not self._closed:
-                self._broadcast(Left(seq=self._next_seq(), name=member.name, reason=reason))
+                self._public(Left(seq=self._next_seq(), name=member.name, reason=reason))
+            return effects
+
+    def expire(self, now: float) -> Effects:
+        """End the grace of members who did not come back: a leave, and their waiting messages bounce."""
+        with self._changing() as effects:
+            for member in [m for m in self._members.values() if m.away_until is not None and m.away_until <= now]:
+                del self._members[member.key]
+                self._groups = None
+                effects.left.append((member, "lost"))
+                self.history.reserve(member.key, member.name, None)
+                self._public(Left(seq=self._next_seq(), name=member.name, reason="lost"))
+                for message in member.held:
+                    sender = self._members.get(names.key(message.sender))
+                    if sender is not None and not sender.gone:
+                        preview = message.text if len(message.text) <= 40 else message.text[:39] + "…"
+                        self._send(sender, Error(code="not_delivered", message=f"{member.name} did not come "
+                                                 f'back in time: your message "{preview}" was not delivered'))
             return effects
 
     def drop(self, outbox: Outbox, reason: str) -> Effects:
         """End the connection an outbox belongs to: its member leaves, or it is simply closed."""
         with self._changing() as effects:
             for member in self._members.values():
-                if member.outbox is outbox:
+                if member.outbox is outbox and not member.gone:
                     return self.leave(member, reason)
             outbox.close(flush=False)
             effects.ready.append(outbox)
@@ -172,6 +309,7 @@ class Room:
             self._broadcast(Shutdown())
             for member in list(self._members.values()):
                 self.leave(member, "shutdown")
+            self.history.ids_used_up_to(self._seq)
             return effects
 
     # --- commands -------------------------------------------------------
@@ -190,15 +328,40 @@ class Room:
             return effects
 
     def _say(self, member: Member, command: commands.Command, action: bool = False) -> None:
-        message = Message(seq=self._next_seq(), sender=member.name, text=command.text, action=action)
-        self._remember(message)
-        self._broadcast(message)
+        self._public(Message(seq=self._next_seq(), sender=member.name, text=command.text, action=action))
 
-    def _remember(self, message: Message) -> None:
-        self._history.append(message)
-        self._history_size += _history_bytes(message)
-        while len(self._history) > self.config.history or self._history_size > self.config.history_bytes:
-            self._history_size -= _history_bytes(self._history.popleft())
+    def _public(self, event: Event, skip: Member | None = None) -> None:
+        """A room-wide event that is remembered: in memory for catching up, and on disk."""
+        self._remember(event)
+        self.history.append(event)
+        self._broadcast(event, skip)
+
+    def _remember(self, event: Event) -> None:
+        self._recent.append(event)
+        self._recent_size += _wire_bytes(event)
+        while len(self._recent) > self.config.catchup or self._recent_size > self.config.catchup_bytes:
+            self._recent_size -= _wire_bytes(self._recent.popleft())
+
+    def recent_messages(self, words: str | None, count: int) -> list[Message]:
+        """The latest public messages in memory (containing every word of `words`)."""
+        with self.lock:
+            found = [e for e in self._recent if isinstance(e, Message) and (not words or matches(words, e.text))]
+        return found[-count:]
+
+    def _ask_history(self, member: Member, command: commands.Command) -> None:
+        assert self._effects is not None
+        if command.kind == "search":
+            self._effects.questions.append(Question(member, command.text, SEARCH_RESULTS))
+        else:
+            count = min(int(command.text or HISTORY_DEFAULT), HISTORY_MAX)
+            self._effects.questions.append(Question(member, None, count))
+
+    def answer(self, question: Question, stored: list[Message] | None) -> Effects:
+        """Send the answer to /history or /search: what the disk found, completed from memory."""
+        recent = self.recent_messages(question.words, question.count)
+        merged = {message.seq: message for message in [*(stored or []), *recent]}
+        found = [merged[seq] for seq in sorted(merged)][-question.count:]
+        return self.send(question.member, Found(query=question.words, messages=[m.to_dict() for m in found]))
 
     def _act(self, member: Member, command: commands.Command) -> None:
         self._say(member, command, action=True)
@@ -210,13 +373,24 @@ class Room:
                 code="unknown_user",
                 message=f'no user named "{command.target}" is here: your message was not sent'))
             return
+        if target.away_until is not None and len(target.held) >= HELD_PRIVATES:
+            self._send(member, Error(code="not_delivered", message=f"{target.name} is reconnecting and has "
+                                     f"{HELD_PRIVATES} messages waiting already: your message was not sent"))
+            return
         message = Private(seq=self._next_seq(), sender=member.name, to=target.name, text=command.text)
+        self.history.ids_used_up_to(message.seq)
+        if target.away_until is not None:
+            target.held.append(message)
+            self._send(member, message)
+            self._send(member, Error(code="held", message=f"{target.name} is reconnecting: your message will "
+                                                          "be delivered when they are back"))
+            return
         self._send(target, message)
         if target is not member:
             self._send(member, message)
 
     def _users(self, member: Member, command: commands.Command) -> None:
-        self._send(member, Users(users=self.names(), you=member.name))
+        self._send(member, Users(users=self.names(), you=member.name, away=self._away()))
 
     def _help(self, member: Member, command: commands.Command) -> None:
         self._send(member, Help(lines=commands.help_lines()))
@@ -233,9 +407,11 @@ class Room:
             return
         new_key = names.key(new)
         old = member.name
+        self.history.reserve(member.key, old, None)
         member.name, member.key, member.skeleton = new, new_key, names.skeleton(new)
         self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
-        self._broadcast(Renamed(seq=self._next_seq(), old=old, new=new))
+        self.history.reserve(new_key, new, member.token_digest or None)
+        self._public(Renamed(seq=self._next_seq(), old=old, new=new))
 
     def _quit(self, member: Member, command: commands.Command) -> None:
         self.leave(member, "quit")
@@ -263,7 +439,8 @@ class Room:
         if self._groups is None:
             self._groups = {}
             for member in self._members.values():
-                self._groups.setdefault(member.codec, []).append(member.outbox)
+                if not member.gone:
+                    self._groups.setdefault(member.codec, []).append(member.outbox)
         return self._groups
 
     def _broadcast(self, event: Event, skip: Member | None = None) -> None:
@@ -282,5 +459,5 @@ class Room:
     def _drop_over_cap(self, boxes: list[Outbox]) -> None:
         # After a delivery loop, never inside one, so everyone keeps the same order.
         if boxes:
-            for member in [member for member in self._members.values() if member.outbox in boxes]:
+            for member in [m for m in self._members.values() if m.outbox in boxes and not m.gone]:
                 self.leave(member, "slow")

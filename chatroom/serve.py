@@ -16,11 +16,13 @@ import socket
 import ssl
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import tls
 from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type
 from .config import Config
+from . import history
 from .server import ChatServer
 
 LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, not kept
@@ -75,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="SECONDS",
                         help="plain-text connections: TCP keepalive idle time; a vanished peer is found after "
                              f"about twice this (default {defaults.keepalive:g})")
+    memory = parser.add_argument_group("history and reconnecting")
+    memory.add_argument("--history", metavar="FILE",
+                        help="the SQLite file that keeps the room's public messages across restarts (default: "
+                             "room-PORT.sqlite3 in your data directory; 'none' keeps them in memory only)")
+    memory.add_argument("--history-keep", type=int, default=defaults.history_keep, metavar="N",
+                        help=f"public events kept in the file (default {defaults.history_keep})")
+    memory.add_argument("--grace", type=float, default=defaults.grace, metavar="SECONDS",
+                        help="how long a user whose connection was lost keeps their name and gets their private "
+                             f"messages when back (default {defaults.grace:g}; 0: none)")
     access = parser.add_argument_group("encryption and access")
     access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
     access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
@@ -104,6 +115,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for option in ("login_timeout", "ping_interval", "keepalive", "slow_after"):
         if getattr(args, option) <= 0:
             parser.error(f"--{option.replace('_', '-')} must be more than 0")
+    if args.history_keep < 1 or args.grace < 0:
+        parser.error("--history-keep must be at least 1 and --grace 0 or more")
     if args.max_per_ip < 1:
         parser.error("--max-per-ip must be at least 1")
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -115,7 +128,16 @@ def config_from(args: argparse.Namespace) -> Config:
     return Config(max_members=args.max_clients, sendq=args.sendq, slow_after=args.slow_after, rate=args.rate,
                   burst=args.burst, login_timeout=args.login_timeout, max_per_address=args.max_per_ip,
                   joins_per_address=args.joins_per_ip, room_joins=args.room_joins,
-                  ping_interval=args.ping_interval, keepalive=args.keepalive)
+                  ping_interval=args.ping_interval, keepalive=args.keepalive, history_keep=args.history_keep,
+                  grace=args.grace)
+
+
+def history_path(args: argparse.Namespace) -> Path | None:
+    """Where the history lives: --history, or the data directory's file for this port (none for port 0,
+    which is a new port every time)."""
+    if args.history is not None:
+        return None if args.history.lower() == "none" else Path(args.history)
+    return history.default_path(args.port) if args.port else None
 
 
 def load_access(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | None]:
@@ -225,9 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"server.py: error: {exc}", file=sys.stderr)
         return 2
+    config = config_from(args)
     try:
-        server = ChatServer((args.host, args.port), config_from(args), tls_context=context, password=password)
+        memory = history.History(history_path(args), keep=config.history_keep)
+    except history.HistoryError as exc:
+        print(f"server.py: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = ChatServer((args.host, args.port), config, tls_context=context, password=password,
+                            history=memory)
     except OSError as exc:
+        memory.close()
         print(f"server.py: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
         return 2
     log_thread = start_logging(level)
@@ -242,15 +272,18 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     for name in ("SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _stop_on_signal)
-    host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
-    extras = (" --tls" if tls_on else "")
-    print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
-          f"connect with: python client.py {host} {server.port}{extras}  (Ctrl+C stops it)", flush=True)
     if password_on:
         log.info("the room needs a password")
         if not tls_on:
             log.warning("the room password and the chat travel in clear text: "
                         "use --tls-cert and --tls-key on a network you do not trust")
+    host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
+    extras = (" --tls" if tls_on else "")
+    print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
+          f"connect with: python client.py {host} {server.port}{extras}  (Ctrl+C stops it)", flush=True)
+    kept = server.room.history.path
+    print(f"history: {kept}" if kept else "history: in memory only (--history FILE keeps it across restarts)",
+          flush=True)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import time
 from . import render, tls
 from .admission import Admission
 from .config import Config
+from .history import History
 from .names import NameProblem
 from .ratelimit import GuessDelay
 from .protocol import BANNER, LINE_LIMIT, Error, Event, LineFramer, Shutdown, encode_json
@@ -28,6 +29,7 @@ from .sender import FLUSH_GRACE, SWEEP_INTERVAL, Outbox, Sender
 from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session
 from .streams import PlainStream, TLSStream
 
+GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
 TLS_HINT_AFTER = 2.0  # seconds of silence after which a TLS port tells a plain-text peer (nc) what to do
 CLOSE_WAIT = FLUSH_GRACE + 2 * SWEEP_INTERVAL + 0.5  # the sender gives up on a closed outbox before this
@@ -187,19 +189,26 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         self.server.sender.put(self.outbox, self.codec(event, ""))
                 case Prompt(text=text):
                     self.server.sender.put(self.outbox, (text + "\n").encode())
-                case Login(name=name, password=password):
-                    if (reason := self._perform(self._login(name, password))) is not None:
+                case Login(name=name, password=password, reconnect=reconnect, resume=resume, after=after):
+                    if (reason := self._perform(self._login(name, password, reconnect, resume, after))) is not None:
                         return reason
                 case Run(command=command):
                     assert self.member is not None
-                    self.server.apply(self.server.room.handle(self.member, command))
+                    room = self.server.room
+                    effects = room.handle(self.member, command)
+                    self.server.apply(effects)
+                    for question in effects.questions:  # /history and /search: this thread waits for the disk
+                        enough = len(room.recent_messages(question.words, question.count)) >= question.count
+                        stored = None if enough else room.history.query(question.words, question.count)
+                        self.server.apply(room.answer(question, stored))
                     if self.member.gone:
                         return "quit"
                 case Close(reason=reason):
                     return reason
         return None
 
-    def _login(self, name: str, password: str | None) -> list[Action]:
+    def _login(self, name: str, password: str | None, reconnect: bool = False, resume: str | None = None,
+               after: int | None = None) -> list[Action]:
         """Check the password first (so only people who know it learn who is here), then join."""
         session, now = self.session, time.monotonic()
         if self.server.password is not None:
@@ -220,8 +229,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
             log.info("%s: refused, too many logins from that address", self.peer)
             return [Reply(Error(code="login_limited", message="too many logins from your address: try again "
                                                               f"in {math.ceil(wait)} seconds")), Close("refused")]
+        room = self.server.room
+        missing = None
+        if after is not None and room.history.on_disk and after < room.oldest_remembered() - 1:
+            missing = room.history.count_between(after, room.oldest_remembered())
         try:
-            self.member, effects = self.server.room.join(name, self.codec, self.outbox)
+            self.member, effects = room.join(name, self.codec, self.outbox, resumable=reconnect,
+                                             token=resume, after=after, missing=missing)
         except NameProblem as problem:
             log.debug("%s: refused a name (%s)", self.peer, problem.code)
             if problem.code in ("room_full", "shutting_down", "too_much_history"):
@@ -229,7 +243,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
             return session.refused(problem.code, problem.message, Ask.NAME, now)
         session.admitted(now)
         mode = "JSON" if self.codec is json_codec else "plain-text"
-        log.info("%s joined from %s (%s mode)", self.member.name, self.peer, mode)
+        log.info("%s %s from %s (%s mode)", self.member.name, "is back" if self.member.resumed else "joined",
+                 self.peer, mode)
         self.server.apply(effects)
         return []
 
@@ -245,10 +260,11 @@ class ChatServer(socketserver.ThreadingTCPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], config: Config = Config(), room: Room | None = None,
-                 tls_context: ssl.SSLContext | None = None, password: str | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, password: str | None = None,
+                 history: History | None = None) -> None:
         self.address_family = _address_family(address[0])
         self.config = config
-        self.room = room or Room(config)
+        self.room = room or Room(config, history)
         self.tls_context = tls_context
         self.password = password
         self.admission = Admission(config, time.monotonic())
@@ -257,13 +273,27 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._hurry = False
         self._handlers: set[ChatHandler] = set()
         self._handlers_changed = threading.Condition()
-        self.sender = Sender(config, on_slow=self._slow, on_crash=self._sender_failed)
+        self.sender = Sender(config, on_slow=self._slow, on_crash=self._stop_after_failure)
         self.sender.start()
-        super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the sender
+        self._clock = threading.Thread(target=self._expire_graces, name="grace clock", daemon=True)
+        self._clock.start()
+        super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the threads
 
     def server_close(self) -> None:
         super().server_close()
+        self.stopping.set()
+        self._clock.join(5)
         self.sender.stop()
+        self.room.history.close()
+
+    def _expire_graces(self) -> None:
+        """End the grace of members who did not come back, twice a second."""
+        try:
+            while not self.stopping.wait(GRACE_TICK):
+                self.apply(self.room.expire(time.monotonic()))
+        except Exception:
+            log.exception("the grace clock failed; stopping the server")
+            self._stop_after_failure()
 
     @property
     def port(self) -> int:
@@ -279,8 +309,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def _slow(self, outbox: Outbox) -> None:
         self.apply(self.room.drop(outbox, "slow"))
 
-    def _sender_failed(self) -> None:
-        # serve_forever's thread then runs stop(), which tells everybody without the sender.
+    def _stop_after_failure(self) -> None:
+        # serve_forever's thread then runs stop(), which tells everybody (without the sender if it failed).
         threading.Thread(target=self.shutdown, name="stop after sender failure", daemon=True).start()
 
     def track(self, handler: ChatHandler) -> bool:

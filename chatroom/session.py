@@ -54,9 +54,13 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Login:
-    """Check the room password (if any), then try to join with this name."""
+    """Check the room password (if any), then try to join with this name (taking up a waiting session
+    with the resume token, replaying what came after the event id `after`)."""
     name: str
     password: str | None
+    reconnect: bool = False
+    resume: str | None = None
+    after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ class Session:
             return [self._error("unsupported_version",
                                 f"this server speaks protocol version {PROTOCOL_VERSION}, not {hello.version}"),
                     *self._close("closed")]
-        return [Login(hello.name, hello.password)]
+        return [Login(hello.name, hello.password, hello.reconnect, hello.resume, hello.after)]
 
     def _command(self, text: str, now: float) -> list[Action]:
         command = commands.parse(text)

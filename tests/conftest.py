@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -15,6 +16,18 @@ from chatroom.config import Config
 from chatroom.server import ChatServer
 
 TIMEOUT = 5.0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _history_files_in_a_temporary_data_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers started on a port of their own keep their history in the data directory: not the user's."""
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if old is None:
+        del os.environ["XDG_DATA_HOME"]
+    else:
+        os.environ["XDG_DATA_HOME"] = old
 
 
 class RawClient:

@@ -47,7 +47,8 @@ def assert_nothing_else_then(client: JsonClient, marker: str) -> None:
 def test_list_users_every_dialect(trio, line):
     alice, _, _ = trio
     alice.say(line)
-    assert alice.expect_event("users") == {"type": "users", "users": ["alice", "bob", "carol"], "you": "alice"}
+    assert alice.expect_event("users") == {"type": "users", "users": ["alice", "bob", "carol"], "you": "alice",
+                                              "away": []}
 
 
 @pytest.mark.parametrize("line", ["secret plan > bob", "@bob secret plan", "/msg bob secret plan",
