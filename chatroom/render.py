@@ -9,13 +9,23 @@ from __future__ import annotations
 import re
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import names
 from .protocol import (
     LEAVE_REASONS, Bye, Error, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
     Users, Welcome, sanitize,
 )
+
+
+Color = TypeVar("Color")
+
+
+def name_color(name: str, palette: Sequence[Color]) -> Color:
+    """A user's color from a palette, the same in every session and in every front end."""
+    return palette[zlib.crc32(names.key(name).encode()) % len(palette)]
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class Theme:
             return self.paint(self.own, name)
         if not self.palette:
             return name
-        return self.paint(self.palette[zlib.crc32(names.key(name).encode()) % len(self.palette)], name)
+        return self.paint(name_color(name, self.palette), name)
 
 
 PLAIN = Theme()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
 from ..protocol import Event, Hello, Welcome
-from . import terminal
+from . import gui, terminal
 from .core import LOST, OK, ClientError, Connection, Session, connect, login, tls_context
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyReader
@@ -73,7 +73,7 @@ _port = port_type(1)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="client.py",
-        description="Join a chatroom server from this terminal.",
+        description="Join a chatroom server from this terminal (or from a window: --gui).",
         epilog="examples:  python client.py 127.0.0.1 8080  |  python client.py 192.168.1.20 8080 alice  |  "
                "python client.py --port 8080 --name alice.   Keys: Enter sends, Up/Down recall, Tab completes "
                "names and commands, Ctrl+C or Ctrl+D (on an empty line) or /quit leaves.",
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help=f"the server's address (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=_port, help=f"the server's port (default {DEFAULT_PORT})")
     parser.add_argument("--name", help="your username (asked for if not given)")
+    parser.add_argument("--gui", action="store_true",
+                        help="open a window instead (a connect dialog prefilled from these arguments)")
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
     secure = parser.add_argument_group("encryption and access")
@@ -147,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     interactive = sys.stdin.isatty()
     try:
         try:
+            if args.gui:
+                return gui.run(args)
             context = tls_context(args.tls, args.cafile, args.insecure)
             hello = Hello(args.name or _ask_name(), password=os.environ.get(PASSWORD_ENV))
             connection = connect(args.host, args.port, hello, context)

@@ -1,0 +1,355 @@
+"""The window client for real: Tk on an Xvfb display, against a real server and raw-socket clients.
+
+Skipped, with the reason, where tkinter or Xvfb cannot be had (.ci/run installs Debian's xvfb).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT, JsonClient
+
+from chatroom.client import app, core
+from chatroom.protocol import BANNER, Hello, Private, Welcome, encode_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_missing_tkinter_is_one_line_naming_the_package_and_status_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tkinter", None)  # what `import tkinter` meets without python3-tk
+    assert app.main(["--gui", "127.0.0.1", "1", "amy"]) == core.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("client.py: error: ") and "python3-tk" in err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="DISPLAY is how X11 finds a screen")
+def test_no_display_is_one_line_and_status_2():
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    result = subprocess.run([sys.executable, str(ROOT / "client.py"), "--gui"], capture_output=True, text=True,
+                            env=env, timeout=TIMEOUT)
+    if "needs Python's tkinter" in result.stderr:
+        pytest.skip("this Python has no tkinter")
+    assert result.returncode == 2
+    assert result.stderr.startswith("client.py: error: cannot open a window: ") and result.stderr.count("\n") == 1
+
+
+tkinter = pytest.importorskip("tkinter", reason="the window client needs tkinter (Debian/Ubuntu: python3-tk)")
+from chatroom.client.gui.client import WindowClient  # noqa: E402 (after the skip: it imports tkinter)
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """An Xvfb display of our own, for the module's windows; DISPLAY points at it meanwhile."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb for a display (Debian/Ubuntu: apt-get install xvfb; .ci/run installs it)")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    # Xvfb writes the number and the newline separately: closing the pipe before the newline kills it.
+    said = b""
+    while not said.endswith(b"\n") and select.select([read], [], [], TIMEOUT)[0]:
+        if not (chunk := os.read(read, 64)):
+            break
+        said += chunk
+    os.close(read)
+    number = said.decode().strip()
+    if not number:
+        xvfb.kill()
+        xvfb.wait(TIMEOUT)
+        pytest.skip("Xvfb did not start")
+    before = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield f":{number}"
+    if before is None:
+        os.environ.pop("DISPLAY")
+    else:
+        os.environ["DISPLAY"] = before
+    xvfb.terminate()
+    xvfb.wait(TIMEOUT)
+
+
+@pytest.fixture
+def root(display: str) -> Iterator[tkinter.Tk]:
+    try:
+        window = tkinter.Tk(className="chatroom")
+    except tkinter.TclError as exc:
+        pytest.skip(f"Tk cannot open a window on Xvfb: {exc}")
+    yield window
+    if not gone(window):
+        window.destroy()
+
+
+def until(root: tkinter.Tk, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Run Tk's event loop until the condition holds (or the window is gone and it holds then)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the window")
+        try:
+            root.update()
+        except tkinter.TclError:  # the window was destroyed
+            if condition():
+                return
+            raise
+        time.sleep(0.005)
+
+
+def gone(root: tkinter.Tk) -> bool:
+    try:
+        return not root.winfo_exists()
+    except tkinter.TclError:
+        return True
+
+
+def shown(client: WindowClient) -> str:
+    return client.chat.text.get("1.0", "end")
+
+
+def start(root: tkinter.Tk, port: int) -> WindowClient:
+    """The dialog, prefilled with the address (without a username, so it waits for the user)."""
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port)]))
+    until(root, lambda: True)
+    return client
+
+
+def connected(root: tkinter.Tk, port: int, name: str = "amy") -> WindowClient:
+    """Everything given on the command line: the dialog connects at once."""
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), name]))
+    until(root, lambda: client.chat is not None)
+    return client
+
+
+def type_line(root: tkinter.Tk, client: WindowClient, text: str) -> None:
+    entry = client.chat.entry
+    entry.delete(0, "end")
+    entry.insert(0, text)
+    entry.focus_force()
+    until(root, lambda: root.focus_get() is entry)
+    entry.event_generate("<Return>")
+
+
+def test_a_conversation_through_the_window(root, server, clients):
+    bob = clients()
+    bob.login("bob")
+    client = start(root, server.port)
+    dialog = client.dialog
+    assert (dialog.host.get(), dialog.port.get(), dialog.name.get(), dialog.tls.get()) == \
+        ("127.0.0.1", str(server.port), "", False)
+    assert client.chat is None  # no username yet: the dialog waits
+    dialog.name.set("amy")
+    name = dialog.entries["name"]
+    name.focus_force()
+    until(root, lambda: root.focus_get() is name)
+    name.event_generate("<Return>")
+    until(root, lambda: client.chat is not None)
+    chat = client.chat
+    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amy (you)"))
+    assert "Welcome, amy!" in shown(client) and "amy" in root.title()
+
+    type_line(root, client, "hello bob")
+    assert bob.expect_event("message", sender="amy")["text"] == "hello bob"
+    bob.say("hi amy")
+    until(root, lambda: "<bob> hi amy" in shown(client))
+    bob.say("/me waves")
+    until(root, lambda: "* bob waves" in shown(client))
+
+    type_line(root, client, "/msg bob a secret")
+    assert bob.expect_event("private", sender="amy")["text"] == "a secret"
+    bob.say("/msg amy psst")
+    until(root, lambda: "[private from bob] psst" in shown(client))
+    line = chat.text.search("[private from bob]", "1.0")
+    assert "private_line" in chat.text.tag_names(line)
+
+    # Double-clicking bob in the list starts a private message to him.
+    x, y, _, height = chat.user_list.bbox(0)
+    for event in ["<ButtonPress-1>", "<ButtonRelease-1>"] * 2:
+        chat.user_list.event_generate(event, x=x + 2, y=y + height // 2)
+    assert chat.entry.get() == "/msg bob "
+    chat.entry.insert("end", "via the list")
+    chat.entry.event_generate("<Return>")
+    assert bob.expect_event("private", sender="amy")["text"] == "via the list"
+
+    # Up recalls what was sent; Tab completes a name.
+    chat.entry.event_generate("<Up>")
+    assert chat.entry.get() == "/msg bob via the list"
+    chat.entry.delete(0, "end")
+    chat.entry.insert(0, "/msg b")
+    chat.entry.event_generate("<Tab>")
+    assert chat.entry.get() == "/msg bob " and root.focus_get() is chat.entry
+
+    type_line(root, client, "/nick amelia")
+    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amelia (you)"))
+    assert "amy is now known as amelia" in shown(client) and root.title().startswith("amelia")
+
+    carol = clients()
+    carol.login("carol")
+    until(root, lambda: "carol joined" in shown(client))
+    carol.close()
+    until(root, lambda: "carol left (closed the connection)" in shown(client))
+    until(root, lambda: "carol" not in chat.user_list.get(0, "end"))
+    line = chat.text.search("carol left", "1.0")
+    assert "system" in chat.text.tag_names(line)
+
+    root.tk.call(root.protocol("WM_DELETE_WINDOW"))  # the window's close button
+    assert bob.expect_event("leave", name="amelia")["reason"] == "quit"
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
+
+
+def test_the_dialog_says_what_went_wrong_and_lets_the_user_retry(root, make_server, clients):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        free = unused.getsockname()[1]
+    server = make_server(password="sesame")
+    client = start(root, free)
+    dialog = client.dialog
+    dialog.connect_button.invoke()
+    assert dialog.status.cget("text") == "Type a username."
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    refused = f"cannot connect to 127.0.0.1 port {free}: nothing is listening there (is the server running?)"
+    until(root, lambda: dialog.status.cget("text") == refused)
+
+    dialog.port.set("99999")
+    dialog.connect_button.invoke()
+    assert dialog.status.cget("text") == "'99999' is not a port number (1-65535)"
+
+    dialog.port.set(str(server.port))
+    assert not dialog.entries["password"].winfo_ismapped()
+    dialog.connect_button.invoke()
+    until(root, lambda: "needs a password" in dialog.status.cget("text"))
+    until(root, lambda: dialog.entries["password"].winfo_ismapped())
+    assert dialog.entries["password"].cget("show") == "•"
+    dialog.password.set("wrong")
+    dialog.connect_button.invoke()
+    until(root, lambda: dialog.status.cget("text") == "Wrong password. Type the room password.")
+
+    bob = JsonClient(server.port)
+    bob.line()
+    bob.send(Hello("bob", password="sesame").encode())
+    bob.expect_event("welcome")
+    dialog.password.set("sesame")
+    dialog.name.set("BOB")
+    dialog.connect_button.invoke()
+    until(root, lambda: dialog.status.cget("text") == 'Sorry, the username "BOB" is taken. Choose another username.')
+    assert root.focus_lastfor() is dialog.entries["name"]
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    until(root, lambda: client.chat is not None)
+    assert bob.expect_event("join")["name"] == "amy"
+    bob.close()
+    client.chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
+
+
+def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
+    bob = clients()
+    bob.login("bob")
+    client = connected(root, server.port)
+    chat = client.chat
+    rings = []
+    monkeypatch.setattr(chat, "_focused", lambda: False)
+    monkeypatch.setattr(root, "bell", lambda: rings.append(1))
+    bob.say("nobody in particular")
+    bob.say("amy, are you there?")
+    bob.say("/msg amy psst")
+    until(root, lambda: "psst" in shown(client))
+    assert len(rings) >= 1 and root.title().startswith(f"({chat.unseen}) amy") and chat.unseen >= 1
+    line = chat.text.search("amy, are you there?", "1.0")
+    assert "mention_line" in chat.text.tag_names(line)
+    chat._focus_in(None)
+    assert root.title().startswith("amy")
+    client.chat.close()
+    until(root, lambda: gone(root))
+
+
+class HostileServer:
+    """A fake chatroom server that welcomes the client, then sends `lines` and hangs up."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lines = lines
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.listener:
+            self.listener.settimeout(TIMEOUT)
+            conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(BANNER.encode() + b"\n")
+            conn.settimeout(TIMEOUT)
+            conn.recv(4096)  # the hello
+            conn.sendall(encode_json(Welcome("amy", ["amy", "m\x1b[2Jallory"])) + b"".join(self.lines))
+
+
+def test_a_hostile_server_never_breaks_the_window(root):
+    evil = "\x1b]0;owned\x07\x1b[2J\x9b31m" + "\u202egnp.exe\u202c" + "\u2066iso\u2069" + "\x00\x08\r"
+    long_line = "x" * 4000
+    lines = [json.dumps({"type": "message", "seq": 1, "sender": "mallory", "text": evil, "ts": 1}).encode(),
+             json.dumps({"type": "message", "seq": 2, "sender": "mallory", "text": long_line, "ts": 1}).encode(),
+             encode_json(Private(3, "mal\u202elory", "amy", "\x1b[5mblink")).rstrip(),
+             b"not json \x1b[31m at all", b"\xff\xfe broken utf-8",
+             json.dumps({"type": "users", "users": ["amy", "\x1b[31mred"], "you": "amy"}).encode(),
+             json.dumps({"type": "message", "seq": 4, "sender": "mallory", "text": "still here", "ts": 1}).encode()]
+    server = HostileServer([line + b"\n" for line in lines])
+    client = connected(root, server.port)
+    chat = client.chat
+    until(root, lambda: chat.ended is not None)
+    text = shown(client)
+    assert "still here" in text and long_line in text and "! Connection lost" in text
+    unsafe = [ch for ch in text + "".join(chat.user_list.get(0, "end")) + root.title()
+              if ch != "\n" and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u202e\u202c\u2066\u2069")]
+    assert unsafe == []
+    assert chat.entry.instate(["disabled"])
+    server.thread.join(TIMEOUT)
+    chat.close()  # after the loss, closing the window ends with the console's status for it
+    until(root, lambda: gone(root))
+    assert client.finish() == core.DISCONNECTED
+
+
+def test_the_scrollback_is_bounded(root, server, monkeypatch):
+    from chatroom.client.gui import window
+    monkeypatch.setattr(window, "SCROLLBACK", 50)
+    client = connected(root, server.port)
+    chat = client.chat
+    chat._insert([[(f"line {number}\n", ())] for number in range(200)])
+    assert int(chat.text.index("end-1c").split(".")[0]) <= 51
+    assert "line 199" in shown(client) and "line 100\n" not in shown(client)
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="needs xdotool to see the window's title")
+def test_client_py_gui_with_a_username_connects_at_once_and_ctrl_c_quits_with_status_0(display, server, clients):
+    bob = clients()
+    bob.login("bob")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "client.py"), "--gui", "127.0.0.1", str(server.port), "amy"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bob.expect_event("join")["name"] == "amy"
+        subprocess.run(["xdotool", "search", "--sync", "--name", f"^amy - chatroom 127.0.0.1 port {server.port}$"],
+                       capture_output=True, timeout=TIMEOUT, check=True)  # the chat window is up
+        proc.send_signal(signal.SIGINT)
+        assert bob.expect_event("leave", name="amy")["reason"] == "quit"
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0 and err == "", err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
