@@ -5,6 +5,7 @@ Skipped, with the reason, where tkinter or Xvfb cannot be had (.ci/run installs 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -81,15 +82,27 @@ def display() -> Iterator[str]:
     xvfb.wait(TIMEOUT)
 
 
+@pytest.fixture(scope="module")
+def kept(display: str) -> Iterator[list[tkinter.Tk]]:
+    """The module's Tk roots, kept alive until its end and then freed in this thread: a Tk interpreter
+    freed by the garbage collector in another thread (a server's) aborts the process."""
+    roots: list[tkinter.Tk] = []
+    yield roots
+    roots.clear()
+    gc.collect()
+
+
 @pytest.fixture
-def root(display: str) -> Iterator[tkinter.Tk]:
+def root(kept: list[tkinter.Tk]) -> Iterator[tkinter.Tk]:
     try:
         window = tkinter.Tk(className="chatroom")
     except tkinter.TclError as exc:
         pytest.skip(f"Tk cannot open a window on Xvfb: {exc}")
+    kept.append(window)
     yield window
     if not gone(window):
         window.destroy()
+    gc.collect()  # the test's Tk variables and fonts, freed here rather than in a server's thread
 
 
 def until(root: tkinter.Tk, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
@@ -141,7 +154,7 @@ def type_line(root: tkinter.Tk, client: WindowClient, text: str) -> None:
     entry.event_generate("<Return>")
 
 
-def test_a_conversation_through_the_window(root, server, clients):
+def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     bob = clients()
     bob.login("bob")
     client = start(root, server.port)
@@ -190,7 +203,10 @@ def test_a_conversation_through_the_window(root, server, clients):
     chat.entry.event_generate("<Tab>")
     assert chat.entry.get() == "/msg bob " and root.focus_get() is chat.entry
 
-    type_line(root, client, "/nick amelia")
+    chat.menu.invoke("Who is here")
+    until(root, lambda: "Users here (2):" in shown(client))
+    monkeypatch.setattr("tkinter.simpledialog.askstring", lambda *args, **kwargs: "amelia")
+    chat.menu.invoke("Change my name...")
     until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amelia (you)"))
     assert "amy is now known as amelia" in shown(client) and root.title().startswith("amelia")
 
@@ -321,6 +337,29 @@ def test_a_hostile_server_never_breaks_the_window(root):
     chat.close()  # after the loss, closing the window ends with the console's status for it
     until(root, lambda: gone(root))
     assert client.finish() == core.DISCONNECTED
+
+
+def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server):
+    from chatroom.server import Limits
+    server = make_server(limits=Limits(rate=0))
+    flood = JsonClient(server.port)
+    flood.login("flood")
+    client = connected(root, server.port)
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.monotonic())
+        root.after(5, tick)
+
+    tick()
+    flood.send("".join(f"burst {number:04d}\n" for number in range(1000)))
+    until(root, lambda: "burst 0999" in shown(client))
+    flood.close()
+    text = shown(client)
+    assert all(f"burst {number:04d}" in text for number in range(1000))
+    assert max(later - earlier for earlier, later in zip(ticks, ticks[1:])) < 0.5  # the loop never froze
+    client.chat.close()
+    until(root, lambda: gone(root))
 
 
 def test_the_scrollback_is_bounded(root, server, monkeypatch):

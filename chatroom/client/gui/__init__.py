@@ -6,8 +6,10 @@ Importing this package needs no tkinter; `run` says in one line what to install 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import signal
+from types import ModuleType
 
 from ..core import USAGE, ClientError
 
@@ -22,6 +24,15 @@ def run(args: argparse.Namespace) -> int:
         tkinter = importlib.import_module("tkinter")
     except ImportError:
         raise ClientError(MISSING_TK, USAGE) from None
+    try:
+        return _run(tkinter, args)
+    finally:
+        # The window's objects are in reference cycles; a Tk interpreter freed by the collector in another
+        # thread (a connect attempt still running) aborts the process, so free them here, in Tk's thread.
+        gc.collect()
+
+
+def _run(tkinter: ModuleType, args: argparse.Namespace) -> int:
     from .client import WindowClient
 
     try:

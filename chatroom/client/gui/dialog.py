@@ -37,15 +37,27 @@ def _password_asked(reason: str) -> str:
     raise Refused(f"{reason or 'This room needs a password. '}Type the room password.", "password")
 
 
-def attempt(host: str, port: int, hello: Hello, use_tls: bool, cafile: str | None,
-            insecure: bool) -> tuple[Connection, Welcome]:
-    """Connect and log in once; raises ClientError (or Refused) with the sentence for the user."""
-    connection = connect(host, port, hello, tls_context(use_tls, cafile, insecure))
+Result = tuple[Connection, Welcome] | ClientError
+
+
+def attempt(results: queue.SimpleQueue[Result], host: str, port: int, hello: Hello, use_tls: bool,
+            cafile: str | None, insecure: bool) -> None:
+    """Connect and log in once, in a thread; the connection or the ClientError (or Refused) goes to `results`.
+
+    It holds nothing of Tk: a Tk object freed in another thread than Tk's aborts the process.
+    """
     try:
-        return connection, login(connection, hello, _name_refused, _password_asked)
-    except BaseException:
+        connection = connect(host, port, hello, tls_context(use_tls, cafile, insecure))
+    except ClientError as exc:
+        results.put(exc)
+        return
+    try:
+        results.put((connection, login(connection, hello, _name_refused, _password_asked)))
+    except BaseException as exc:
         connection.sock.close()
-        raise
+        if not isinstance(exc, ClientError):
+            raise
+        results.put(exc)
 
 
 class ConnectDialog:
@@ -54,7 +66,7 @@ class ConnectDialog:
         self.root = root
         self.args = args
         self.on_connected = on_connected
-        self._results: queue.SimpleQueue[tuple[Connection, Welcome] | ClientError] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self.frame = ttk.Frame(root, padding=16)
         self.frame.pack(fill="both", expand=True)
         self.host = tk.StringVar(value=args.host)
@@ -115,14 +127,9 @@ class ConnectDialog:
         self.connect_button.state(["disabled"])
         self.status.configure(text=f"Connecting to {host} port {port} ...")
         hello = Hello(name, password=self.password.get() or None)
-        threading.Thread(target=self._attempt, args=(host, port, hello, self.tls.get()), daemon=True).start()
+        threading.Thread(target=attempt, args=(self._results, host, port, hello, self.tls.get(), self.args.cafile,
+                                               self.args.insecure), daemon=True).start()
         self.root.after(POLL_MS, self._poll)
-
-    def _attempt(self, host: str, port: int, hello: Hello, use_tls: bool) -> None:
-        try:
-            self._results.put(attempt(host, port, hello, use_tls, self.args.cafile, self.args.insecure))
-        except ClientError as exc:
-            self._results.put(exc)
 
     def _poll(self) -> None:
         if not self.frame.winfo_exists():

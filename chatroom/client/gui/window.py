@@ -7,7 +7,6 @@ of work per tick, so the window stays responsive under a burst.
 from __future__ import annotations
 
 import queue
-import time
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import font, simpledialog, ttk
@@ -22,7 +21,7 @@ from ..screen import COLORS
 from . import styling
 
 POLL_MS = 15
-SLICE = 0.02  # seconds of event handling per tick, so keys and redraws get their turn in a burst
+BATCH = 200  # events shown per tick at most, so keys and redraws get their turn in a burst
 SCROLLBACK = 10_000  # lines kept in the conversation; older ones go, so memory stays flat
 BACKGROUND, FOREGROUND, GREY = "#1e1f22", "#d3d7cf", "#8b8e94"
 OWN_COLOR = styling.tk_color(COLORS.own)
@@ -86,6 +85,7 @@ class ChatWindow:
         self.text.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
         self.text.pack(side="left", fill="both", expand=True)
+        self.text.tag_configure("hanging", lmargin2=24)  # a wrapped line's rest is indented under its start
         self.text.tag_configure("time", foreground=GREY)
         self.text.tag_configure("system", foreground=GREY)
         self.text.tag_configure("earlier", foreground=GREY, font=italic)
@@ -102,7 +102,7 @@ class ChatWindow:
         self.here = ttk.Label(side, text="Here now")
         self.here.pack(anchor="w")
         self.user_list = tk.Listbox(side, activestyle="none", background=BACKGROUND, foreground=FOREGROUND,
-                                    selectbackground="#3b3f45", borderwidth=0, highlightthickness=0, width=18,
+                                    selectbackground="#3b3f45", selectforeground="#ffffff", borderwidth=0, highlightthickness=0, width=18,
                                     exportselection=False)
         self.user_list.pack(fill="both", expand=True)
         self.user_list.bind("<Double-Button-1>", self._double_click)
@@ -191,9 +191,8 @@ class ChatWindow:
     # --- what the session hands over ----------------------------------------------------
 
     def _poll(self) -> None:
-        started = time.perf_counter()
         batch: list[Received | Notice | Ended] = []
-        while time.perf_counter() - started < SLICE:
+        while len(batch) < BATCH:
             try:
                 batch.append(self.background.inbox.get_nowait())
             except queue.Empty:
@@ -247,7 +246,9 @@ class ChatWindow:
             return
         at_bottom = self.text.yview()[1] >= 0.999
         self.text.configure(state="normal")
+        start = self.text.index("end-1c")
         self.text.insert("end", *flat)
+        self.text.tag_add("hanging", start, "end-1c")
         lines = int(self.text.index("end-1c").split(".")[0])
         if lines > SCROLLBACK + 1:
             self.text.delete("1.0", f"{lines - SCROLLBACK}.0")
