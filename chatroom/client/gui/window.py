@@ -118,7 +118,7 @@ class ChatWindow:
         self.send_button.pack(side="right", padx=(6, 0))
         for sequence, pressed in [("<Return>", key.CR), ("<KP_Enter>", key.CR), ("<Up>", key.UP),
                                   ("<Down>", key.DOWN), ("<Tab>", key.TAB)]:
-            self.entry.bind(sequence, lambda _event, pressed=pressed: self._edit(pressed))
+            self.entry.bind(sequence, self._key(pressed))
         self.entry.focus_set()
 
     # --- what the user does -------------------------------------------------------------
@@ -126,6 +126,9 @@ class ChatWindow:
     def send(self, line: str) -> None:
         if self.ended is None:
             self.background.send(line)
+
+    def _key(self, pressed: str) -> Callable[[tk.Event], str]:
+        return lambda _event: self._edit(pressed)
 
     def _edit(self, pressed: str) -> str:
         """A key for the shared line editor (history, completion, Enter), on the entry's text."""
@@ -241,13 +244,14 @@ class ChatWindow:
         self._insert([styling.runs(styling.MARKERS.paint(styling.MARKERS.system, sanitize(text)) + "\n")])
 
     def _insert(self, shown: list[styling.Runs]) -> None:
-        flat = [part for text_runs in shown for text, tags in text_runs for part in (text, tags)]
-        if not flat:
+        pairs = [pair for text_runs in shown for pair in text_runs]
+        if not pairs:
             return
+        (first, first_tags), rest = pairs[0], [part for pair in pairs[1:] for part in pair]
         at_bottom = self.text.yview()[1] >= 0.999
         self.text.configure(state="normal")
         start = self.text.index("end-1c")
-        self.text.insert("end", *flat)
+        self.text.insert("end", first, first_tags, *rest)  # one call for the whole batch
         self.text.tag_add("hanging", start, "end-1c")
         lines = int(self.text.index("end-1c").split(".")[0])
         if lines > SCROLLBACK + 1:
