@@ -284,13 +284,57 @@ def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, 
     bob.say("amy, are you there?")
     bob.say("/msg amy psst")
     until(root, lambda: "psst" in shown(client))
-    assert len(rings) >= 1 and root.title().startswith(f"({chat.unseen}) amy") and chat.unseen >= 1
+    assert len(rings) >= 1 and chat.unseen == 2 and root.title().startswith("(2) amy")
     line = chat.text.search("amy, are you there?", "1.0")
     assert "mention_line" in chat.text.tag_names(line)
     chat._focus_in(None)
     assert root.title().startswith("amy")
     client.chat.close()
     until(root, lambda: gone(root))
+
+
+def test_the_servers_shutdown_shows_in_the_window_and_the_status_is_3(root, server):
+    client = connected(root, server.port)
+    chat = client.chat
+    stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
+    stopper.start()
+    until(root, lambda: chat.ended is not None)
+    stopper.join(TIMEOUT)
+    assert "The server is shutting down." in shown(client) and "Connection lost" not in shown(client)
+    assert chat.entry.instate(["disabled"]) and "(disconnected)" in root.title()
+    chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.DISCONNECTED
+
+
+def test_use_tls_in_the_dialog(root, make_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    from chatroom import tls
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
+                                                str(tmp_path / "ca.pem")]))
+    dialog = client.dialog
+    assert dialog.tls.get()
+    dialog.tls.set(False)
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    until(root, lambda: "Connecting" not in dialog.status.cget("text"))
+    assert dialog.status.cget("text").startswith(f"127.0.0.1 port {server.port} ")  # the console's words
+    dialog.tls.set(True)
+    dialog.connect_button.invoke()
+    until(root, lambda: client.chat is not None)
+    chat = client.chat
+    assert chat.session.connection.sock.version() in ("TLSv1.2", "TLSv1.3")
+    type_line(root, client, "over TLS")
+    until(root, lambda: "<amy> over TLS" in shown(client))
+    chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
 
 
 class HostileServer:

@@ -57,6 +57,11 @@ def event_runs(event: Event, me: str) -> Runs:
     return runs(text + "\n", line_tags)
 
 
+def note(text: str, role: str = "system") -> Runs:
+    """A line of the client's own (not from the server) in one role's style."""
+    return runs(MARKERS.paint(_mark(role), render.sanitize(text)) + "\n")
+
+
 def plain(text_runs: Runs) -> str:
     return "".join(text for text, _ in text_runs)
 

@@ -209,22 +209,22 @@ class ChatWindow:
 
     def show(self, batch: list[Received | Notice | Ended]) -> None:
         shown = []
-        attention = False
+        attention = 0
         users = None
         for item in batch:
             if isinstance(item, Received):
                 self.me, users = item.me, item.users
                 shown.append(styling.event_runs(item.event, self.me))
-                attention = attention or render.wants_attention(item.event, self.me)
+                attention += render.wants_attention(item.event, self.me)
             elif isinstance(item, Notice):
-                shown.append(styling.runs(f"{styling.MARKERS.paint(styling.MARKERS.system, item.text)}\n"))
+                shown.append(styling.note(item.text))
             else:
                 self._ended(item, shown)
         self._insert(shown)
         if users is not None:
             self._show_users(users)
         if attention and not self._focused():
-            self.unseen += 1
+            self.unseen += attention
             self.root.bell()
         self._set_title()
 
@@ -234,14 +234,13 @@ class ChatWindow:
             self.root.after_idle(lambda: self.on_end(OK))
             return
         if ended.lost:
-            shown.append(styling.runs(styling.MARKERS.paint(styling.MARKERS.error, f"! {LOST}") + "\n"))
-        shown.append(styling.runs(styling.MARKERS.paint(styling.MARKERS.system,
-                                                        "-- Close the window to leave.") + "\n"))
+            shown.append(styling.note(f"! {LOST}", "error"))
+        shown.append(styling.note("-- Close the window to leave."))
         self.entry.state(["disabled"])
         self.send_button.state(["disabled"])
 
     def _note(self, text: str) -> None:
-        self._insert([styling.runs(styling.MARKERS.paint(styling.MARKERS.system, sanitize(text)) + "\n")])
+        self._insert([styling.note(text)])
 
     def _insert(self, shown: list[styling.Runs]) -> None:
         pairs = [pair for text_runs in shown for pair in text_runs]
