@@ -28,24 +28,6 @@ from chatroom.protocol import BANNER, Hello, Private, Welcome, encode_json
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_missing_tkinter_is_one_line_naming_the_package_and_status_2(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "tkinter", None)  # what `import tkinter` meets without python3-tk
-    assert app.main(["--gui", "127.0.0.1", "1", "amy"]) == core.USAGE
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("client.py: error: ") and "python3-tk" in err
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="DISPLAY is how X11 finds a screen")
-def test_no_display_is_one_line_and_status_2():
-    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
-    result = subprocess.run([sys.executable, str(ROOT / "client.py"), "--gui"], capture_output=True, text=True,
-                            env=env, timeout=TIMEOUT)
-    if "needs Python's tkinter" in result.stderr:
-        pytest.skip("this Python has no tkinter")
-    assert result.returncode == 2
-    assert result.stderr.startswith("client.py: error: cannot open a window: ") and result.stderr.count("\n") == 1
-
-
 tkinter = pytest.importorskip("tkinter", reason="the window client needs tkinter (Debian/Ubuntu: python3-tk)")
 from chatroom.client.gui.client import WindowClient  # noqa: E402 (after the skip: it imports tkinter)
 
@@ -270,6 +252,20 @@ def test_the_dialog_says_what_went_wrong_and_lets_the_user_retry(root, make_serv
     client.chat.close()
     until(root, lambda: gone(root))
     assert client.finish() == core.OK
+
+
+def test_not_a_chatroom_server_in_the_console_words(root):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = start(root, port)
+        client.dialog.name.set("amy")
+        client.dialog.connect_button.invoke()
+        listener.settimeout(TIMEOUT)
+        other, _ = listener.accept()
+        with other:
+            other.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            until(root, lambda: "Connecting" not in client.dialog.status.cget("text"))
+    assert client.dialog.status.cget("text") == f"127.0.0.1 port {port} is not a chatroom server"
 
 
 def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
