@@ -1,6 +1,6 @@
 """Join a chatroom server: python client.py 127.0.0.1 8080 (see --help)."""
 
-from chatroom.client.app import main
+from chatroom.launch import client
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(client())

@@ -1,6 +1,6 @@
 """Start a chatroom server: python server.py 8080 (see --help)."""
 
-from chatroom.server import main
+from chatroom.launch import server
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(server())

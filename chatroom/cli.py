@@ -19,3 +19,22 @@ def port_type(lowest: int) -> Callable[[str], int]:
         return int(text)
 
     return port
+
+
+def merge_address(parser: argparse.ArgumentParser, port_parse: Callable[[str], int], host: str | None,
+                  port: str | None, host_option: str | None, port_option: int | None) -> tuple[str, int]:
+    """The host and port from the positional words and the --host/--port options, with the defaults;
+    a value given twice differently is a usage error."""
+    if port is not None:
+        try:
+            number = port_parse(port)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
+        if port_option is not None and port_option != number:
+            parser.error("the port is given twice")
+        port_option = number
+    if host is not None:
+        if host_option is not None and host_option != host:
+            parser.error("the host is given twice")
+        host_option = host
+    return host_option or DEFAULT_HOST, DEFAULT_PORT if port_option is None else port_option

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Spec:
-    kind: str
+    kind: str  # names the room's handler for it
     forms: tuple[str, ...]
     summary: str
+    rated: bool = True  # counts against the flood limit
 
 
 TABLE: tuple[Spec, ...] = (
@@ -27,7 +28,7 @@ TABLE: tuple[Spec, ...] = (
     Spec("nick", ("/nick NAME",), "change your username"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
-    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)"),
+    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False),
 )
 
 
@@ -36,6 +37,10 @@ class Command:
     kind: str
     target: str = ""
     text: str = ""
+
+    @property
+    def spec(self) -> Spec:
+        return SPECS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def _word_forms() -> dict[str, _WordForm]:
     return words
 
 
+SPECS = {spec.kind: spec for spec in TABLE}
 _WORDS = _word_forms()
 _AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
 _SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)
@@ -78,13 +84,14 @@ def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
     values: dict[str, str] = {}
     for index, param in enumerate(form.params):
         name = param.strip('"')
-        if not rest:
-            return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
         if index == len(form.params) - 1:
-            values[name] = _unquote(rest) if param != name else rest
+            value, rest = (_unquote(rest) if param != name else rest), ""
         else:
-            values[name], _, rest = rest.partition(" ")
+            value, _, rest = rest.partition(" ")
             rest = rest.strip()
+        if not value.strip():  # also a quoted argument with nothing inside: /bc "" sends nothing
+            return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
+        values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")
     return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT", ""))

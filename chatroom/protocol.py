@@ -292,10 +292,18 @@ def is_hello(line: str) -> bool:
     return line.lstrip().startswith("{")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which a JSON \ud800 escape can carry
+        return False
+    return True
+
+
 def parse_hello(line: str) -> Hello:
     try:
         data = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested past the stack, a number past int's digit limit
         raise ProtocolError("the hello is not valid JSON") from None
     if not isinstance(data, dict) or data.get("type") != "hello":
         raise ProtocolError('the hello must be a JSON object with "type": "hello"')
@@ -303,8 +311,10 @@ def parse_hello(line: str) -> Hello:
     password = data.get("password")
     if not isinstance(name, str):
         raise ProtocolError('the hello needs a "name" string')
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ProtocolError('"version" must be a whole number')
     if password is not None and not isinstance(password, str):
         raise ProtocolError('"password" must be a string')
+    if not _utf8(name) or not _utf8(password or ""):
+        raise ProtocolError("the hello holds a lone surrogate, which is not Unicode text")
     return Hello(name=name, version=version, password=password)

@@ -1,19 +1,31 @@
-"""One thread that writes every connection's outbox: a batch per receiver, and never blocked by a slow one.
+"""The write side of every connection: its outbox, and the one thread that drains them all.
 
-A connection's outbox tells the sender when it has something (`ready`); the sender takes everything queued
-and sends it with one non-blocking send. What does not fit waits for the socket to become writable, while
-the other connections go on. Waking one thread per message, instead of one writer thread per member,
-is what keeps a large room fast (docs/performance.md).
+The room fills outboxes under its lock; the `Sender` takes what is queued and sends it with one
+non-blocking send per connection. What does not fit waits for that socket to become writable while the
+others go on. Waking one thread per message, instead of one writer thread per member, is what keeps a
+large room fast (docs/performance.md).
+
+A member is judged over time, never from one instant: it is too slow when its queue stays above the
+high-water mark (`Config.sendq`) for `slow_after` seconds, or takes no byte for `stall_after` seconds;
+only the hard cap (larger than any burst the limits allow) drops at once.
 """
 
 from __future__ import annotations
 
+import logging
 import selectors
 import socket
 import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .room import Outbox
+from .config import Config
+
+FLUSH_GRACE = 2.0  # seconds a closed outbox gets to reach a peer that reads slowly
+SWEEP_INTERVAL = 0.5  # how often waiting connections are judged
+
+log = logging.getLogger("chatroom.server")
 
 
 class Stream(Protocol):
@@ -21,33 +33,124 @@ class Stream(Protocol):
 
     def send_nowait(self, data: bytes) -> int: ...
 
-    def shutdown(self, how: int) -> None: ...
+    def finish(self) -> None: ...
 
 
-class Link:
-    """One connection as the sender sees it."""
+class Outbox:
+    """One connection's write side: what the room queued, what the socket has not taken yet, and the
+    times that tell a reader that cannot keep up from a burst.
 
-    def __init__(self, stream: Stream, outbox: Outbox) -> None:
-        self.stream = stream
-        self.outbox = outbox
+    The queue's fields are changed under the room's lock (`lock`); `unsent` belongs to the sender thread.
+    """
+
+    def __init__(self, lock: threading.RLock, config: Config = Config()) -> None:
+        self.lock = lock
+        self.high = config.sendq
+        self.cap = config.hard_cap
+        self.stream: Stream | None = None  # set once the connection is ready to write (after TLS)
+        self._chunks: list[bytes] = []
+        self._queued = 0
+        self._unsent = 0  # len(unsent), kept where the room can count it
         self.unsent = b""
-        self.waiting = False  # registered until the socket is writable again
-        self.abandoned = False  # the connection is going: drop what is unsent
-        self.done = threading.Event()  # the outbox was closed and flushed (or abandoned), the socket shut
+        self.closed = False
+        self.close_by = 0.0  # once closed: when to stop waiting for the peer to read
+        self.over_since: float | None = None  # when the queue went above `high`
+        self.last_progress = 0.0  # when the socket last took bytes, or the queue last became non-empty
+        self.waiting = False  # registered with the sender until the socket is writable
+        self.done = threading.Event()  # closed and flushed (or given up on), the connection shut
+
+    @property
+    def size(self) -> int:
+        """Bytes this connection holds in memory: queued and unsent."""
+        return self._queued + self._unsent
+
+    @staticmethod
+    def put_all(boxes: Iterable[Outbox], data: bytes, now: float) -> tuple[list[Outbox], list[Outbox]]:
+        """Queue data in every box, the caller holding their lock: (the boxes over the hard cap, the boxes
+        whose queue was empty). The delivery loop of every broadcast, so it touches the fields directly."""
+        size = len(data)
+        over_cap, ready = [], []
+        for box in boxes:
+            if box.closed:
+                continue
+            held = box._queued + box._unsent + size
+            if held > box.cap:
+                over_cap.append(box)
+                continue
+            # Ready when the queue was empty: `_unsent` is the sender's and may be a moment old, so it
+            # must not decide whether the sender hears of new bytes.
+            if not box._queued:
+                ready.append(box)
+                if held == size:
+                    box.last_progress = now
+            elif held > box.high and box.over_since is None:
+                box.over_since = now
+            box._chunks.append(data)
+            box._queued += size
+        return over_cap, ready
+
+    def close(self, flush: bool = True, last: bytes = b"", now: float = 0.0) -> None:
+        """No more puts (the caller holds the lock and wakes the sender); unless `flush`, what is queued is
+        dropped, but `last` (a goodbye) still goes after the bytes the socket has begun to take."""
+        if self.closed:
+            return
+        if not flush:
+            self._chunks.clear()
+            self._queued = 0
+        if last:
+            self._chunks.append(last)
+            self._queued += len(last)
+        self.closed = True
+        self.close_by = (now or time.monotonic()) + FLUSH_GRACE
+
+    def take(self) -> bytes:
+        """Everything queued, as one send's worth (b"" if nothing); the sender thread's."""
+        with self.lock:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._queued = 0
+            self.unsent += data
+            self._unsent = len(self.unsent)
+            return self.unsent
+
+    def sent(self, count: int, now: float) -> None:
+        """The socket took `count` bytes of `unsent`; the sender thread's."""
+        if count:
+            self.unsent = self.unsent[count:]
+            self._unsent = len(self.unsent)
+            self.last_progress = now
+        if self._queued + self._unsent <= self.high:
+            self.over_since = None
+
+    def too_slow(self, now: float, config: Config) -> bool:
+        if self.over_since is not None and now - self.over_since >= config.slow_after:
+            return True
+        return self.size > 0 and now - self.last_progress >= config.stall_after
 
 
 class Sender:
-    def __init__(self) -> None:
+    """The thread that writes every outbox; `on_slow` hears of readers that cannot keep up, `on_crash`
+    of an unexpected error that ended the thread (the server then stops instead of running deaf)."""
+
+    def __init__(self, config: Config, on_slow: Callable[[Outbox], None],
+                 on_crash: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._on_slow = on_slow
+        self._on_crash = on_crash
+        self._clock = clock
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
         self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._lock = threading.Lock()
-        self._ready: set[Link] = set()
+        self._ready: set[Outbox] = set()
+        self._waiting: set[Outbox] = set()
+        self._judged: set[Outbox] = set()  # reported slow already
         self._woken = False
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="sender", daemon=True)
+        self.crashed = False
+        self._thread = threading.Thread(target=self._supervised, name="sender", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -61,22 +164,41 @@ class Sender:
         self._wake_reader.close()
         self._wake_writer.close()
 
-    def ready(self, link: Link) -> None:
-        """Called from any thread when a link's outbox has something, or was closed."""
-        self.ready_many([link])
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
-    def ready_many(self, links: list[Link]) -> None:
-        """`ready` for the links of one broadcast, under one lock and with at most one wake-up."""
+    def ready_many(self, boxes: Iterable[Outbox]) -> None:
+        """Called from any thread (never under the room's lock) when outboxes have something, or closed."""
         with self._lock:
-            self._ready.update(links)
+            self._ready.update(boxes)
             if self._woken:
                 return
             self._woken = True
         self._wake()
 
-    def abandon(self, link: Link) -> None:
-        link.abandoned = True
-        self.ready(link)
+    def put(self, box: Outbox, data: bytes) -> None:
+        """Queue bytes for one connection that is not in the room (banner, login answers)."""
+        with box.lock:
+            _, ready = Outbox.put_all([box], data, self._clock())
+        if ready:
+            self.ready_many(ready)
+
+    def close(self, box: Outbox, flush: bool = True) -> None:
+        with box.lock:
+            box.close(flush, now=self._clock())
+        self.ready_many([box])
+
+    def last_words(self, boxes: Iterable[Outbox]) -> None:
+        """With the sender thread gone: one non-blocking try to send what each outbox holds, then end it."""
+        for box in boxes:
+            if box.stream is not None and not box.done.is_set():
+                try:
+                    box.stream.send_nowait(box.unsent or box.take())
+                except OSError:
+                    pass
+                box.stream.finish()
+            box.done.set()
 
     def _wake(self) -> None:
         try:
@@ -84,10 +206,20 @@ class Sender:
         except OSError:
             pass  # a wake-up byte is waiting already
 
+    def _supervised(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            self.crashed = True
+            log.exception("the sender thread failed; stopping the server")
+            self._on_crash()
+
     def _run(self) -> None:
+        next_sweep = 0.0
         while True:
             batch = set()
-            for key, _ in self._selector.select():
+            timeout = max(0.0, next_sweep - self._clock()) if self._waiting else None
+            for key, _ in self._selector.select(timeout):
                 if key.fileobj is self._wake_reader:
                     try:
                         while self._wake_reader.recv(4096):
@@ -95,53 +227,76 @@ class Sender:
                     except BlockingIOError:
                         pass
                 else:
-                    link = key.data
+                    box = key.data
                     self._selector.unregister(key.fileobj)
-                    link.waiting = False
-                    batch.add(link)
+                    self._waiting.discard(box)
+                    box.waiting = False
+                    batch.add(box)
             with self._lock:
                 if self._stopping:
                     return
                 batch |= self._ready
                 self._ready = set()
                 self._woken = False
-            for link in batch:
-                self._flush(link)
+            for box in batch:
+                self._flush(box)
+            now = self._clock()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + SWEEP_INTERVAL
 
-    def _flush(self, link: Link) -> None:
-        if link.done.is_set():
+    def _sweep(self, now: float) -> None:
+        """Judge the connections whose sockets are full: give up on closed ones past their grace, and
+        report the ones that have been slow for long enough (the room then closes their outbox)."""
+        for box in list(self._waiting):
+            if box.closed:
+                if now >= box.close_by:
+                    self._finish(box)
+            elif box not in self._judged and box.too_slow(now, self.config):
+                self._judged.add(box)
+                self._on_slow(box)
+
+    def _flush(self, box: Outbox) -> None:
+        if box.done.is_set():
             return
-        if link.abandoned:
-            link.unsent = b""
-            link.outbox.close(flush=False)
-        for _ in range(2):  # what arrived during a send goes out at once, but one link cannot hog the loop
-            if not link.unsent:
-                link.unsent = link.outbox.take()
-                if not link.unsent:
-                    break
-            try:
-                sent = link.stream.send_nowait(link.unsent)
-            except OSError:
-                link.unsent = b""
-                link.outbox.close(flush=False)
+        if box.stream is None:
+            if box.closed:
+                self._finish(box)  # never got as far as a stream: nothing to send
+            return
+        for _ in range(2):  # what arrived during a send goes out at once, but one box cannot hog the loop
+            data = box.unsent or box.take()
+            if not data:
                 break
-            link.unsent = link.unsent[sent:]
-            if link.unsent:
-                if not link.waiting:
-                    self._selector.register(link.stream.sock, selectors.EVENT_WRITE, link)
-                    link.waiting = True
+            try:
+                sent = box.stream.send_nowait(data)
+            except OSError:
+                self._finish(box)
                 return
-        if link.outbox.closed and not link.unsent and not link.outbox.pending:
-            self._finish(link)
-        elif link.outbox.pending and not link.waiting:
-            self.ready(link)  # more than two batches' worth: come back after the others
+            box.sent(sent, self._clock())
+            if box.unsent:
+                if not box.waiting:
+                    self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
+                    self._waiting.add(box)
+                    box.waiting = True
+                return
+        if box.closed and not box.size:
+            self._finish(box)
+        elif box.size and not box.waiting:
+            self.ready_many([box])  # more than two batches' worth: come back after the others
 
-    def _finish(self, link: Link) -> None:
-        if link.waiting:
-            self._selector.unregister(link.stream.sock)
-            link.waiting = False
-        try:
-            link.stream.shutdown(socket.SHUT_RDWR)  # wakes the reader when the room ended the connection
-        except OSError:
-            pass
-        link.done.set()
+    def _finish(self, box: Outbox) -> None:
+        if box.waiting:
+            assert box.stream is not None
+            self._selector.unregister(box.stream.sock)
+            self._waiting.discard(box)
+            box.waiting = False
+        self._judged.discard(box)
+        with box.lock:
+            box.closed = True
+            box._chunks.clear()
+            box._queued = 0
+        box.unsent = b""
+        box._unsent = 0
+        if box.stream is not None:
+            box.stream.finish()  # the TLS goodbye, then the TCP shutdown that wakes the connection's reader
+        box.done.set()

@@ -58,9 +58,13 @@ class PlainStream:
         except BlockingIOError:
             return 0
 
-    def shutdown(self, how: int) -> None:
-        # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
-        socket.socket.shutdown(self.sock, how)
+    def finish(self) -> None:
+        """Say goodbye and shut the connection both ways, which wakes its reader; never blocks."""
+        try:
+            # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the peer
 
 
 class TLSStream(PlainStream):
@@ -85,3 +89,13 @@ class TLSStream(PlainStream):
                 return self.sock.send(data)
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 return 0
+
+    def finish(self) -> None:
+        assert isinstance(self.sock, ssl.SSLSocket)
+        with self._lock:
+            try:
+                # Sends our close_notify; on a non-blocking socket it then stops waiting for the peer's.
+                self.sock.unwrap()
+            except (ssl.SSLError, OSError, ValueError):
+                pass  # best effort: the peer may be gone already
+        super().finish()

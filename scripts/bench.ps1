@@ -1,5 +1,3 @@
-# Run the relay benchmark (scripts/bench.py) from .venv; arguments go to it (see --help).
-. (Join-Path $PSScriptRoot 'lib.ps1')
-Initialize-Venv
-& (Get-VenvPython) (Join-Path $PSScriptRoot 'bench.py') @args
-exit $LASTEXITCODE
+# The relay benchmark (scripts/bench.py) needs Linux or macOS; here it only says so (docs/performance.md).
+[Console]::Error.WriteLine('chatroom: error: the benchmark needs Linux or macOS (resource module, /proc, more than 512 sockets in one select); run scripts/bench.sh there, see docs/performance.md')
+exit 2

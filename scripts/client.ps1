@@ -1,4 +1,5 @@
-# Run a chatroom client from .venv; arguments go to client.py (e.g. .\scripts\client.ps1 127.0.0.1 8080).
+# Run a chatroom client from .venv; arguments go to client.py
+# (e.g. powershell -ExecutionPolicy Bypass -File .\scripts\client.ps1 127.0.0.1 8080).
 # -Gui opens the window client (client.py --gui).
 . (Join-Path $PSScriptRoot 'lib.ps1')
 Initialize-Venv

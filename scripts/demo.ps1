@@ -10,7 +10,7 @@ param(
 . (Join-Path $PSScriptRoot 'lib.ps1')
 if ($Help) {
     Write-Host @'
-usage: scripts\demo.ps1 [-Clients N] [-Port P] [-Gui] [-Check]
+usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Gui] [-Check]
 
   -Clients N   how many client windows to open (default 3)
   -Port P      the server's port (default: a free one)
@@ -60,7 +60,7 @@ try {
             -ArgumentList @((Quote (Join-Path $Root 'client.py')), '127.0.0.1', $Port, (Get-ClientName ($Clients + 1)), '--gui')
     }
     Write-Host "Demo on port $Port with $Clients clients. Close their windows (or press Ctrl+C here) to end it."
-    Write-Host "Others can join with: .\scripts\client.ps1 127.0.0.1 $Port"
+    Write-Host "Others can join with: powershell -ExecutionPolicy Bypass -File .\scripts\client.ps1 127.0.0.1 $Port"
     $windows | Wait-Process
 } finally {
     foreach ($process in @($server) + $windows) {

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chatroom.protocol import Hello
-from chatroom.room import Room
-from chatroom.server import ChatServer, Limits
+from chatroom.config import Config
+from chatroom.server import ChatServer
 
 TIMEOUT = 5.0
 
@@ -98,8 +98,8 @@ class PlainClient(RawClient):
 def make_server() -> Iterator[Callable[..., ChatServer]]:
     started: list[tuple[ChatServer, threading.Thread]] = []
 
-    def start(room: Room | None = None, **options: object) -> ChatServer:
-        server = ChatServer(("127.0.0.1", 0), room or Room(), **options)
+    def start(config: Config | None = None, **options: object) -> ChatServer:
+        server = ChatServer(("127.0.0.1", 0), config or Config(), **options)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         started.append((server, thread))
@@ -113,14 +113,14 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
 
 
 @pytest.fixture
-def server_limits() -> Limits | None:
-    """The `server` fixture's limits; a test overrides it with @pytest.mark.parametrize."""
+def server_config() -> Config | None:
+    """The `server` fixture's configuration; a test overrides it with @pytest.mark.parametrize."""
     return None
 
 
 @pytest.fixture
-def server(make_server: Callable[..., ChatServer], server_limits: Limits | None) -> ChatServer:
-    return make_server(limits=server_limits)
+def server(make_server: Callable[..., ChatServer], server_config: Config | None) -> ChatServer:
+    return make_server(server_config)
 
 
 @pytest.fixture

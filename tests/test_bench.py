@@ -27,3 +27,13 @@ def test_bench_smoke(tmp_path):
         assert entry["deliveries"] > 0
         if entry["target"] == "chatroom":
             assert (entry["lost"], entry["duplicated"], entry["out_of_order"]) == (0, 0, 0)
+
+
+def test_on_windows_the_benchmark_says_it_needs_linux_or_macos():
+    # Run as Windows would: sys.platform "win32" and no resource module to import.
+    code = ("import runpy, sys; sys.modules['resource'] = None; sys.argv = ['bench.py', '--quick']\n"
+            "sys.platform = 'win32'\n"
+            "runpy.run_path('scripts/bench.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.startswith("bench.py: error: the benchmark needs Linux or macOS") and result.stdout == ""

@@ -339,8 +339,8 @@ def test_connection_refused_is_one_sentence_and_status_1():
 
 
 def test_full_room_is_one_sentence_and_status_1(make_server):
-    from chatroom.room import Room
-    server = make_server(Room(max_members=1))
+    from chatroom.config import Config
+    server = make_server(Config(max_members=1))
     first = JsonClient(server.port)
     try:
         first.login("first")
@@ -374,8 +374,8 @@ def test_the_room_password_is_asked_without_echo(make_server, pty_clients):
 
 
 def test_a_long_paste_is_paced_under_the_servers_limit(make_server, pty_clients):
-    from chatroom.server import Limits
-    server = make_server(limits=Limits(rate=20, burst=3))
+    from chatroom.config import Config
+    server = make_server(Config(rate=20, burst=3))
     bob = JsonClient(server.port)
     try:
         bob.login("bob")

@@ -63,3 +63,14 @@ def test_help_lists_every_form_of_every_entry():
         assert spec.summary in text
         for form in spec.forms:
             assert form in text
+
+
+@pytest.mark.parametrize("line", ['/bc ""', '/bc " "', '/bc "   "', '/dm bob ""', '/dm bob " "', '/DM bob ""'])
+def test_an_empty_quoted_message_is_missing_not_sent(line):
+    result = parse(line)
+    assert isinstance(result, CommandError) and result.code == "missing_argument"
+    assert "TEXT is missing" in result.message
+
+
+def test_quotes_keep_the_spaces_inside_a_message():
+    assert parse('/bc " hi "') == Command("say", text=" hi ")

@@ -23,6 +23,7 @@ import pytest
 from conftest import TIMEOUT, JsonClient
 
 from chatroom.client import app, core
+from chatroom.config import Config
 from chatroom.protocol import BANNER, Hello, Private, Welcome, encode_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,8 +381,7 @@ def test_a_hostile_server_never_breaks_the_window(root):
 
 
 def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server):
-    from chatroom.server import Limits
-    server = make_server(limits=Limits(rate=0))
+    server = make_server(Config(rate=0))
     flood = JsonClient(server.port)
     flood.login("flood")
     client = connected(root, server.port)

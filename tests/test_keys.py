@@ -47,3 +47,31 @@ def test_alt_key_and_double_escape():
 def test_paste_of_500_characters():
     text = "0123456789" * 50
     assert KeyDecoder().feed(text) == list(text)
+
+
+def test_a_failing_key_source_is_reported_not_taken_for_the_end_of_input():
+    from chatroom.client.keys import KeyboardFailed, KeyReader
+
+    def source(stopped):
+        yield "a"
+        raise OSError(6, "The handle is invalid")
+
+    reader = KeyReader(source)
+    reader.start()
+    reader._thread.join(5)
+    try:
+        with pytest.raises(KeyboardFailed, match="reading the keyboard failed: OSError: .*handle is invalid"):
+            reader.drain()
+    finally:
+        reader.stop()
+
+
+def test_the_end_of_input_is_none():
+    from chatroom.client.keys import KeyReader
+    reader = KeyReader(lambda stopped: iter("ab"))
+    reader.start()
+    reader._thread.join(5)
+    try:
+        assert reader.drain() == ["a", "b", None]
+    finally:
+        reader.stop()

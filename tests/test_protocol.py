@@ -91,3 +91,20 @@ def test_hello():
     for bad in ['{"type":"hello"}', '{"type":"hi","name":"a"}', "{", '{"type":"hello","name":"a","version":"1"}']:
         with pytest.raises(ProtocolError):
             parse_hello(bad)
+
+
+@pytest.mark.parametrize("bad", [
+    '{"type":"hello","name":"a","x":' + "[" * 2000 + "]" * 2000 + "}",  # RecursionError in the decoder
+    '{"type":"hello","name":"a","password":"\\ud800"}',  # a lone surrogate: not UTF-8, cannot be hashed
+    '{"type":"hello","name":"\\udfff"}',
+    '{"type":"hello","name":"a","version":true}',  # a bool is an int to isinstance
+    '{"type":"hello","name":"a","version":' + "9" * 5000 + "}",  # past int's digit limit
+])
+def test_malformed_hello_is_a_protocol_error(bad):
+    with pytest.raises(ProtocolError):
+        parse_hello(bad)
+
+
+def test_hello_password_of_the_wrong_type_is_a_protocol_error():
+    with pytest.raises(ProtocolError, match="password"):
+        parse_hello('{"type":"hello","name":"a","password":5}')

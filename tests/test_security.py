@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
+from chatroom import server as server_module
 from chatroom import tls
 from chatroom.protocol import Hello
-from chatroom.room import Room
-from chatroom.server import Limits
+from chatroom.ratelimit import GuessDelay
+from chatroom.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,7 @@ def run_client(*args: str, stdin: str = "", env: dict | None = None) -> subproce
 
 # --- floods --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("server_limits", [Limits(rate=2, burst=5)])
+@pytest.mark.parametrize("server_config", [Config(rate=2, burst=5)])
 def test_a_flood_is_limited_and_every_line_not_sent_is_named(clients):
     flooder, bob = clients(), clients()
     flooder.login("flooder")
@@ -42,7 +44,7 @@ def test_a_flood_is_limited_and_every_line_not_sent_is_named(clients):
     assert received == [f"line {number}" for number in range(5)]
 
 
-@pytest.mark.parametrize("server_limits", [Limits(rate=0)])
+@pytest.mark.parametrize("server_config", [Config(rate=0)])
 def test_rate_zero_turns_the_limit_off(clients):
     sender, bob = clients(), clients()
     sender.login("sender")
@@ -60,7 +62,7 @@ def test_welcome_announces_the_limit_so_clients_can_pace(clients):
 # --- resource exhaustion -------------------------------------------------------------
 
 def test_a_slow_login_is_closed(make_server):
-    server = make_server(limits=Limits(login_timeout=0.3))
+    server = make_server(Config(login_timeout=0.3))
     client = PlainClient(server.port)
     try:
         assert client.line().startswith("chatroom/1 ")
@@ -70,7 +72,7 @@ def test_a_slow_login_is_closed(make_server):
 
 
 def test_connections_per_address_are_capped(make_server):
-    server = make_server(limits=Limits(max_per_address=3))
+    server = make_server(Config(max_per_address=3))
     first = [PlainClient(server.port) for _ in range(3)]
     extra = PlainClient(server.port)
     try:
@@ -90,7 +92,7 @@ def test_connections_per_address_are_capped(make_server):
 # --- dead peers -------------------------------------------------------------------------
 
 def test_a_silent_json_client_is_pinged_then_removed(make_server):
-    server = make_server(limits=Limits(ping_interval=0.3))
+    server = make_server(Config(ping_interval=0.3))
     watcher, silent = JsonClient(server.port), JsonClient(server.port)
     try:
         watcher.login("watcher")
@@ -108,7 +110,7 @@ def test_a_silent_json_client_is_pinged_then_removed(make_server):
 
 
 def test_plain_connections_get_tcp_keepalive(make_server):
-    server = make_server(limits=Limits(keepalive=7))
+    server = make_server(Config(keepalive=7))
     client = PlainClient(server.port)
     try:
         client.login("nc-user")
@@ -221,7 +223,19 @@ def test_plain_client_to_a_tls_server_is_told_at_once(tls_server):
     result = run_client("127.0.0.1", str(tls_server.port), "x")
     assert result.returncode == 1
     assert result.stderr == (f"client.py: error: 127.0.0.1 port {tls_server.port} says: "
-                             "this server uses TLS: connect with --tls\n")
+                             "this server uses TLS: connect with --tls (and --cafile or --insecure for a "
+                             "self-signed one)\n")
+
+
+def test_a_silent_plain_peer_of_a_tls_server_is_told_too(tls_server, monkeypatch):
+    """nc waits for the banner; a TLS client always speaks first."""
+    monkeypatch.setattr(server_module, "TLS_HINT_AFTER", 0.2)
+    client = RawClient(tls_server.port)
+    try:
+        assert client.line().startswith("! this server uses TLS: connect with --tls")
+        client.expect_closed()
+    finally:
+        client.close()
 
 
 def test_tls_client_to_a_plain_server_is_told(server):
@@ -240,7 +254,7 @@ def test_server_refuses_bad_certificate_files(tmp_path):
 
 @pytest.fixture
 def locked(make_server):
-    return make_server(password="s3cret", limits=Limits(password_failures=3))
+    return make_server(password="s3cret")
 
 
 def test_plain_mode_asks_for_the_password_after_the_name(locked):
@@ -270,23 +284,49 @@ def test_json_mode_password(locked):
         client.close()
 
 
-def test_wrong_passwords_are_limited_per_address(locked):
-    client = JsonClient(locked.port)
+def test_wrong_passwords_slow_guessing_but_never_lock_out_the_right_one(locked):
+    locked.guesses = GuessDelay(base=0.01, cap=0.02)
+    guesser = JsonClient(locked.port)
     try:
-        client.login("guesser")
-        codes = []
-        for guess in ["a", "b", "c"]:
-            client.send(Hello("guesser", password=guess).encode())
-            codes.append(client.event()["code"])
-        assert codes == ["wrong_password", "wrong_password", "too_many_failures"]
-        client.expect_closed()
-        again = JsonClient(locked.port)
-        again.line()
-        again.send(Hello("guesser", password="s3cret").encode())
-        assert again.event()["code"] == "too_many_failures"
-        again.close()
+        guesser.line()
+        replies = []
+        for guess in ["a", "b", "c", "d"]:
+            guesser.send(Hello("guesser", password=guess).encode())
+            replies.append(guesser.event())
+        assert [reply["code"] for reply in replies] == ["wrong_password"] * 4
+        assert "answered after" not in replies[0]["message"]
+        assert all("answered after 0.0" in reply["message"] for reply in replies[1:])
+        guesser.send(Hello("guesser", password="e").encode())
+        assert [json.loads(line)["code"] for line in guesser.expect_closed()] == ["wrong_password", "too_many_tries"]
+        friend = JsonClient(locked.port)  # the same address, with the right password
+        friend.line()
+        friend.send(Hello("friend", password="s3cret").encode())
+        assert friend.event()["type"] == "welcome"
+        friend.close()
     finally:
-        client.close()
+        guesser.close()
+
+
+def test_the_password_is_asked_before_anyone_learns_who_is_here(locked):
+    alice = JsonClient(locked.port)
+    stranger = PlainClient(locked.port)
+    try:
+        alice.line()
+        alice.send(Hello("alice", password="s3cret").encode())
+        alice.expect_event("welcome")
+        stranger.line()
+        stranger.send("alice\n")
+        assert stranger.line() == "Password:"
+        stranger.send("\n")  # Enter alone is not a wrong password
+        assert stranger.line() == "Password:"
+        stranger.send("guess\n")
+        assert [stranger.line(), stranger.line()] == ["! wrong password", "Password:"]
+        stranger.send("s3cret\n")
+        assert stranger.line() == '! the username "alice" is taken'
+        assert stranger.line() == "Choose another username:"
+    finally:
+        alice.close()
+        stranger.close()
 
 
 def test_client_takes_the_password_from_the_environment_and_never_from_argv(locked):
@@ -316,3 +356,54 @@ def test_server_reads_the_password_file_or_environment(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(empty)],
                             capture_output=True, text=True, timeout=TIMEOUT * 2)
     assert result.returncode == 2 and "empty first line" in result.stderr
+
+
+# --- join floods and hostile hellos ------------------------------------------------------------
+
+def test_a_join_and_leave_loop_from_one_address_is_slowed(make_server):
+    server = make_server(Config(join_burst=3, joins_per_address=0.01))
+    watcher = JsonClient(server.port)
+    try:
+        watcher.login("watcher")  # the first of the three
+        for number in range(2):
+            visitor = JsonClient(server.port)
+            assert visitor.login(f"v{number}")["type"] == "welcome"
+            visitor.close()
+        refused = JsonClient(server.port)
+        event = refused.login("v9")
+        assert event["code"] == "login_limited" and "try again in" in event["message"]
+        refused.expect_closed()
+        refused.close()
+        watcher.say("/users")
+        assert watcher.expect_event("users")["users"] == ["watcher"]
+        assert not [line for line in watcher.seen if '"name":"v9"' in line]
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize("hello", [
+    '{"type": "hello", "name": "x", "p": ' + "[" * 2000 + "]" * 2000 + "}",
+    '{"type": "hello", "name": "x", "password": "\\ud800"}',
+    '{"type": "hello", "name": "x", "version": true}',
+])
+def test_hostile_hellos_get_bad_hello_and_no_traceback(clients, caplog, hello):
+    client = clients()
+    client.line()
+    client.send(hello + "\n")
+    assert client.event()["code"] == "bad_hello"
+    client.send(Hello("fine").encode())
+    assert client.event()["type"] == "welcome"
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_a_password_room_without_tls_warns_once_at_start(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(secret)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=TIMEOUT)
+    assert err.count("travel in clear text") == 1

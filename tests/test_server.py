@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import socket
@@ -16,10 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
 
-from chatroom.room import Room
-from chatroom.server import Limits, bind_error_message, parse_args
+from chatroom import render
+from chatroom.config import Config
+from chatroom.serve import bind_error_message, parse_args
 
-UNLIMITED = Limits(rate=0)
+UNLIMITED = Config(rate=0)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,7 +183,7 @@ def test_wrong_protocol_version_is_refused(clients):
 
 
 def test_full_room_is_refused(make_server):
-    server = make_server(Room(max_members=2))
+    server = make_server(Config(max_members=2))
     first, second, third = (JsonClient(server.port) for _ in range(3))
     try:
         first.login("a")
@@ -194,7 +196,7 @@ def test_full_room_is_refused(make_server):
             client.close()
 
 
-@pytest.mark.parametrize("server_limits", [UNLIMITED])
+@pytest.mark.parametrize("server_config", [UNLIMITED])
 def test_history_on_join_is_the_last_50_public_messages(trio, clients):
     alice, bob, _ = trio
     for number in range(55):
@@ -256,16 +258,9 @@ def test_unicode_passes_untouched(trio):
 
 
 @pytest.mark.parametrize("how", ["quit", "close", "reset"])
-def test_cleanup_hook_runs_exactly_once(make_server, how):
-    leaves: list[tuple[str, str]] = []
-    lock = threading.Lock()
-
-    def record(member, reason):
-        with lock:
-            leaves.append((member.name, reason))
-
-    room = Room(on_leave=record)
-    server = make_server(room)
+def test_cleanup_hook_runs_exactly_once(make_server, caplog, how):
+    caplog.set_level(logging.INFO, logger="chatroom.server")
+    server = make_server()
     watcher, leaver = JsonClient(server.port), JsonClient(server.port)
     try:
         watcher.login("watcher")
@@ -282,7 +277,11 @@ def test_cleanup_hook_runs_exactly_once(make_server, how):
         assert left["reason"] == {"quit": "quit", "close": "closed", "reset": "lost"}[how]
         watcher.say("/users")
         assert watcher.expect_event("users")["users"] == ["watcher"]
-        assert leaves == [("leaver", left["reason"])]
+        def leaves() -> list[str]:
+            return [record.getMessage() for record in caplog.records if " left (" in record.getMessage()]
+
+        wait_until(leaves)
+        assert leaves() == [f"leaver left ({render.leave_reason(left['reason'])})"]
         again = JsonClient(server.port)
         assert again.login("leaver")["type"] == "welcome"
         again.close()
@@ -293,7 +292,7 @@ def test_cleanup_hook_runs_exactly_once(make_server, how):
 
 
 def test_a_client_that_never_reads_is_dropped_and_the_others_keep_receiving(make_server):
-    server = make_server(outbox_limit=64 * 1024, limits=UNLIMITED)
+    server = make_server(Config(rate=0, sendq=64 * 1024, slow_after=0.5))
     alice, bob = JsonClient(server.port), JsonClient(server.port)
     sleeper = socket.socket()
     sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -323,7 +322,7 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_keep_receiving(make
             closable.close()
 
 
-@pytest.mark.parametrize("server_limits", [UNLIMITED])
+@pytest.mark.parametrize("server_config", [UNLIMITED])
 def test_every_member_sees_one_order(trio):
     senders = trio
 
@@ -418,3 +417,13 @@ def test_help_explains_every_option():
     assert result.returncode == 0
     for option in ["--host", "--port", "--max-clients", "--sendq", "--verbose", "--quiet"]:
         assert option in result.stdout
+
+
+def test_nick_to_your_own_name_is_not_announced(trio):
+    alice, bob, carol = trio
+    alice.say("/nick alice")
+    assert alice.expect_event("error")["code"] == "same_name"
+    alice.say("/nick Alice")  # a new spelling is news
+    event = bob.expect_event("rename")
+    assert (event["old"], event["new"]) == ("alice", "Alice")
+    assert not [line for line in bob.seen if '"new":"alice"' in line]

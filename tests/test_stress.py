@@ -20,11 +20,10 @@ import pytest
 from conftest import TIMEOUT, JsonClient, wait_until
 
 from chatroom.protocol import Hello
-from chatroom.room import Room
-from chatroom.server import Limits
+from chatroom.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-OPEN = Limits(rate=0, max_per_address=10_000)
+OPEN = Config(rate=0, max_per_address=10_000, joins_per_address=0, room_joins=0, max_members=1000)
 
 
 def churn(port: int, seed: int, count: int) -> None:
@@ -55,7 +54,7 @@ def churn(port: int, seed: int, count: int) -> None:
 
 
 def test_clients_vanishing_at_random_points_do_not_disturb_the_chat(make_server):
-    server = make_server(Room(max_members=1000), limits=OPEN)
+    server = make_server(OPEN)
     chatters = [JsonClient(server.port) for _ in range(3)]
     try:
         for client, name in zip(chatters, ["alice", "bob", "carol"]):
@@ -102,6 +101,7 @@ class Swarm:
         self.buffers: dict[socket.socket, bytes] = {}
         self.seqs: dict[socket.socket, list[int]] = {}
         self.leaves: list[tuple[str, str]] = []
+        self.welcomed: set[socket.socket] = set()
         for number in range(count):
             sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
             sock.sendall(Hello(f"u{number}").encode())
@@ -129,6 +129,8 @@ class Swarm:
                         event = json.loads(line)
                         if event["type"] == "message":
                             self.seqs[sock].append(event["seq"])
+                        elif event["type"] == "welcome":
+                            self.welcomed.add(sock)
                         elif event["type"] == "leave" and sock is self.clients[0]:
                             self.leaves.append((event["name"], event["reason"]))
 
@@ -141,12 +143,14 @@ class Swarm:
 @pytest.mark.timeout(120)
 def test_200_clients_20_senders_and_one_that_never_reads():
     proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "--rate", "0", "--max-per-ip", "1000",
-                             "--max-clients", "300", "-q"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--max-clients", "300", "--joins-per-ip", "0", "--room-joins", "0",
+                             "--slow-after", "1", "-q"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     swarm = None
     sleeper = socket.socket()
     try:
         port = int(proc.stdout.readline().split(" port ")[1].split(";")[0])
         swarm = Swarm(port, 200)
+        swarm.pump(lambda: len(swarm.welcomed) == 200, 30)  # history keeps only the last 128 KiB
         sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sleeper.connect(("127.0.0.1", port))
         sleeper.sendall(Hello("sleeper").encode())

@@ -16,9 +16,13 @@ from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
 from ..protocol import Event, Hello, Welcome
 from . import gui, terminal
-from .core import LOST, OK, ClientError, Connection, Session, connect, login, tls_context
+from .core import (  # the exit statuses are this command's too
+    DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Session, connect, login, tls_context,
+)
+
+__all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
-from .keys import KeyReader
+from .keys import KeyboardFailed, KeyReader
 from .screen import Screen
 
 
@@ -146,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     colors = not args.no_color and not os.environ.get("NO_COLOR")
-    interactive = sys.stdin.isatty()
+    interactive = terminal.is_terminal(sys.stdin)
     try:
         try:
             if args.gui:
@@ -165,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     keys.start()
                     try:
                         return chat.run(keys)
+                    except KeyboardFailed as exc:
+                        raise ClientError(str(exc)) from None
                     finally:
                         keys.stop()
                         screen.close()

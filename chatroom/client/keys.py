@@ -86,6 +86,10 @@ class KeyDecoder:
         return [pending] if pending else []
 
 
+class KeyboardFailed(Exception):
+    """The key thread died of an exception: the client ends with this one-line error, not a silent quit."""
+
+
 class KeyReader:
     """Reads keys in a daemon thread; `drain` returns them in the select loop's thread."""
 
@@ -95,6 +99,7 @@ class KeyReader:
         self.wakeup, self._waker = socket.socketpair()
         self.wakeup.setblocking(False)
         self._stopping = threading.Event()
+        self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
 
     def start(self) -> None:
@@ -105,8 +110,10 @@ class KeyReader:
             for pressed in self._source(self._stopping.is_set):
                 self._keys.put(pressed)
                 self._wake()
+        except Exception as exc:  # reported by drain() in the loop's thread, which restores the terminal
+            self._failure = exc
         finally:
-            self._keys.put(None)  # the input ended (EOF)
+            self._keys.put(None)  # the input ended (EOF), or failed
             self._wake()
 
     def _wake(self) -> None:
@@ -116,18 +123,22 @@ class KeyReader:
             pass  # the loop has gone, or already has a wake-up byte waiting
 
     def drain(self) -> list[str | None]:
-        """Every key read so far; None marks the end of input."""
+        """Every key read so far; None marks the end of input. Raises KeyboardFailed if reading failed."""
         try:
             while self.wakeup.recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
-        keys = []
+        keys: list[str | None] = []
         while True:
             try:
-                keys.append(self._keys.get_nowait())
+                pressed = self._keys.get_nowait()
             except queue.Empty:
                 return keys
+            if pressed is None and self._failure is not None:
+                raise KeyboardFailed(f"reading the keyboard failed: {type(self._failure).__name__}: "
+                                     f"{self._failure}")
+            keys.append(pressed)
 
     def stop(self) -> None:
         self._stopping.set()

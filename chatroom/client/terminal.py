@@ -1,45 +1,151 @@
 """Terminal and console set-up, and where keys come from: the one module that knows the platform.
 
-POSIX: the terminal stays in non-canonical, no-echo mode for the whole session and keys are read with
-os.read, never with readchar.readkey(), whose per-key TCSAFLUSH mode switch drops and echoes keys typed
-between calls (magmax/python-readchar#73). Windows: readchar.readkey() (msvcrt) reads without echo.
-Either way the editor sees readchar's key names.
+POSIX (Cygwin and MSYS2 included): the terminal stays in non-canonical, no-echo mode for the whole session
+and keys are read with os.read, never with readchar.readkey(), whose per-key TCSAFLUSH mode switch drops
+and echoes keys typed between calls (magmax/python-readchar#73). Windows: console input records are read
+with ReadConsoleInputW and decoded by winconsole.py, never with readchar.readkey() (msvcrt.getwch), which
+cannot tell "à" from Up, drops Alt+numpad and pasted characters and leaves the console in raw mode.
+Either way the editor sees readchar's key names. Every console mode is put back on every way out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 
-import colorama
-from readchar import key
+
+def _load_readchar() -> None:
+    """Cygwin's and MSYS2's Pythons have termios but no msvcrt, which readchar imports on their platform:
+    load readchar's POSIX half there. chatroom/client/__init__.py runs this module before anything else
+    can import readchar."""
+    if not sys.platform.startswith(("cygwin", "msys")) or "readchar" in sys.modules:
+        return
+    platform, sys.platform = sys.platform, "linux"
+    try:
+        import readchar  # noqa: F401
+    finally:
+        sys.platform = platform
+
+
+_load_readchar()
+
+import colorama  # noqa: E402
+from readchar import key  # noqa: E402
+
+from .winconsole import KEY_EVENT, ConsoleDecoder, KeyRecord, OtherRecord, Record  # noqa: E402
 
 KeySource = Callable[[Callable[[], bool]], Iterator[str]]
 
 
+# The Win32 input record layout (wincontypes.h), defined on every OS so its size is tested everywhere.
+class KEY_EVENT_RECORD(ctypes.Structure):
+    _fields_ = [("bKeyDown", ctypes.c_int32), ("wRepeatCount", ctypes.c_uint16),
+                ("wVirtualKeyCode", ctypes.c_uint16), ("wVirtualScanCode", ctypes.c_uint16),
+                ("UnicodeChar", ctypes.c_uint16),  # a WCHAR, kept as a number: it may be half a surrogate pair
+                ("dwControlKeyState", ctypes.c_uint32)]
+
+
+class _Event(ctypes.Union):
+    # KEY_EVENT_RECORD is the largest member (16 bytes, as MOUSE_EVENT_RECORD); of the other records only
+    # EventType is read.
+    _fields_ = [("KeyEvent", KEY_EVENT_RECORD)]
+
+
+class INPUT_RECORD(ctypes.Structure):
+    _fields_ = [("EventType", ctypes.c_uint16), ("Event", _Event)]
+
+
+def plain_record(record: INPUT_RECORD) -> Record:
+    """An INPUT_RECORD as the plain values winconsole decodes."""
+    if record.EventType != KEY_EVENT:
+        return OtherRecord(record.EventType)
+    event = record.Event.KeyEvent
+    return KeyRecord(bool(event.bKeyDown), event.wVirtualKeyCode, event.UnicodeChar, event.dwControlKeyState,
+                     event.wRepeatCount)
+
+
 def _keys_from_lines(stopped: Callable[[], bool]) -> Iterator[str]:
-    """Input that is not a terminal (a pipe, a file): each line is typed, then Enter."""
+    """Input that is not a terminal (a pipe, a file, NUL): each line is typed, then Enter."""
     for line in sys.stdin:
         yield from line.rstrip("\r\n")
         yield key.CR
 
 
-if os.name == "nt":
-    import readchar
+if sys.platform == "win32":  # not Cygwin or MSYS2, whose os.name is "posix"
+    import msvcrt
+    from ctypes import wintypes
+
+    ENABLE_PROCESSED_INPUT, ENABLE_LINE_INPUT, ENABLE_ECHO_INPUT, ENABLE_WINDOW_INPUT = 0x1, 0x2, 0x4, 0x8
+    ENABLE_VIRTUAL_TERMINAL_INPUT = 0x200
+    WAIT_OBJECT_0, WAIT_TIMEOUT = 0x0, 0x102
+    POLL_MS = 100  # how often the key thread looks up from the console to see whether it should stop
+
+    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    _kernel32.GetConsoleMode.argtypes = [wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD)]
+    _kernel32.SetConsoleMode.argtypes = [wintypes.HANDLE, wintypes.DWORD]
+    _kernel32.WaitForSingleObject.argtypes = [wintypes.HANDLE, wintypes.DWORD]
+    _kernel32.WaitForSingleObject.restype = wintypes.DWORD
+    _kernel32.ReadConsoleInputW.argtypes = [wintypes.HANDLE, ctypes.POINTER(INPUT_RECORD), wintypes.DWORD,
+                                            ctypes.POINTER(wintypes.DWORD)]
+
+    def _handle(stream: object) -> int | None:
+        try:
+            return msvcrt.get_osfhandle(stream.fileno())  # type: ignore[attr-defined]  # any stream with one
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def _console_mode(handle: int | None) -> int | None:
+        """The handle's console mode, or None if it is no console (a pipe, a file, NUL)."""
+        mode = wintypes.DWORD()
+        if handle is None or not _kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return None
+        return mode.value
+
+    def _is_console(stream: object) -> bool:
+        return _console_mode(_handle(stream)) is not None  # NUL is a tty to isatty, but no console
+
+    @contextlib.contextmanager
+    def _modes_kept() -> Iterator[None]:
+        """Put the console's input and output modes back as they were, whatever happens inside."""
+        handles = {handle for handle in map(_handle, (sys.stdin, sys.stdout, sys.stderr)) if handle is not None}
+        saved = {handle: mode for handle in handles if (mode := _console_mode(handle)) is not None}
+        try:
+            yield
+        finally:
+            for handle, mode in saved.items():
+                _kernel32.SetConsoleMode(handle, mode)
 
     @contextlib.contextmanager
     def _raw_mode() -> Iterator[None]:
-        yield  # msvcrt already reads unbuffered and without echo
+        # Keys come as records, not lines; Ctrl+C is a key record (the editor quits cleanly), not a signal;
+        # arrows come as virtual keys, not VT sequences; a resize is reported. _modes_kept restores.
+        handle = _handle(sys.stdin)
+        mode = _console_mode(handle) or 0
+        raw = mode & ~(ENABLE_PROCESSED_INPUT | ENABLE_LINE_INPUT | ENABLE_ECHO_INPUT
+                       | ENABLE_VIRTUAL_TERMINAL_INPUT) | ENABLE_WINDOW_INPUT
+        _kernel32.SetConsoleMode(handle, raw)
+        yield
 
     def _keys_from_terminal(stopped: Callable[[], bool]) -> Iterator[str]:
-        readchar.config.INTERRUPT_KEYS = []  # Ctrl+C is a key the editor turns into a clean quit
+        handle = _handle(sys.stdin)
+        decoder = ConsoleDecoder()
+        records = (INPUT_RECORD * 64)()
+        count = wintypes.DWORD()
         while not stopped():
-            yield readchar.readkey()
+            # A timed wait, so the thread notices `stopped` and is never inside a read at exit.
+            waited = _kernel32.WaitForSingleObject(handle, POLL_MS)
+            if waited == WAIT_TIMEOUT:
+                continue
+            if waited != WAIT_OBJECT_0 or not _kernel32.ReadConsoleInputW(handle, records, len(records),
+                                                                           ctypes.byref(count)):
+                raise ctypes.WinError(ctypes.get_last_error())
+            yield from decoder.feed(plain_record(record) for record in records[:count.value])
 
-    _END_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGBREAK)  # type: ignore[attr-defined]
+    _END_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGBREAK)
 else:
     import codecs
     import select
@@ -48,6 +154,13 @@ else:
     from .keys import KeyDecoder
 
     LONE_ESC_WAIT = 0.05  # seconds after an Esc before it counts as the Esc key, not a sequence
+
+    def _is_console(stream: object) -> bool:
+        return True
+
+    @contextlib.contextmanager
+    def _modes_kept() -> Iterator[None]:
+        yield  # _raw_mode restores the one mode it changes
 
     @contextlib.contextmanager
     def _raw_mode() -> Iterator[None]:
@@ -87,19 +200,21 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def session() -> Iterator[KeySource]:
     """Set the console up for the chat and restore it on every way out; yields where keys come from."""
-    colorama.just_fix_windows_console()
-    previous = {signum: signal.signal(signum, _exit_on_signal) for signum in _END_SIGNALS}
-    try:
-        if sys.stdin.isatty():
-            with _raw_mode():
-                yield _keys_from_terminal
-        else:
-            yield _keys_from_lines
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with _modes_kept():  # before colorama, which switches Windows' VT output processing on for good
+        colorama.just_fix_windows_console()
+        previous = {signum: signal.signal(signum, _exit_on_signal) for signum in _END_SIGNALS}
+        try:
+            if is_terminal(sys.stdin):
+                with _raw_mode():
+                    yield _keys_from_terminal
+            else:
+                yield _keys_from_lines
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def is_terminal(stream: object) -> bool:
+    """A terminal or console a person types into or reads (on Windows NUL is a tty, but no console)."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    return bool(isatty and isatty()) and _is_console(stream)

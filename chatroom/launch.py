@@ -1,0 +1,20 @@
+"""The programs' entry points (server.py, client.py and the installed chatroom-server / chatroom-client):
+check the dependencies first, then import the program, whose modules need them."""
+
+from __future__ import annotations
+
+from . import deps
+
+
+def server() -> int:
+    deps.require("server.py", *deps.SERVER)
+    from .serve import main
+
+    return main()
+
+
+def client() -> int:
+    deps.require("client.py", *deps.CLIENT)
+    from .client.app import main
+
+    return main()

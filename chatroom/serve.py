@@ -1,0 +1,264 @@
+"""The server's command line: options into one Config, the log that never blocks the room, and main().
+
+python server.py 8080 (see --help). The serving core is in server.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import logging.handlers
+import os
+import queue
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import tls
+from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type
+from .config import Config
+from .server import ChatServer
+
+LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, not kept
+
+log = logging.getLogger("chatroom.server")
+
+_port = port_type(0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description="Run a chatroom server. Clients connect with: python client.py HOST PORT",
+        epilog="examples:  python server.py 8080  |  python server.py 0.0.0.0 8080  |  "
+               "python server.py --host ::1 --port 8080",
+    )
+    parser.add_argument("address", nargs="*", metavar="[HOST] PORT",
+                        help=f"where to listen; one argument is the port (default {DEFAULT_HOST} {DEFAULT_PORT})")
+    parser.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST}, this computer only; "
+                                       "0.0.0.0 shares the room on your network)")
+    parser.add_argument("--port", type=_port, help=f"TCP port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
+    defaults = Config()
+    parser.add_argument("--max-clients", type=int, default=defaults.max_members, metavar="N",
+                        help=f"most users in the room at once (default {defaults.max_members})")
+    parser.add_argument("--sendq", type=int, default=defaults.sendq, metavar="BYTES",
+                        help="bytes that may stay queued for a client for --slow-after seconds before it is "
+                             f"dropped as too slow to read (default {defaults.sendq})")
+    limits = parser.add_argument_group("limits (see docs/security.md)")
+    limits.add_argument("--slow-after", type=float, default=defaults.slow_after, metavar="SECONDS",
+                        help=f"how long a client may stay above --sendq (default {defaults.slow_after:g}; it is "
+                             f"also dropped after {defaults.stall_after:g} s without reading anything)")
+    limits.add_argument("--rate", type=float, default=defaults.rate, metavar="PER_SECOND",
+                        help=f"messages a user may send per second, after a burst (default {defaults.rate:g}; "
+                             "0 turns the limit off, e.g. for a private room or a benchmark)")
+    limits.add_argument("--burst", type=int, default=defaults.burst, metavar="N",
+                        help=f"messages a user may send at once (default {defaults.burst})")
+    limits.add_argument("--login-timeout", type=float, default=defaults.login_timeout, metavar="SECONDS",
+                        help="time to send the first answer, a name or a hello, as a whole line "
+                             f"(default {defaults.login_timeout:g}; a question asked again gets "
+                             f"{defaults.answer_timeout:g} s, the whole login at most {defaults.login_total:g} s)")
+    limits.add_argument("--max-per-ip", type=int, default=defaults.max_per_address, metavar="N",
+                        help=f"connections from one IP address (default {defaults.max_per_address})")
+    limits.add_argument("--joins-per-ip", type=float, default=defaults.joins_per_address, metavar="PER_SECOND",
+                        help=f"logins per second from one IP address after {defaults.join_burst} at once "
+                             f"(default {defaults.joins_per_address:g}; 0: no limit)")
+    limits.add_argument("--room-joins", type=float, default=defaults.room_joins, metavar="PER_SECOND",
+                        help=f"logins per second into the room after {defaults.room_join_burst} at once "
+                             f"(default {defaults.room_joins:g}; 0: no limit)")
+    limits.add_argument("--ping-interval", type=float, default=defaults.ping_interval, metavar="SECONDS",
+                        help="JSON-mode clients silent this long get a ping, and are dropped if still silent "
+                             f"as long again (default {defaults.ping_interval:g})")
+    limits.add_argument("--keepalive", type=float, default=defaults.keepalive, metavar="SECONDS",
+                        help="plain-text connections: TCP keepalive idle time; a vanished peer is found after "
+                             f"about twice this (default {defaults.keepalive:g})")
+    access = parser.add_argument_group("encryption and access")
+    access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
+    access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
+    access.add_argument("--password-file", metavar="FILE",
+                        help=f"require the room password in FILE's first line (or set {PASSWORD_ENV}); "
+                             "never given on the command line, where other users could see it")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (every refused name, every error)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.address) > 2:
+        parser.error("expected at most HOST and PORT")
+    address = list(args.address)
+    port = address.pop() if address and (len(address) == 2 or address[-1].isdigit()) else None
+    host = address[0] if address else None
+    args.host, args.port = merge_address(parser, _port, host, port, args.host, args.port)
+    if args.max_clients < 1:
+        parser.error("--max-clients must be at least 1")
+    if args.sendq < 1024:
+        parser.error("--sendq must be at least 1024 bytes")
+    if min(args.rate, args.joins_per_ip, args.room_joins) < 0 or args.burst < 1:
+        parser.error("--rate, --joins-per-ip and --room-joins must be 0 or more, and --burst at least 1")
+    for option in ("login_timeout", "ping_interval", "keepalive", "slow_after"):
+        if getattr(args, option) <= 0:
+            parser.error(f"--{option.replace('_', '-')} must be more than 0")
+    if args.max_per_ip < 1:
+        parser.error("--max-per-ip must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return Config(max_members=args.max_clients, sendq=args.sendq, slow_after=args.slow_after, rate=args.rate,
+                  burst=args.burst, login_timeout=args.login_timeout, max_per_address=args.max_per_ip,
+                  joins_per_address=args.joins_per_ip, room_joins=args.room_joins,
+                  ping_interval=args.ping_interval, keepalive=args.keepalive)
+
+
+def load_access(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | None]:
+    """The TLS context and the room password the options ask for; ValueError says what is wrong."""
+    context = None
+    if args.tls_cert:
+        try:
+            context = tls.server_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    password = os.environ.get(PASSWORD_ENV) or None
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as file:
+                password = file.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read --password-file {args.password_file}: {exc.strerror}") from None
+        if not password:
+            raise ValueError(f"--password-file {args.password_file} has an empty first line")
+    return context, password
+
+
+def bind_error_message(exc: OSError, host: str, port: int) -> str:
+    """One sentence a person can act on, for an address the server could not take."""
+    other = 8081 if port == 8080 else 8080
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host!r}: no such host or address"
+    if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", None)):
+        return (f"port {port} on {host} is already in use (is another server running?); "
+                f"try another port, e.g. python server.py {other}")
+    if exc.errno in (errno.EACCES, errno.EPERM, getattr(errno, "WSAEACCES", None)):
+        return (f"port {port} needs administrator rights here (ports below 1024 do on Linux and macOS); "
+                f"try a port from 1024 up, e.g. python server.py {other}, or see the README for port 80")
+    if exc.errno in (errno.EADDRNOTAVAIL, getattr(errno, "WSAEADDRNOTAVAIL", None)):
+        return f"cannot listen on {host}: this computer has no such address"
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+class _LossCountingHandler(logging.handlers.QueueHandler):
+    """Hands records to the log thread; when stderr is not being read and the queue is full, a record is
+    counted instead of waiting, so no thread of the room ever blocks on its log."""
+
+    def __init__(self, records: queue.Queue[Any]) -> None:
+        super().__init__(records)
+        self.lost = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.lost += 1
+
+
+class _LossReportingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes records on the log thread, first saying how many were lost while stderr was blocked."""
+
+    def __init__(self, source: _LossCountingHandler) -> None:
+        super().__init__(sys.stderr)
+        self.source = source
+        self.reported = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lost = self.source.lost
+        if lost > self.reported:
+            super().emit(logging.makeLogRecord({
+                "name": record.name, "levelno": logging.WARNING, "levelname": "WARNING",
+                "msg": "%d log lines were lost while the log output was not being read",
+                "args": (lost - self.reported,)}))
+            self.reported = lost
+        super().emit(record)
+
+
+class _LogThread(logging.handlers.QueueListener):
+    def stop_within(self, seconds: float) -> None:
+        """Stop, but never wait for ever on a stderr that nobody reads."""
+        try:
+            self.enqueue_sentinel()
+        except queue.Full:
+            return
+        if self._thread is not None:
+            self._thread.join(seconds)
+
+
+def start_logging(level: int) -> _LogThread:
+    records: queue.Queue[Any] = queue.Queue(LOG_QUEUE)
+    counting = _LossCountingHandler(records)
+    writer = _LossReportingHandler(counting)
+    writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [counting]
+    root.setLevel(level)
+    thread = _LogThread(records, writer)
+    thread.start()
+    return thread
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    try:
+        context, password = load_access(args)
+    except ValueError as exc:
+        print(f"server.py: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = ChatServer((args.host, args.port), config_from(args), tls_context=context, password=password)
+    except OSError as exc:
+        print(f"server.py: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
+        return 2
+    log_thread = start_logging(level)
+    try:
+        return _serve(server, args, context is not None, password is not None)
+    finally:
+        log_thread.stop_within(2.0)
+
+
+def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_on: bool) -> int:
+    host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
+    extras = (" --tls" if tls_on else "")
+    print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
+          f"connect with: python client.py {host} {server.port}{extras}  (Ctrl+C stops it)", flush=True)
+    if password_on:
+        log.info("the room needs a password")
+        if not tls_on:
+            log.warning("the room password and the chat travel in clear text: "
+                        "use --tls-cert and --tls-key on a network you do not trust")
+    # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
+    for name in ("SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
+    try:
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:
+        log.info("stopping: telling %d users", len(server.room.names()))
+    finally:
+        # A second Ctrl+C while the clients are told only cuts the wait short.
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), lambda signum, frame: server.hurry())
+        server.stop()
+    return 1 if server.sender.crashed else 0
