@@ -48,9 +48,16 @@ def start_server() -> tuple[subprocess.Popen, int]:
     return server, int(found.group(1))
 
 
-def measure(count: int) -> dict[str, float]:
+def measure(root: tk.Tk, count: int) -> dict[str, float]:
     server, port = start_server()
-    root = tk.Tk(className="chatroom")
+    try:
+        return _measure(root, port, count)
+    finally:
+        server.terminate()
+        server.communicate(timeout=TIMEOUT)
+
+
+def _measure(root: tk.Tk, port: int, count: int) -> dict[str, float]:
     client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), "watcher"]))
     deadline = time.monotonic() + TIMEOUT
     while client.chat is None and time.monotonic() < deadline:
@@ -98,8 +105,6 @@ def measure(count: int) -> dict[str, float]:
     while not client.closed and time.monotonic() < deadline:
         root.update()
     client.finish()
-    server.terminate()
-    server.communicate(timeout=TIMEOUT)
     return {
         "messages": len(latencies),
         "seconds_to_show_all": round(elapsed, 3),
@@ -115,7 +120,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=1000, help="how many messages in the burst (1000)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     args = parser.parse_args()
-    figures = measure(args.messages)
+    try:
+        root = tk.Tk(className="chatroom")
+    except tk.TclError as exc:
+        parser.exit(2, f"gui_burst.py: error: cannot open a window ({exc}); without a desktop run it under "
+                       "xvfb-run\n")
+    figures = measure(root, args.messages)
     for name, value in figures.items():
         print(f"{name:28} {value}")
     if args.json:
