@@ -17,6 +17,7 @@ class Spec:
     forms: tuple[str, ...]
     summary: str
     rated: bool = True  # counts against the flood limit
+    listed: bool = True  # in /help; the client's own answers (/pong) are not for people to type
 
 
 TABLE: tuple[Spec, ...] = (
@@ -28,7 +29,8 @@ TABLE: tuple[Spec, ...] = (
     Spec("nick", ("/nick NAME",), "change your username"),
     Spec("help", ("*help", "/help", "/?"), "show this help"),
     Spec("quit", ("/quit", "/exit"), "leave the chat"),
-    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False),
+    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False,
+         listed=False),
 )
 
 
@@ -71,7 +73,7 @@ _WORDS = _word_forms()
 _AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
 _SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)
 _DEFAULT_SPEC = next(spec for spec in TABLE if "TEXT" in spec.forms)
-COMMAND_WORDS = tuple(_WORDS)
+COMMAND_WORDS = tuple(word for word, form in _WORDS.items() if form.spec.listed)  # for completion
 
 
 def _unquote(text: str) -> str:
@@ -121,6 +123,6 @@ def parse(line: str) -> Command | CommandError | None:
 
 def help_lines() -> list[str]:
     lines = ["Commands:"]
-    for spec in TABLE:
+    for spec in (spec for spec in TABLE if spec.listed):
         lines += [f"  {'  |  '.join(spec.forms)}", f"      {spec.summary}"]
     return lines

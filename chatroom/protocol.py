@@ -260,8 +260,8 @@ def decode_event(text: str) -> Event | None:
     """An event from one JSON line; None for a type this client does not know yet."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # as in parse_hello: a hostile server must not crash a client
+        raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("an event must be a JSON object with a type")
     cls = EVENT_TYPES.get(data["type"])

@@ -9,9 +9,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from . import names
 from .protocol import (
@@ -20,12 +18,27 @@ from .protocol import (
 )
 
 
-Color = TypeVar("Color")
+# Colors for user names, from xterm's 256: two rings of hues of its 6x6x6 cube (channel levels 1-5, and the
+# paler 3-5), readable on a dark background, in hue order; the own name's green and the errors' red left out.
+# Many colors, so few names share one; the hash picks the same one for a name in every session and window.
+NAME_COLORS = (209, 215, 221, 227, 191, 155, 119, 84, 85, 86, 87, 81, 75, 69, 63, 99, 135, 171, 207, 206, 205,
+               204, 217, 223, 229, 193, 157, 158, 159, 153, 147, 183, 219, 218)
+_CUBE_LEVELS = (0, 95, 135, 175, 215, 255)
 
 
-def name_color(name: str, palette: Sequence[Color]) -> Color:
-    """A user's color from a palette, the same in every session and in every front end."""
-    return palette[zlib.crc32(names.key(name).encode()) % len(palette)]
+def _slot(name: str, count: int) -> int:
+    return zlib.crc32(names.key(name).encode()) % count
+
+
+def name_color(name: str) -> int:
+    """The xterm-256 color of a user's name (for a window: `color_rgb(name_color(name))`)."""
+    return NAME_COLORS[_slot(name, len(NAME_COLORS))]
+
+
+def color_rgb(color: int) -> str:
+    """An xterm-256 color of the 6x6x6 cube (16-231) as "#rrggbb"."""
+    red, green, blue = ((color - 16) // 36, (color - 16) // 6 % 6, (color - 16) % 6)
+    return "#" + "".join(f"{_CUBE_LEVELS[level]:02x}" for level in (red, green, blue))
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,18 @@ class Theme:
     private: str = ""
     earlier: str = ""
     own: str = ""
+    mention: str = ""  # a whole line that names you
     palette: tuple[str, ...] = ()
     reset: str = ""
 
     def paint(self, code: str, text: str) -> str:
         return f"{code}{text}{self.reset}" if code else text
+
+    def highlight(self, text: str) -> str:
+        """The whole of an already painted text in the mention style (renewed after each reset inside)."""
+        if not self.mention:
+            return text
+        return self.paint(self.mention, text.replace(self.reset, self.reset + self.mention))
 
     def name(self, name: str, me: str = "") -> str:
         """A user's name in a color of its own, the same in every session."""
@@ -49,7 +69,7 @@ class Theme:
             return self.paint(self.own, name)
         if not self.palette:
             return name
-        return self.paint(name_color(name, self.palette), name)
+        return self.paint(self.palette[_slot(name, len(self.palette))], name)
 
 
 PLAIN = Theme()
@@ -78,6 +98,8 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
             line = f"* {who} {text}" if action else f"<{who}> {text}"
             if earlier:
                 return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"
+            if mentions(event, me):
+                return t.highlight(f"{stamp} {line}")
             return f"{stamp} {line}"
         case Private(sender=sender, to=to, text=text):
             sender, to, text = sanitize(sender), sanitize(to), sanitize(text)
@@ -116,11 +138,16 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
     return ""
 
 
+def mentions(event: Message, me: str) -> bool:
+    """Someone else's message that names me."""
+    if not me or event.earlier or names.key(event.sender) == names.key(me):
+        return False
+    pattern = rf"(?<![\w.-]){re.escape(names.key(me))}(?![\w-])"
+    return re.search(pattern, names.key(event.text)) is not None
+
+
 def wants_attention(event: Event, me: str) -> bool:
     """A private message to me, or my name mentioned by someone else: ring the bell."""
     if isinstance(event, Private):
         return names.key(event.to) == names.key(me) and names.key(event.sender) != names.key(me)
-    if isinstance(event, Message) and not event.earlier and names.key(event.sender) != names.key(me):
-        pattern = rf"(?<![\w.-]){re.escape(names.key(me))}(?![\w-])"
-        return re.search(pattern, names.key(event.text)) is not None
-    return False
+    return isinstance(event, Message) and mentions(event, me)

@@ -238,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_on: bool) -> int:
+    # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
+    for name in ("SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
     host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
     extras = (" --tls" if tls_on else "")
     print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
@@ -247,10 +251,6 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
         if not tls_on:
             log.warning("the room password and the chat travel in clear text: "
                         "use --tls-cert and --tls-key on a network you do not trust")
-    # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
-    for name in ("SIGTERM", "SIGBREAK"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop_on_signal)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

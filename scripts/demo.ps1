@@ -12,7 +12,8 @@ if ($Help) {
     Write-Host @'
 usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Gui] [-Check]
 
-  -Clients N   how many client windows to open (default 3)
+  -Clients N   how many client windows to open (default 3); the demo's server lets N + 10
+               connect from this computer
   -Port P      the server's port (default: a free one)
   -Gui         also open one window client (python client.py --gui) next to the console ones
   -Check       no windows: start the server and N clients, have them exchange one message,
@@ -36,7 +37,7 @@ if ($Check) {
 }
 
 $server = Start-Process -FilePath $python -PassThru `
-    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port)
+    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0)
 $names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
 function Get-ClientName([int]$Number) {
     $name = $names[($Number - 1) % $names.Count]

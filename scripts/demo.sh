@@ -8,7 +8,8 @@ usage() {
     cat <<USAGE
 usage: scripts/demo.sh [--clients N] [--port P] [--gui] [--check]
 
-  --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal)
+  --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal);
+                the demo's server lets N + 10 connect from this computer
   --port P      the server's port (default: a free one)
   --gui         also open one window client (python client.py --gui) next to the console ones
   --check       no terminal needed: start the server and N clients, have them exchange one
@@ -56,32 +57,46 @@ if [ -n "$gui" ]; then
     fi
 fi
 
+# The server allows 10 connections from one address by default, and 10 logins at once; the demo's clients all
+# come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand.
+server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" --joins-per-ip 0)
+
 if command -v tmux >/dev/null 2>&1; then
     session="chatroom-demo-$port"
     # The server pane waits for Enter after the server ends, so its last words can be read.
     tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
-        "$(printf '%q ' "$python" "$ROOT/server.py" "$port"); read -r -p 'server stopped; press Enter'"
-    # Closing the last view of the session ends it, and with it the server: nothing is left running.
-    tmux set-hook -t "$session" client-detached "kill-session -t $session"
-    for number in $(seq 1 "$clients"); do
-        tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")"
+        "$(printf '%q ' "${server[@]}"); read -r -p 'server stopped; press Enter'"
+    # While it runs, the status line says how to end it and get around, the end first so that even an 80-column
+    # terminal shows it (#{prefix} is the user's own prefix key, C-b by default).
+    tmux set-option -t "$session" mouse on \; \
+        set-option -t "$session" status-left-length 100 \; set-option -t "$session" status-right "" \; \
+        set-option -t "$session" status-left \
+        " chatroom demo: #{prefix} d ends it | #{prefix} + arrow key, or a click: another pane " >/dev/null
+    # With --gui one more pane holds the window client, so ending the session closes the window too.
+    for number in $(seq 1 $(( clients + ${gui:-0} ))); do
+        command="$(client_command "$number")"
+        if [ "$number" -gt "$clients" ]; then
+            command="echo 'The window client runs in its own window.'; $(client_command "$number" --gui)"
+        fi
+        if ! tmux split-window -t "$session" "sleep 0.5; $command" 2>/dev/null; then
+            tmux kill-session -t "$session"
+            die "no room for $clients panes in this terminal: make it larger or ask for fewer --clients"
+        fi
         tmux select-layout -t "$session" tiled >/dev/null
     done
-    if [ -n "$gui" ]; then
-        # A pane of its own holds the window client, so ending the session closes the window too.
-        tmux split-window -t "$session" "echo 'The window client runs in its own window.'; sleep 0.5; $(client_command $((clients + 1)) --gui)"
-        tmux select-layout -t "$session" tiled >/dev/null
-    fi
     echo "Demo on port $port in tmux session $session (Ctrl+B then D, or closing the window, ends it)."
+    # Once nobody looks at the session it ends, and with it the server and every client: after a detach, a
+    # closed terminal, or switching to another session. Set only once attached, as it would end it right away.
+    keep_until_left=(\; set-option -t "$session" destroy-unattached on)
     if [ -n "${TMUX:-}" ]; then
-        exec tmux switch-client -t "$session"
+        exec tmux switch-client -t "$session" "${keep_until_left[@]}"
     fi
-    exec tmux attach -t "$session"
+    exec tmux attach -t "$session" "${keep_until_left[@]}"
 fi
 
 echo "tmux is not installed, so the demo runs one client here (install tmux for $clients side by side)." >&2
 log="$(mktemp)"
-"$python" "$ROOT/server.py" "$port" >"$log" 2>&1 &
+"${server[@]}" >"$log" 2>&1 &
 server_pid=$!
 window_pid=""
 # SIGTERM, not SIGINT: a background job of a script ignores SIGINT. The server tells its clients either way.

@@ -60,7 +60,8 @@ def main() -> int:
     args = parser.parse_args()
     processes: list[Process] = []
     try:
-        server = Process("server.py", str(args.port))
+        # All the clients come from 127.0.0.1: lift the server's per-address caps (10) as demo.sh does.
+        server = Process("server.py", str(args.port), "--max-per-ip", str(args.clients + 10), "--joins-per-ip", "0")
         processes.append(server)
         server.wait_for("listening")
         clients = []

@@ -40,15 +40,18 @@ function Initialize-Venv([string]$Extras = '') {
         if ($LASTEXITCODE -ne 0) { Fail "could not create a virtual environment in $Venv" }
     }
     $stamp = Join-Path $Venv '.chatroom-installed'
-    # What is installed depends on the project file and the extras; reinstall only when they change.
+    # What is installed depends on the project files and the extras: reinstall only when the files change or
+    # an extra is missing. More extras than asked for is fine, so the demo after the tests installs nothing.
     $files = @((Join-Path $Root 'pyproject.toml'), (Join-Path $Root 'requirements.txt'))
-    $wanted = ((Get-FileHash -Algorithm SHA256 -LiteralPath $files | ForEach-Object Hash) -join '') + " extras=$Extras"
-    if ((Test-Path $stamp) -and ((Get-Content -Raw $stamp).Trim() -eq $wanted)) { return }
+    $hash = (Get-FileHash -Algorithm SHA256 -LiteralPath $files | ForEach-Object Hash) -join ''
+    $installed = if (Test-Path $stamp) { (Get-Content -Raw $stamp).Trim() -split ' extras=', 2 } else { @('', '') }
+    if ($installed[0] -eq $hash -and (-not $Extras -or $installed[1] -eq $Extras)) { return }
+    if (-not $Extras) { $Extras = $installed[1] }  # keep the extras a changed project file had
     $target = if ($Extras) { "$Root[$Extras]" } else { $Root }
     Write-Host "Installing chatroom into $Venv ..."
     & (Get-VenvPython) -m pip install --quiet --disable-pip-version-check -e $target
     if ($LASTEXITCODE -ne 0) { Fail "installing into $Venv failed (see pip's message above)" }
-    Set-Content -LiteralPath $stamp -Value $wanted
+    Set-Content -LiteralPath $stamp -Value "$hash extras=$Extras"
 }
 
 # Quotes one argument for Start-Process, which passes its argument list on as one string.

@@ -42,6 +42,7 @@ class PtyClient:
         script = f'stty sane; {command}; echo "EXIT=$?"; stty -a'
         environment = {**os.environ, "TERM": "xterm"}
         environment.pop("NO_COLOR", None)
+        environment.pop("COLORTERM", None)
         environment.update(env or {})
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
@@ -216,9 +217,30 @@ def test_private_messages_both_ways_ring_the_bell(pty_clients, bob):
     assert bob.expect_event("private", sender="carol")["text"] == "back at you"
 
 
+def test_word_keys_ctrl_c_on_a_line_and_grapheme_clusters(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("one two three\x17\x1b\x7fx\x1b[1;5Dy\r")  # Ctrl+W, Alt+Backspace, Ctrl+Left
+    assert bob.expect_event("message", sender="carol")["text"] == "one yx"
+    carol.type("never sent\x03")  # Ctrl+C clears the line; the client goes on
+    carol.until(lambda c: c.input_line() == ">")
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    carol.type(f"a{family}b\x1b[D\x1b[Dx\r")
+    assert bob.expect_event("message", sender="carol")["text"] == f"ax{family}b"
+
+
+def test_a_bracketed_paste_goes_into_the_line_verbatim_with_tabs_as_spaces(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("say \x1b[200~  x =\t[1]\x1b[D\x1b[201~!")  # an escape in a paste is no key
+    carol.until(lambda c: c.input_line() == "> say   x =   [1][D!")
+    carol.type("\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "say   x =   [1][D!"
+
+
 def test_ctrl_c_quits_cleanly_and_restores_the_terminal(pty_clients, bob):
     carol = joined(pty_clients, "carol")
     carol.type("unsent\x03")
+    carol.until(lambda c: c.input_line() == ">")
+    carol.type("\x03")
     status, tty = carol.finish()
     assert status == 0
     assert_terminal_restored(tty)
@@ -265,8 +287,22 @@ def test_colors_by_default(pty_clients, bob):
     carol.shows("Welcome")
     bob.say("colorful")
     carol.shows("<bob> colorful")
-    from chatroom.client.screen import COLORS
-    assert any(f"<{code}bob{COLORS.reset}> colorful" in carol.raw for code in COLORS.palette)
+    from chatroom.client.screen import COLORS_16
+    assert any(f"<{code}bob{COLORS_16.reset}> colorful" in carol.raw for code in COLORS_16.palette)
+
+
+def test_256_colors_mentions_highlighted_and_long_lines_indented(pty_clients, bob):
+    from chatroom.client.screen import COLORS_256
+    carol = joined(pty_clients, "carol", env={"TERM": "xterm-256color"})
+    bob.say("hello carol, " + "this is a long message " * 5 + "end")
+    carol.shows("end")
+    assert f"{COLORS_256.mention}{COLORS_256.time}" in carol.raw  # the line is highlighted
+    assert any(f"<{code}bob{COLORS_256.reset}" in carol.raw for code in COLORS_256.palette)
+    rows = [row for row in carol.text().splitlines() if "long message" in row or row.strip() == "end"]
+    assert rows[0].startswith("[") and "<bob> hello carol, this is" in rows[0]
+    indent = rows[0].index("hello")
+    assert all(row.startswith(" " * indent) and not row[indent].isspace() for row in rows[1:]), rows
+    assert len(rows) >= 2 and all(len(row) < 80 for row in rows)
 
 
 # --- a hostile server ---------------------------------------------------------------
@@ -353,10 +389,17 @@ def test_full_room_is_one_sentence_and_status_1(make_server):
 
 def test_not_a_chatroom_server(make_server):
     listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=lambda: listener.accept()[0].sendall(b"SSH-2.0-OpenSSH\n"), daemon=True).start()
+    def answer() -> None:
+        with listener.accept()[0] as peer:
+            peer.sendall(b"SSH-2.0-OpenSSH\n")
+            peer.recv(1024)
+
+    answering = threading.Thread(target=answer, daemon=True)
+    answering.start()
     try:
         result = run_client("127.0.0.1", str(listener.getsockname()[1]), "x")
     finally:
+        answering.join(TIMEOUT)
         listener.close()
     assert result.returncode == 1 and "is not a chatroom server" in result.stderr
     assert "Traceback" not in result.stderr

@@ -57,12 +57,12 @@ def test_blank_line_is_nothing():
     assert parse("   ") is None
 
 
-def test_help_lists_every_form_of_every_entry():
+def test_help_lists_every_form_of_every_entry_but_the_clients_own_pong():
     text = "\n".join(help_lines())
     for spec in TABLE:
-        assert spec.summary in text
+        assert (spec.summary in text) == (spec.kind != "pong")
         for form in spec.forms:
-            assert form in text
+            assert (form in text) == (spec.kind != "pong")
 
 
 @pytest.mark.parametrize("line", ['/bc ""', '/bc " "', '/bc "   "', '/dm bob ""', '/dm bob " "', '/DM bob ""'])

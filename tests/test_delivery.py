@@ -161,6 +161,7 @@ def test_the_room_keeps_going_when_nobody_reads_the_servers_stderr():
         proc.terminate()
         proc.stdout.close()
         log = proc.stderr.read()  # drains it, so the server can finish
+        proc.stderr.close()
         proc.wait(TIMEOUT)
     assert "log lines were lost while the log output was not being read" in log
 

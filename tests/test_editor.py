@@ -4,6 +4,8 @@ import pytest
 from readchar import key
 
 from chatroom.client.editor import Bell, Candidates, LineEditor, Quit, Submit, text_width
+from chatroom.client.graphemes import graphemes
+from chatroom.client.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
 def typed(editor: LineEditor, *keys: str) -> list:
@@ -49,9 +51,14 @@ def test_ctrl_u_clears_the_line():
     assert editor.text == "" and editor.cursor == 0
 
 
-def test_ctrl_c_quits_and_ctrl_d_quits_only_on_an_empty_line():
+def test_ctrl_c_clears_a_line_and_quits_on_an_empty_one():
     editor = LineEditor()
+    assert typed(editor, "draft", key.LEFT, key.CTRL_C) == [] and editor.text == "" and editor.cursor == 0
     assert typed(editor, key.CTRL_C) == [Quit()]
+
+
+def test_ctrl_d_quits_only_on_an_empty_line():
+    editor = LineEditor()
     typed(editor, "ab", key.HOME)
     assert typed(editor, key.CTRL_D) == [] and editor.text == "b"
     typed(editor, key.CTRL_U)
@@ -109,6 +116,10 @@ def test_tab_without_candidates_rings():
     assert editor.text == "hello wor"
 
 
+def test_tab_does_not_offer_the_clients_own_pong():
+    assert typed(LineEditor(), "/po", key.TAB) == [Bell()]
+
+
 def test_completion_in_the_middle_of_the_line():
     editor = LineEditor(names=lambda: NAMES)
     typed(editor, "@b hi", key.HOME, key.RIGHT, key.RIGHT, key.TAB)
@@ -142,3 +153,94 @@ def test_wide_characters_take_two_columns():
     shown, cursor = editor.view(11)
     assert text_width(shown) <= 10 and cursor == text_width(shown)
     assert shown == "你好世界你"[:5] or shown.endswith("界")
+
+
+@pytest.mark.parametrize("delete", [key.CTRL_W, ALT_BACKSPACE])
+def test_ctrl_w_and_alt_backspace_delete_the_word_before_the_cursor(delete):
+    editor = LineEditor()
+    typed(editor, "say hello  world", delete)
+    assert editor.text == "say hello  " and editor.cursor == 11
+    typed(editor, delete)
+    assert editor.text == "say " and editor.cursor == 4
+    typed(editor, "big day", key.LEFT, key.LEFT, delete)
+    assert editor.text == "say big ay" and editor.cursor == 8
+    assert typed(editor, key.HOME, delete) == [Bell()]
+
+
+@pytest.mark.parametrize("left, right", [(CTRL_LEFT, CTRL_RIGHT), (ALT_B, ALT_F)])
+def test_ctrl_arrows_and_alt_b_f_move_by_word(left, right):
+    editor = LineEditor()
+    typed(editor, "one two  three")
+    positions = []
+    for _ in range(4):
+        typed(editor, left)
+        positions.append(editor.cursor)
+    assert positions == [9, 4, 0, 0]
+    for _ in range(4):
+        typed(editor, right)
+        positions.append(editor.cursor)
+    assert positions[4:] == [3, 7, 14, 14]
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧
+SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+
+
+@pytest.mark.parametrize("text, clusters", [
+    (FAMILY + "!", [FAMILY, "!"]),
+    ("e\u0301a", ["e\u0301", "a"]),  # e + combining acute
+    ("\U0001f44d\U0001f3fd\U0001f44d", ["\U0001f44d\U0001f3fd", "\U0001f44d"]),  # skin tone
+    ("\u2764\ufe0fx", ["\u2764\ufe0f", "x"]),  # variation selector
+    ("\U0001f1e9\U0001f1ea\U0001f1eb\U0001f1f7\U0001f1ee",  # flags pair up: DE, FR, and a lone I
+     ["\U0001f1e9\U0001f1ea", "\U0001f1eb\U0001f1f7", "\U0001f1ee"]),
+    (SCOTLAND + "x", [SCOTLAND, "x"]),  # tags
+    ("a\u200db", ["a\u200d", "b"]),  # a joiner joins pictographs only
+    ("\u0915\u094d\u0937", ["\u0915\u094d", "\u0937"]),  # Devanagari: virama is a mark
+    ("a\nb", ["a", "\n", "b"]),
+])
+def test_grapheme_clusters(text, clusters):
+    assert graphemes(text) == clusters
+
+
+def test_cursor_moves_and_deletes_by_grapheme_cluster():
+    editor = LineEditor()
+    typed(editor, *"a" + FAMILY + "b", key.LEFT, key.LEFT)
+    assert editor.cursor == 1
+    typed(editor, "x")  # typed before the family, never inside it
+    assert editor.text == "ax" + FAMILY + "b"
+    typed(editor, key.RIGHT, "y")
+    assert editor.text == "ax" + FAMILY + "yb"
+    typed(editor, key.LEFT, key.BACKSPACE)
+    assert editor.text == "ax" + "yb"
+    typed(editor, "e", "\u0301", key.LEFT, key.DELETE)
+    assert editor.text == "axyb" and editor.cursor == 2
+
+
+def test_a_typed_joiner_or_mark_joins_the_character_before_it():
+    editor = LineEditor()
+    typed(editor, "\U0001f468", "\u200d", "\U0001f469", "z", key.LEFT, key.LEFT)
+    assert editor.chars == ["\U0001f468\u200d\U0001f469", "z"] and editor.cursor == 0
+
+
+def test_a_one_line_paste_goes_into_the_line_as_it_is():
+    editor = LineEditor()
+    typed(editor, "say:", key.LEFT)
+    assert editor.feed(Paste("  run: git log > out.txt\n")) is None
+    assert editor.text == "say  run: git log > out.txt:" and editor.cursor == 27
+
+
+def test_a_multi_line_paste_is_one_verbatim_submit_with_the_typed_text_around_it():
+    editor = LineEditor()
+    typed(editor, "look:", key.LEFT)
+    block = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\x1b[31m"
+    sent = "look@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */[31m:"  # control characters go
+    assert editor.feed(Paste(block)) == Submit(sent, verbatim=True)
+    assert editor.text == "" and editor.history == []
+
+
+def test_typing_a_long_line_stays_linear():
+    import time
+    editor = LineEditor()
+    started = time.perf_counter()
+    typed(editor, "abcdefghij" * 400)  # the protocol's line limit is 4096 bytes
+    assert editor.cursor == 4000 and time.perf_counter() - started < 1.0  # about 0.01 s; 4 s when quadratic

@@ -1,11 +1,8 @@
 """What the window shows for an event, as Tk tag runs (pure: no Tk, no display)."""
 
-from colorama import Fore, Style
-
 from chatroom.client.gui import styling
-from chatroom.client.screen import COLORS
 from chatroom.protocol import Joined, Message, Private
-from chatroom.render import name_color, render
+from chatroom.render import color_rgb, name_color, render
 
 TS = 1_790_000_000.0
 
@@ -20,7 +17,7 @@ def test_a_name_has_the_consoles_color():
     for name in ["bob", "carol", "dave", "ＢＯＢ", "zoë"]:
         runs = styling.event_runs(Message(1, name, "hi", ts=TS), "amy")
         tag = next(tags[0] for text, tags in runs if text == name)
-        assert styling.NAME_COLORS[tag] == styling.tk_color(name_color(name, COLORS.palette))
+        assert styling.NAME_TAGS[tag] == color_rgb(name_color(name))  # the console's 256-color choice
     own = styling.event_runs(Message(1, "amy", "hi", ts=TS), "amy")
     assert ("amy", ("own",)) in own
 
@@ -40,14 +37,3 @@ def test_nothing_from_the_network_can_forge_a_marker():
     runs = styling.event_runs(Message(1, "bob\x0e", text, ts=TS), "amy")
     assert styling.plain(runs).endswith("<bob> systemfake [31m\n")
     assert {tag for _, tags in runs for tag in tags} <= {"time", *styling.NAME_TAGS}
-
-
-def test_escape_codes_become_tk_colors():
-    assert styling.tk_color(Fore.CYAN) == styling.ANSI[6]
-    assert styling.tk_color(Fore.BLUE + Style.BRIGHT) == styling.ANSI[12]  # bold shows as the bright twin
-    assert styling.tk_color(Fore.LIGHTYELLOW_EX) == styling.ANSI[11]
-    assert styling.tk_color("\x1b[38;5;196m") == "#ff0000"
-    assert styling.tk_color("\x1b[38;5;244m") == "#808080"
-    assert styling.tk_color("\x1b[38;2;1;2;3m") == "#010203"
-    assert styling.tk_color(Style.DIM) == styling.DEFAULT_FOREGROUND
-    assert len(styling.NAME_COLORS) == len(COLORS.palette)

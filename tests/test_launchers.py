@@ -45,6 +45,15 @@ def test_setup_twice_the_second_run_installs_nothing(checkout):
     assert again.stdout.strip() == f"Ready: {checkout / '.venv'}"
 
 
+def test_tests_and_demo_share_one_install(checkout):
+    with_tests = run(checkout, "setup.sh", "--test")
+    assert with_tests.returncode == 0, with_tests.stderr
+    for script, args in [("setup.sh", ()), ("demo.sh", ("--check", "--clients", "1")), ("setup.sh", ("--test",))]:
+        again = run(checkout, script, *args)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "Installing" not in again.stderr, script
+
+
 def test_server_and_client_pass_their_arguments_through(checkout, server, clients):
     server_help = run(checkout, "server.sh", "--help")
     assert server_help.returncode == 0 and server_help.stdout.startswith("usage: server.py")
@@ -64,6 +73,12 @@ def test_demo_check_exchanges_a_message_and_leaves_nothing_running(checkout):
     assert "2 clients exchanged a message" in result.stdout
     left = subprocess.run(["pgrep", "-f", f"(server|client).py .*{port}"], capture_output=True, text=True)
     assert left.stdout == ""
+
+
+def test_demo_makes_room_for_more_clients_than_the_per_address_cap(checkout):
+    result = run(checkout, "demo.sh", "--check", "--clients", "11", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "11 clients exchanged a message" in result.stdout
 
 
 def test_demo_refuses_a_port_in_use_and_bad_options(checkout):
@@ -92,6 +107,22 @@ def test_test_launcher_runs_pytest_and_passes_its_exit_status(checkout):
     assert re.search(r"\d+ passed", passing.stdout)
     missing = run(checkout, "test.sh", "-q", "tests/no_such_file.py")
     assert missing.returncode == 4
+
+
+def test_readme_by_hand_path_installs_into_a_venv_and_runs(tmp_path):
+    """The README's "By hand" commands as written, except that the server and client only show --help."""
+    block = ROOT.joinpath("README.md").read_text().split("## By hand", 1)[1].split("```")[1]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands[0].startswith("python3 -m venv")  # stock Debian/Ubuntu have no `python`, no system pip
+    for name in ["requirements.txt", "server.py", "client.py", "chatroom"]:
+        os.symlink(ROOT / name, tmp_path / name)
+    script = "\n".join(["set -e", *(command + " --help" if command.startswith("python ") else command
+                                     for command in commands), 'python -c "import sys; print(sys.prefix)"'])
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=INSTALL_TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "usage: server.py" in result.stdout and "usage: client.py" in result.stdout
+    assert result.stdout.splitlines()[-1] == str(tmp_path / ".venv")
 
 
 def fake_path(tmp_path: Path, python_version: str | None) -> dict:
@@ -137,42 +168,83 @@ def test_demo_without_tmux_runs_one_client_here_and_stops_the_server(checkout, t
     assert left.stdout == ""
 
 
+class Tmux:
+    """A tmux server of the test's own (its socket in tmp_path), and a terminal attached to it by script(1)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        socket_dir = tmp_path / "tmux"
+        socket_dir.mkdir()
+        self.env = {**os.environ, "TMUX_TMPDIR": str(socket_dir), "TERM": "xterm"}
+        self.env.pop("TMUX", None)
+        self.terminal: subprocess.Popen | None = None
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], capture_output=True, text=True, env=self.env,
+                              timeout=TIMEOUT).stdout
+
+    def attach(self, command: str, cwd: Path) -> None:
+        self.terminal = subprocess.Popen(["script", "-qc", command, "/dev/null"], cwd=cwd, env=self.env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+
+    def until(self, text: str, *args: str) -> None:
+        """Repeat the tmux command until its output has text."""
+        deadline = time.monotonic() + 30
+        shown = ""
+        while text not in shown:
+            assert time.monotonic() < deadline, f"no {text!r} from tmux {args}: {shown}"
+            time.sleep(0.2)
+            shown = self(*args)
+
+    def close(self) -> None:
+        self("kill-server")
+        if self.terminal:
+            with self.terminal:  # closes its stdin
+                if self.terminal.poll() is None:
+                    self.terminal.kill()
+
+
+def _nothing_left_running(port: int) -> None:
+    wait = time.monotonic() + TIMEOUT
+    while subprocess.run(["pgrep", "-f", f"(server|client).py .*{port}"], capture_output=True).returncode == 0:
+        assert time.monotonic() < wait, "the demo's server or a client is still running"
+        time.sleep(0.1)
+
+
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("tmux") is None or shutil.which("script") is None,
                     reason="needs tmux, and util-linux script(1) for a terminal to attach from")
-def test_demo_in_tmux_opens_the_clients_and_leaves_nothing_running_once_closed(checkout, tmp_path):
+@pytest.mark.parametrize("leave", ["detach", "close the terminal", "switch to another session"])
+def test_demo_in_tmux_shows_how_to_use_it_and_leaves_nothing_running_once_left(checkout, tmp_path, leave):
     port = _free_port()
-    socket_dir = tmp_path / "tmux"
-    socket_dir.mkdir()
-    env = {**os.environ, "TMUX_TMPDIR": str(socket_dir)}
-    env.pop("TMUX", None)
-    demo = subprocess.Popen(["script", "-qc", f"bash scripts/demo.sh --clients 2 --port {port}", "/dev/null"],
-                            cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     session = f"chatroom-demo-{port}"
+    demo = f"bash scripts/demo.sh --clients 2 --port {port}"
+    tmux = Tmux(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        panes = ""
-        while time.monotonic() < deadline:
-            panes = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_current_command}"],
-                                   capture_output=True, text=True, env=env).stdout
-            shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"{session}.2"],
-                                   capture_output=True, text=True, env=env).stdout
-            if "Welcome, bob!" in shown:
-                break
-            time.sleep(0.2)
-        assert "Welcome, bob!" in shown, panes
+        if leave != "switch to another session":
+            tmux.attach(demo, checkout)
+        else:  # run from a shell inside tmux, then go back to that shell's session
+            tmux("new-session", "-d", "-s", "outer", "-x", "80", "-y", "24", "-c", str(checkout), "bash --norc")
+            tmux.attach("tmux attach -t outer", checkout)
+            tmux.until("outer", "list-clients", "-F", "#{client_session}")
+            tmux("send-keys", "-t", "outer", demo, "Enter")
+        tmux.until("Welcome, bob!", "capture-pane", "-p", "-t", f"{session}.2")
+        panes = tmux("list-panes", "-t", session, "-F", "#{pane_current_command}")
         assert len(panes.split()) == 3  # the server and two clients
-        subprocess.run(["tmux", "detach-client", "-s", session], env=env, timeout=TIMEOUT)
-        demo.wait(TIMEOUT)
-        wait = time.monotonic() + TIMEOUT
-        while subprocess.run(["pgrep", "-f", f"server.py {port}"], capture_output=True).returncode == 0:
-            assert time.monotonic() < wait, "the demo's server is still running"
-            time.sleep(0.1)
+        status = tmux("display-message", "-p", "-t", session, "#{T:status-left}")
+        assert status.startswith(" chatroom demo: C-b d ends it | C-b + arrow key, or a click: another pane")
+        assert len(status.rstrip()) < 80
+        if leave == "detach":
+            tmux("detach-client", "-s", session)
+            tmux.terminal.wait(TIMEOUT)
+        elif leave == "close the terminal":
+            tmux.terminal.kill()  # the terminal's side of the pty closes: tmux's client gets a hangup
+            tmux.terminal.wait(TIMEOUT)
+        else:
+            tmux("switch-client", "-c", tmux("list-clients", "-F", "#{client_tty}").strip(), "-t", "outer")
+        _nothing_left_running(port)
+        assert session not in tmux("list-sessions")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        tmux.close()
 
 
 def _free_port() -> int:

@@ -108,3 +108,9 @@ def test_malformed_hello_is_a_protocol_error(bad):
 def test_hello_password_of_the_wrong_type_is_a_protocol_error():
     with pytest.raises(ProtocolError, match="password"):
         parse_hello('{"type":"hello","name":"a","password":5}')
+
+
+@pytest.mark.parametrize("line", ["[" * 100_000, '{"type": "message", "seq": ' + "9" * 5000 + "}"])
+def test_a_hostile_servers_event_is_a_protocol_error_not_a_crash(line):
+    with pytest.raises(ProtocolError):
+        decode_event(line)

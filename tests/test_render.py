@@ -7,11 +7,11 @@ import pytest
 from chatroom.protocol import (
     Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
 )
-from chatroom.render import PLAIN, Theme, render, wants_attention
+from chatroom.render import NAME_COLORS, PLAIN, Theme, color_rgb, name_color, render, wants_attention
 
 TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
 COLORS = Theme(time="<t>", system="<s>", error="<e>", private="<p>", earlier="<old>", own="<me>",
-               palette=("<c1>", "<c2>", "<c3>"), reset="</>")
+               mention="<hl>", palette=("<c1>", "<c2>", "<c3>"), reset="</>")
 
 
 @pytest.mark.parametrize("event, text", [
@@ -77,3 +77,33 @@ def test_bell_for_private_messages_and_mentions():
     assert not wants_attention(Message(seq=1, sender="alice", text="bobsleigh"), "bob")
     assert not wants_attention(Message(seq=1, sender="bob", text="I am bob"), "bob")
     assert not wants_attention(Message(seq=1, sender="alice", text="bob", earlier=True), "bob")
+
+
+def test_a_line_that_mentions_me_is_highlighted_whole_and_plain_text_stays_plain():
+    event = Message(seq=1, sender="alice", text="hi Bob!", ts=TS)
+    line = render(event, me="bob", theme=COLORS)
+    assert line.startswith("<hl><t>[14:02]</><hl> <") and line.endswith("</><hl>> hi Bob!</>")
+    assert render(event, me="bob") == "[14:02] <alice> hi Bob!"
+    assert "<hl>" not in render(Message(seq=1, sender="alice", text="hi bobby", ts=TS), me="bob", theme=COLORS)
+    assert "<hl>" not in render(Message(seq=1, sender="bob", text="I am bob", ts=TS), me="bob", theme=COLORS)
+    assert "<hl>" not in render(Message(seq=1, sender="alice", text="hi bob", earlier=True, ts=TS), me="bob",
+                                theme=COLORS)
+    assert not wants_attention(Message(seq=1, sender="alice", text="hi", ts=TS), "")
+
+
+COMMON_NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+                "oscar", "peggy", "trent", "victor", "walter", "sam", "max", "anna", "tom"]
+
+
+def test_name_colors_come_from_a_large_palette_and_keep_names_apart():
+    assert len(set(NAME_COLORS)) == len(NAME_COLORS) > 30
+    colors = {name: name_color(name) for name in COMMON_NAMES}
+    assert colors["alice"] != colors["carol"]
+    assert len(set(colors.values())) >= 15  # 20 names over at least 15 colors
+    assert len({colors[name] for name in COMMON_NAMES[:10]}) >= 9  # the demo's names
+    assert name_color("ALICE") == colors["alice"] and all(16 <= color <= 231 for color in colors.values())
+
+
+def test_color_rgb_for_a_window():
+    assert color_rgb(196) == "#ff0000" and color_rgb(21) == "#0000ff" and color_rgb(16) == "#000000"
+    assert color_rgb(209) == "#ff875f"

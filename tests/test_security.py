@@ -350,7 +350,7 @@ def test_server_reads_the_password_file_or_environment(tmp_path):
         client.close()
     finally:
         proc.terminate()
-        proc.wait(TIMEOUT)
+        proc.communicate(timeout=TIMEOUT)
     empty = tmp_path / "empty"
     empty.write_text("\n")
     result = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(empty)],

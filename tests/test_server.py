@@ -368,8 +368,8 @@ def test_signal_stops_the_server_and_tells_every_client(sig):
         assert proc.wait(timeout=TIMEOUT) == 0
         assert "Traceback" not in proc.stderr.read()
     finally:
-        proc.kill()
-        proc.wait()
+        with proc:  # closes its pipes
+            proc.kill()
         json_client.close()
         plain_client.close()
 

@@ -182,4 +182,4 @@ def test_200_clients_20_senders_and_one_that_never_reads():
         if swarm:
             swarm.close()
         proc.terminate()
-        proc.wait(TIMEOUT)
+        proc.communicate(timeout=TIMEOUT)

@@ -1,6 +1,7 @@
 """The input line: buffer, cursor, history, completion and horizontal scrolling. Pure.
 
-Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform).
+Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform), or a `Paste`.
+The line is a list of grapheme clusters, so the cursor never lands inside one.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from readchar import key
 
 from ..commands import COMMAND_WORDS
 from ..protocol import sanitize
+from .graphemes import graphemes
+from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
 @dataclass(frozen=True)
 class Submit:
+    """A line to send. `verbatim`: a pasted block, maybe of several lines, to send as one message as it is,
+    never read as a command (the protocol does not carry multi-line messages yet)."""
     line: str
+    verbatim: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class LineEditor:
             key.HOME: lambda: self._move(0), key.CTRL_A: lambda: self._move(0),
             key.END: lambda: self._move(len(self.chars)), key.CTRL_E: lambda: self._move(len(self.chars)),
             key.DELETE: self._delete, key.CTRL_D: self._delete, key.CTRL_U: self._clear,
+            CTRL_LEFT: lambda: self._move(self._word_start()), ALT_B: lambda: self._move(self._word_start()),
+            CTRL_RIGHT: lambda: self._move(self._word_end()), ALT_F: lambda: self._move(self._word_end()),
+            key.CTRL_W: self._delete_word, ALT_BACKSPACE: self._delete_word,
             key.UP: lambda: self._browse(-1), key.DOWN: lambda: self._browse(1), key.TAB: self._complete,
         }
 
@@ -78,12 +87,27 @@ class LineEditor:
         return "".join(self.chars)
 
     def _set(self, text: str) -> None:
-        self.chars = list(text)
+        self.chars = graphemes(text)
         self.cursor = len(self.chars)
 
+    def _replace(self, start: int, end: int, text: str) -> None:
+        """Put text in place of clusters start..end and the cursor after it. What follows is split anew from
+        the cluster before `start` on (a typed accent or joiner may join it); typing at the end stays cheap."""
+        first = max(start - 1, 0)
+        head = "".join(self.chars[first:start]) + text
+        self.chars[first:] = graphemes(head + "".join(self.chars[end:]))
+        self.cursor, length = first, 0
+        while length < len(head):
+            length += len(self.chars[self.cursor])
+            self.cursor += 1
+
     def feed(self, pressed: str) -> Outcome:
+        if isinstance(pressed, Paste):
+            return self._paste(pressed)
         if pressed in ENTER_KEYS:
             return self._enter()
+        if pressed == key.CTRL_C and self.chars:
+            return self._clear()
         if pressed == key.CTRL_C or (pressed == key.CTRL_D and not self.chars):
             return Quit()
         if pressed in BACKSPACE_KEYS:
@@ -91,9 +115,18 @@ class LineEditor:
         if pressed in self._actions:
             return self._actions[pressed]()
         if len(pressed) == 1 and sanitize(pressed) == pressed:
-            self.chars.insert(self.cursor, pressed)
-            self.cursor += 1
+            self._replace(self.cursor, self.cursor, pressed)
         return None  # other keys (F1, Esc, Alt+x...) do nothing
+
+    def _paste(self, pasted: str) -> Outcome:
+        """One line goes into the line being typed; a block is sent as it is, with what was typed around it."""
+        text = pasted.rstrip("\n")  # a copied line often ends with its line break
+        if "\n" not in text:
+            self._replace(self.cursor, self.cursor, sanitize(text))
+            return None
+        block = "".join(self.chars[:self.cursor]) + text + "".join(self.chars[self.cursor:])
+        self._set("")
+        return Submit("\n".join(sanitize(line) for line in block.split("\n")), verbatim=True)
 
     def _enter(self) -> Outcome:
         line = self.text
@@ -117,14 +150,36 @@ class LineEditor:
     def _backspace(self) -> Outcome:
         if self.cursor == 0:
             return Bell()
-        self.cursor -= 1
-        del self.chars[self.cursor]
+        self._replace(self.cursor - 1, self.cursor, "")
         return None
 
     def _delete(self) -> Outcome:
         if self.cursor == len(self.chars):
             return Bell()
-        del self.chars[self.cursor]
+        self._replace(self.cursor, self.cursor + 1, "")
+        return None
+
+    def _word_start(self) -> int:
+        """Where the word before the cursor starts (words are what spaces separate)."""
+        at = self.cursor
+        while at > 0 and self.chars[at - 1].isspace():
+            at -= 1
+        while at > 0 and not self.chars[at - 1].isspace():
+            at -= 1
+        return at
+
+    def _word_end(self) -> int:
+        at = self.cursor
+        while at < len(self.chars) and self.chars[at].isspace():
+            at += 1
+        while at < len(self.chars) and not self.chars[at].isspace():
+            at += 1
+        return at
+
+    def _delete_word(self) -> Outcome:
+        if self.cursor == 0:
+            return Bell()
+        self._replace(self._word_start(), self.cursor, "")
         return None
 
     def _browse(self, step: int) -> Outcome:
@@ -163,8 +218,7 @@ class LineEditor:
             replacement = options[0][:len(replacement)]
             if len(replacement) <= len(word):
                 return Candidates(tuple(options))
-        self.chars[self.cursor - len(word):self.cursor] = list(replacement)
-        self.cursor += len(replacement) - len(word)
+        self._replace(self.cursor - len(graphemes(word)), self.cursor, replacement)
         return None
 
     # --- display ----------------------------------------------------------
@@ -177,15 +231,15 @@ class LineEditor:
         columns = max(columns, 2)
         self._scroll = min(self._scroll, self.cursor)
         # The cell under the cursor must show too; past the end of the text it is a blank one.
-        cell = char_width(self.chars[self.cursor]) if self.cursor < len(self.chars) else 1
+        cell = text_width(self.chars[self.cursor]) if self.cursor < len(self.chars) else 1
         while text_width("".join(self.chars[self._scroll:self.cursor])) + cell > columns - 1:
             self._scroll += 1
         shown: list[str] = []
         used = 0
-        for ch in self.chars[self._scroll:]:
-            width = char_width(ch)
+        for cluster in self.chars[self._scroll:]:
+            width = text_width(cluster)
             if used + width > columns - 1:
                 break
-            shown.append(ch)
+            shown.append(cluster)
             used += width
         return "".join(shown), text_width("".join(self.chars[self._scroll:self.cursor]))

@@ -1,7 +1,8 @@
 """Keystrokes: decoding terminal input into readchar's key names, and the thread that hands them over.
 
-`KeyDecoder` is pure. `KeyReader` runs the platform's key source (see terminal.py) in a thread and wakes
-the client's select loop through a socket, so one thread owns the terminal output.
+`KeyDecoder` is pure; besides keys it yields a bracketed paste as one `Paste`. `KeyReader` runs the platform's
+key source (see terminal.py) in a thread and wakes the client's select loop through a socket, so one thread
+owns the terminal output.
 """
 
 from __future__ import annotations
@@ -14,15 +15,36 @@ from collections.abc import Callable, Iterator
 from readchar import key
 
 ESC = "\x1b"
-# The sequences terminals send for the same key differ (xterm, VT220, application mode, modifiers);
-# the editor sees readchar's name for each.
+# Keys readchar has no name for; like readchar's, each name is the sequence an xterm sends.
+ALT_BACKSPACE = "\x1b\x7f"
+ALT_B = "\x1bb"
+ALT_F = "\x1bf"
+CTRL_LEFT = "\x1b[1;5D"
+CTRL_RIGHT = "\x1b[1;5C"
+# The sequences terminals send for the same key differ (xterm, VT220, rxvt, application mode, modifiers);
+# the editor sees one name for each.
 _ALIASES = {
     "\x1bOA": key.UP, "\x1bOB": key.DOWN, "\x1bOC": key.RIGHT, "\x1bOD": key.LEFT,
     "\x1bOH": key.HOME, "\x1bOF": key.END, "\x1b[1~": key.HOME, "\x1b[7~": key.HOME,
     "\x1b[4~": key.END, "\x1b[8~": key.END, "\x1b[H": key.HOME, "\x1b[F": key.END,
     "\x1b[A": key.UP, "\x1b[B": key.DOWN, "\x1b[C": key.RIGHT, "\x1b[D": key.LEFT,
-    "\x1b[3~": key.DELETE,
+    "\x1b[3~": key.DELETE, "\x1b\x08": ALT_BACKSPACE, "\x1bOd": CTRL_LEFT, "\x1bOc": CTRL_RIGHT,
 }
+# xterm's modifier parameter: 3 is Alt, 5 is Ctrl. Either with Left/Right moves by word, as in most editors.
+_BY_WORD = {"3D": CTRL_LEFT, "5D": CTRL_LEFT, "3C": CTRL_RIGHT, "5C": CTRL_RIGHT}
+PASTE_START = "\x1b[200~"
+PASTE_END = "\x1b[201~"
+
+
+class Paste(str):
+    """Text pasted into a terminal in bracketed-paste mode: one item, never read as keys.
+
+    Verbatim but for line ends (a terminal sends CR) and tabs, which become spaces.
+    """
+
+    @classmethod
+    def of(cls, raw: str) -> Paste:
+        return cls(raw.replace("\r\n", "\n").replace("\r", "\n").expandtabs())
 
 
 def _escape_end(text: str, start: int) -> int | None:
@@ -48,16 +70,17 @@ def _name(sequence: str) -> str:
     if sequence in _ALIASES:
         return _ALIASES[sequence]
     if sequence.startswith("\x1b[1;") and len(sequence) == 6:
-        # An arrow with Shift/Ctrl/Alt held: the editor treats it as the plain arrow.
-        return _ALIASES.get("\x1b[" + sequence[-1], sequence)
+        # An arrow with Shift/Ctrl/Alt held: by word, or else the plain arrow.
+        return _BY_WORD.get(sequence[-2:], _ALIASES.get("\x1b[" + sequence[-1], sequence))
     return sequence
 
 
 class KeyDecoder:
-    """Split decoded terminal input into keys: one character, or one whole escape sequence."""
+    """Split decoded terminal input into keys (one character, or one whole escape sequence) and pastes."""
 
     def __init__(self) -> None:
         self._pending = ""
+        self._paste: str | None = None  # the text of a bracketed paste whose end has not come yet
 
     @property
     def waiting(self) -> bool:
@@ -69,6 +92,9 @@ class KeyDecoder:
         keys: list[str] = []
         index = 0
         while index < len(text):
+            if self._paste is not None:
+                index = self._feed_paste(text, index, keys)
+                continue
             if text[index] != ESC:
                 keys.append(text[index])
                 index += 1
@@ -77,11 +103,29 @@ class KeyDecoder:
             if end is None:
                 self._pending = text[index:]
                 break
-            keys.append(_name(text[index:end]))
+            if text[index:end] == PASTE_START:
+                self._paste = ""
+            else:
+                keys.append(_name(text[index:end]))
             index = end
         return keys
 
+    def _feed_paste(self, text: str, index: int, keys: list[str]) -> int:
+        """Collect pasted text up to its end marker; where the input after the paste starts."""
+        collected = self._paste or ""
+        # The end marker may have started in an earlier read: look a marker's length back, not further.
+        start = max(0, len(collected) - len(PASTE_END) + 1)
+        collected += text[index:]
+        end = collected.find(PASTE_END, start)
+        if end < 0:
+            self._paste = collected
+            return len(text)
+        keys.append(Paste.of(collected[:end]))
+        self._paste = None
+        return len(text) - (len(collected) - end - len(PASTE_END))
+
     def flush(self) -> list[str]:
+        """A pending lone Esc (an unfinished paste waits for its end marker instead)."""
         pending, self._pending = self._pending, ""
         return [pending] if pending else []
 

@@ -5,34 +5,101 @@ The one writer of the terminal. When stdout is not a terminal it writes plain li
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
 import shutil
+from collections.abc import Mapping
 from typing import TextIO
 
 from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line
 
-from ..render import PLAIN, Theme
+from ..render import NAME_COLORS, PLAIN, Theme
 from .editor import LineEditor, text_width
+from .graphemes import graphemes
 
-COLORS = Theme(
+COLORS_16 = Theme(
     time=Style.DIM,
     system=Fore.LIGHTBLACK_EX,
     error=Fore.RED + Style.BRIGHT,
     private=Fore.MAGENTA + Style.BRIGHT,
     earlier=Style.DIM,
     own=Fore.GREEN + Style.BRIGHT,
-    palette=(Fore.CYAN, Fore.BLUE + Style.BRIGHT, Fore.YELLOW, Fore.LIGHTCYAN_EX, Fore.LIGHTYELLOW_EX,
-             Fore.LIGHTBLUE_EX, Fore.WHITE + Style.BRIGHT),
+    mention="\x1b[7m",  # reverse video: colorama has no name for it
+    palette=(Fore.CYAN, Fore.YELLOW, Fore.BLUE + Style.BRIGHT, Fore.MAGENTA, Fore.LIGHTCYAN_EX, Fore.LIGHTYELLOW_EX,
+             Fore.LIGHTBLUE_EX, Fore.LIGHTMAGENTA_EX, Fore.LIGHTRED_EX, Fore.WHITE + Style.BRIGHT),
     reset=Style.RESET_ALL,
 )
+COLORS_256 = dataclasses.replace(COLORS_16, palette=tuple(f"\x1b[38;5;{color}m" for color in NAME_COLORS))
+
+
+def color_theme(environ: Mapping[str, str]) -> Theme:
+    """256 colors when the terminal says it has them (TERM=*256color*, or COLORTERM set), else 16."""
+    return COLORS_256 if "256color" in environ.get("TERM", "") or environ.get("COLORTERM") else COLORS_16
+
+
+_STYLE = re.compile(r"(\x1b\[[0-9;]*m)")
+# What comes before a line's text: leading spaces, the time, "(earlier)", then a name, a private tag or "-- ".
+_HEAD = re.compile(r" *(\[\d\d:\d\d\] )?(\(earlier\) )?(<[^>]*> |\* \S+ |\[private [^\]]*\] |-- |! )?")
+
+
+def _units(line: str) -> list[tuple[str, int]]:
+    """A styled line as what cannot be split, each with its width: style codes (0) and characters."""
+    units: list[tuple[str, int]] = []
+    for piece in _STYLE.split(line):
+        if _STYLE.fullmatch(piece):
+            units.append((piece, 0))
+        else:
+            units += [(cluster, text_width(cluster)) for cluster in graphemes(piece)]
+    return units
+
+
+def wrap(line: str, columns: int, reset: str = Style.RESET_ALL) -> list[str]:
+    """A styled line as rows of at most `columns` cells, continuation rows indented under its text.
+
+    Rows break at their last space, or mid-word when they have none (never inside a character).
+    A style still open at a break is ended there and opened again after the next row's indent.
+    """
+    visible = _STYLE.sub("", line)
+    if text_width(visible) <= columns:
+        return [line]
+    head = _HEAD.match(visible)
+    indent = min(text_width(head.group(0)) if head else 0, columns // 2)
+    units = _units(line)
+    rows: list[str] = []
+    styles: list[str] = []  # the styles open where the row starts
+    start = 0
+    while start < len(units):
+        room = columns - (indent if rows else 0)
+        end, used, space = start, 0, None
+        while end < len(units) and used + units[end][1] <= room:
+            if units[end][0] == " ":
+                space = end
+            used += units[end][1]
+            end += 1
+        if end < len(units) and units[end][0] == " ":
+            space = end  # the row is full just before a space
+        if end < len(units) and space is not None and space > start:
+            end, after = space, space + 1
+        else:
+            end = after = max(end, start + 1)
+        row = (" " * indent if rows else "") + "".join(styles)
+        for text, _ in units[start:after]:
+            if _STYLE.fullmatch(text):
+                styles = [] if text == reset else styles + [text]
+        rows.append(row + "".join(text for text, _ in units[start:end]) + (reset if styles else ""))
+        start = after
+    return rows
 
 
 class Screen:
-    def __init__(self, out: TextIO, editor: LineEditor, interactive: bool, colors: bool) -> None:
+    def __init__(self, out: TextIO, editor: LineEditor, interactive: bool, colors: bool,
+                 environ: Mapping[str, str] = os.environ) -> None:
         self.out = out
         self.editor = editor
         self.interactive = interactive
-        self.theme = COLORS if colors and interactive else PLAIN
+        self.theme = color_theme(environ) if colors and interactive else PLAIN
         self.prompt = "> "
 
     def _input_line(self) -> str:
@@ -48,7 +115,10 @@ class Screen:
             self.out.write(text + "\n")
             self.out.flush()
             return
-        self.out.write("\r" + clear_line() + text + "\n" + ("\a" if bell else "") + self._input_line())
+        # One cell short of the width: a row that fills it wraps at once in some consoles (Windows).
+        columns = shutil.get_terminal_size().columns - 1
+        rows = [row for line in text.split("\n") for row in wrap(line, columns)]
+        self.out.write("\r" + clear_line() + "\n".join(rows) + "\n" + ("\a" if bell else "") + self._input_line())
         self.out.flush()
 
     def bell(self) -> None:

@@ -11,7 +11,6 @@ import re
 
 from ... import render
 from ...protocol import Event, Message, Private
-from ..screen import COLORS
 
 _OPEN, _CLOSE, _RESET = "\x0e", "\x0f", "\x10"
 
@@ -20,8 +19,10 @@ def _mark(tag: str) -> str:
     return f"{_OPEN}{tag}{_CLOSE}"
 
 
-# One name tag per color of the console's palette: render.name_color picks the same index for both.
-NAME_TAGS = tuple(f"name{index}" for index in range(len(COLORS.palette)))
+# One tag per name color: the theme's palette in render.NAME_COLORS' order, so a name's tag is the one of
+# render.name_color(name), the color the console's 256-color theme gives it. No `mention` code: the window
+# marks a whole line by a line tag instead.
+NAME_TAGS = {f"name{index}": render.color_rgb(color) for index, color in enumerate(render.NAME_COLORS)}
 MARKERS = render.Theme(time=_mark("time"), system=_mark("system"), error=_mark("error"),
                        private=_mark("private"), earlier=_mark("earlier"), own=_mark("own"),
                        palette=tuple(_mark(tag) for tag in NAME_TAGS), reset=_RESET)
@@ -52,7 +53,7 @@ def event_runs(event: Event, me: str) -> Runs:
     line_tags: tuple[str, ...] = ()
     if isinstance(event, Private):
         line_tags = ("private_line",)
-    elif isinstance(event, Message) and render.wants_attention(event, me):
+    elif isinstance(event, Message) and render.mentions(event, me):
         line_tags = ("mention_line",)
     return runs(text + "\n", line_tags)
 
@@ -64,47 +65,3 @@ def note(text: str, role: str = "system") -> Runs:
 
 def plain(text_runs: Runs) -> str:
     return "".join(text for text, _ in text_runs)
-
-
-# --- the console palette's escape codes as Tk colors ------------------------------
-
-# The 16 ANSI colors (Tango), readable on the window's dark background like in a terminal.
-ANSI = ("#2e3436", "#cc0000", "#4e9a06", "#c4a000", "#3465a4", "#75507b", "#06989a", "#d3d7cf",
-        "#555753", "#ef2929", "#8ae234", "#fce94f", "#729fcf", "#ad7fa8", "#34e2e2", "#eeeeec")
-DEFAULT_FOREGROUND = "#d3d7cf"
-
-
-def _xterm256(number: int) -> str:
-    if number < 16:
-        return ANSI[number]
-    if number >= 232:
-        grey = 8 + 10 * (number - 232)
-        return f"#{grey:02x}{grey:02x}{grey:02x}"
-    levels = (0, 95, 135, 175, 215, 255)
-    number -= 16
-    return "#{:02x}{:02x}{:02x}".format(levels[number // 36], levels[number // 6 % 6], levels[number % 6])
-
-
-def tk_color(code: str) -> str:
-    """The color an SGR escape code (or several, e.g. blue + bright) sets the text to, as #rrggbb."""
-    numbers = [int(part) for params in re.findall(r"\x1b\[([\d;]*)m", code) for part in params.split(";") if part]
-    color, bright = None, 1 in numbers
-    index = 0
-    while index < len(numbers):
-        number = numbers[index]
-        if 30 <= number <= 37 or 90 <= number <= 97:
-            color = ANSI[number % 10 + (8 if number >= 90 else 0)]
-            bright = bright or number >= 90
-        elif number == 38 and numbers[index + 1:index + 2] == [5]:
-            color = _xterm256(numbers[index + 2])
-            index += 2
-        elif number == 38 and numbers[index + 1:index + 2] == [2]:
-            color = "#{:02x}{:02x}{:02x}".format(*numbers[index + 2:index + 5])
-            index += 4
-        index += 1
-    if color in ANSI[:8] and bright:  # a terminal shows bold + a basic color as its bright twin
-        color = ANSI[ANSI.index(color) + 8]
-    return color or DEFAULT_FOREGROUND
-
-
-NAME_COLORS = {tag: tk_color(code) for tag, code in zip(NAME_TAGS, COLORS.palette)}

@@ -17,14 +17,13 @@ from ... import names, render
 from ...protocol import Welcome, sanitize
 from ..core import LOST, OK, QUIT_WAIT, Background, Connection, Ended, Notice, Received, Session
 from ..editor import Bell, Candidates, LineEditor, Submit
-from ..screen import COLORS
 from . import styling
 
 POLL_MS = 15
 BATCH = 200  # events shown per tick at most, so keys and redraws get their turn in a burst
 SCROLLBACK = 10_000  # lines kept in the conversation; older ones go, so memory stays flat
 BACKGROUND, FOREGROUND, GREY = "#1e1f22", "#d3d7cf", "#8b8e94"
-OWN_COLOR = styling.tk_color(COLORS.own)
+OWN_COLOR = "#8ae234"  # the bright green of the console's own name
 
 
 class ChatWindow:
@@ -92,7 +91,7 @@ class ChatWindow:
         self.text.tag_configure("error", foreground="#ef2929")
         self.text.tag_configure("private", foreground="#e29ddc", font=bold)
         self.text.tag_configure("own", foreground=OWN_COLOR, font=bold)
-        for tag, color in styling.NAME_COLORS.items():
+        for tag, color in styling.NAME_TAGS.items():
             self.text.tag_configure(tag, foreground=color, font=bold)
         self.text.tag_configure("private_line", background="#3a2740")
         self.text.tag_configure("mention_line", background="#3d3821")
@@ -267,7 +266,7 @@ class ChatWindow:
         for index, user in enumerate(users):
             mine = names.key(user) == names.key(self.me)
             self.user_list.insert("end", f"{sanitize(user)} (you)" if mine else sanitize(user))
-            color = OWN_COLOR if mine else styling.NAME_COLORS[render.name_color(user, styling.NAME_TAGS)]
+            color = OWN_COLOR if mine else render.color_rgb(render.name_color(user))
             self.user_list.itemconfigure(index, foreground=color)
         self.here.configure(text=f"Here now ({len(users)})")
 
