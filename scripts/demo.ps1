@@ -4,16 +4,18 @@ param(
     [ValidateRange(1, 99)][int]$Clients = 3,
     [ValidateRange(0, 65535)][int]$Port = 0,
     [switch]$Check,
+    [switch]$Gui,
     [switch]$Help
 )
 . (Join-Path $PSScriptRoot 'lib.ps1')
 if ($Help) {
     Write-Host @'
-usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Check]
+usage: powershell -ExecutionPolicy Bypass -File scripts\demo.ps1 [-Clients N] [-Port P] [-Gui] [-Check]
 
   -Clients N   how many client windows to open (default 3); the demo's server lets N + 10
                connect from this computer
   -Port P      the server's port (default: a free one)
+  -Gui         also open one window client (python client.py --gui) next to the console ones
   -Check       no windows: start the server and N clients, have them exchange one message,
                stop everything, and exit 0 if it all worked
 '@
@@ -37,15 +39,26 @@ if ($Check) {
 $server = Start-Process -FilePath $python -PassThru `
     -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0)
 $names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
+function Get-ClientName([int]$Number) {
+    $name = $names[($Number - 1) % $names.Count]
+    if ($Number -gt $names.Count) { $name = "$name$Number" }
+    return $name
+}
 $windows = @()
 try {
     Start-Sleep -Milliseconds 700  # the server's window opens first
     if ($server.HasExited) { Fail "the server did not start (exit status $($server.ExitCode))" }
     foreach ($number in 1..$Clients) {
-        $name = $names[($number - 1) % $names.Count]
-        if ($number -gt $names.Count) { $name = "$name$number" }
+        $name = Get-ClientName $number
         $windows += Start-Process -FilePath $python -PassThru `
             -ArgumentList @((Quote (Join-Path $Root 'client.py')), '127.0.0.1', $Port, $name)
+    }
+    if ($Gui) {
+        # pythonw runs the window client without a console window of its own.
+        $pythonw = Join-Path (Split-Path -Parent $python) 'pythonw.exe'
+        if (-not (Test-Path $pythonw)) { $pythonw = $python }
+        $windows += Start-Process -FilePath $pythonw -PassThru `
+            -ArgumentList @((Quote (Join-Path $Root 'client.py')), '127.0.0.1', $Port, (Get-ClientName ($Clients + 1)), '--gui')
     }
     Write-Host "Demo on port $Port with $Clients clients. Close their windows (or press Ctrl+C here) to end it."
     Write-Host "Others can join with: powershell -ExecutionPolicy Bypass -File .\scripts\client.ps1 127.0.0.1 $Port"

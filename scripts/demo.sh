@@ -6,23 +6,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     cat <<USAGE
-usage: scripts/demo.sh [--clients N] [--port P] [--check]
+usage: scripts/demo.sh [--clients N] [--port P] [--gui] [--check]
 
   --clients N   how many clients to open (default 3; without tmux only one runs, in this terminal);
                 the demo's server lets N + 10 connect from this computer
   --port P      the server's port (default: a free one)
+  --gui         also open one window client (python client.py --gui) next to the console ones
   --check       no terminal needed: start the server and N clients, have them exchange one
                 message, stop everything, and exit 0 if it all worked
 USAGE
 }
 
-clients=3 port="" check=""
+clients=3 port="" check="" gui=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --clients) [ $# -ge 2 ] || die "--clients needs a number"; clients="$2"; shift 2 ;;
         --port) [ $# -ge 2 ] || die "--port needs a number"; port="$2"; shift 2 ;;
         --check) check=1; shift ;;
+        --gui) gui=1; shift ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -41,11 +43,19 @@ if [ -n "$check" ]; then
 fi
 
 names=(alice bob carol dave erin frank grace heidi ivan judy)
-client_command() {  # the command line for client number $1
+client_command() {  # the command line for client number $1 (and more arguments, e.g. --gui)
     local name="${names[$(( ($1 - 1) % ${#names[@]} ))]}"
     if [ "$1" -gt "${#names[@]}" ]; then name="$name$1"; fi
-    printf '%q ' "$python" "$ROOT/client.py" 127.0.0.1 "$port" "$name"
+    printf '%q ' "$python" "$ROOT/client.py" 127.0.0.1 "$port" "$name" "${@:2}"
 }
+
+if [ -n "$gui" ]; then
+    "$python" -c 'import tkinter' 2>/dev/null \
+        || die "--gui needs Python's tkinter: on Debian/Ubuntu install python3-tk (sudo apt install python3-tk)"
+    if [ "$(uname -s)" = Linux ] && [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+        die "--gui needs a desktop to open a window in (DISPLAY is not set)"
+    fi
+fi
 
 # The server allows 10 connections from one address by default, and 10 logins at once; the demo's clients all
 # come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand.
@@ -62,8 +72,13 @@ if command -v tmux >/dev/null 2>&1; then
         set-option -t "$session" status-left-length 100 \; set-option -t "$session" status-right "" \; \
         set-option -t "$session" status-left \
         " chatroom demo: #{prefix} d ends it | #{prefix} + arrow key, or a click: another pane " >/dev/null
-    for number in $(seq 1 "$clients"); do
-        if ! tmux split-window -t "$session" "sleep 0.5; $(client_command "$number")" 2>/dev/null; then
+    # With --gui one more pane holds the window client, so ending the session closes the window too.
+    for number in $(seq 1 $(( clients + ${gui:-0} ))); do
+        command="$(client_command "$number")"
+        if [ "$number" -gt "$clients" ]; then
+            command="echo 'The window client runs in its own window.'; $(client_command "$number" --gui)"
+        fi
+        if ! tmux split-window -t "$session" "sleep 0.5; $command" 2>/dev/null; then
             tmux kill-session -t "$session"
             die "no room for $clients panes in this terminal: make it larger or ask for fewer --clients"
         fi
@@ -83,12 +98,17 @@ echo "tmux is not installed, so the demo runs one client here (install tmux for 
 log="$(mktemp)"
 "${server[@]}" >"$log" 2>&1 &
 server_pid=$!
+window_pid=""
 # SIGTERM, not SIGINT: a background job of a script ignores SIGINT. The server tells its clients either way.
-trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -TERM $window_pid "$server_pid" 2>/dev/null; wait $window_pid "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 50); do
     grep -q listening "$log" && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "the server did not start"; }
     sleep 0.1
 done
 echo "Server on port $port. Others can join with: scripts/client.sh 127.0.0.1 $port"
+if [ -n "$gui" ]; then
+    eval "$(client_command 2 --gui) &"
+    window_pid=$!
+fi
 "$python" "$ROOT/client.py" 127.0.0.1 "$port" || true

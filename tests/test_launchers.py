@@ -93,6 +93,14 @@ def test_demo_refuses_a_port_in_use_and_bad_options(checkout):
     assert "unknown option" in run(checkout, "demo.sh", "--bogus").stderr
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="DISPLAY is how X11 finds a screen")
+def test_demo_gui_without_a_display_says_so(checkout):
+    env = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = run(checkout, "demo.sh", "--gui", env=env, timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "--gui needs" in result.stderr
+
+
 def test_test_launcher_runs_pytest_and_passes_its_exit_status(checkout):
     passing = run(checkout, "test.sh", "-q", "tests/test_names.py")
     assert passing.returncode == 0, passing.stdout + passing.stderr

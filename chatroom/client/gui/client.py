@@ -1,0 +1,42 @@
+"""The window client's life: the connect dialog, then the chat window, then the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import tkinter as tk
+
+from ...protocol import Welcome
+from ..core import OK, QUIT_WAIT, Connection
+from .dialog import ConnectDialog
+from .window import ChatWindow
+
+
+class WindowClient:
+    def __init__(self, root: tk.Tk, args: argparse.Namespace) -> None:
+        self.root = root
+        self.status = OK  # closing the dialog without connecting is not a failure
+        self.chat: ChatWindow | None = None
+        self.closed = False
+        self.dialog = ConnectDialog(root, args, self._connected)
+
+    def _connected(self, connection: Connection, welcome: Welcome) -> None:
+        host, port = connection.sock.getpeername()[:2]
+        self.chat = ChatWindow(self.root, connection, welcome, f"{host} port {port}", self._end)
+
+    def _end(self, status: int) -> None:
+        if not self.closed:  # the goodbye and the close button's timer may both get here
+            self.closed = True
+            self.status = status
+            self.root.destroy()
+
+    def close(self) -> None:
+        if self.chat is not None:
+            self.chat.close()
+        else:
+            self._end(OK)
+
+    def finish(self) -> int:
+        """After the window closed: let the session's thread end (it closes the connection)."""
+        if self.chat is not None:
+            self.chat.background.join(QUIT_WAIT + 1)
+        return self.status

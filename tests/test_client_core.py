@@ -1,0 +1,198 @@
+"""The UI-free client core: login with its retry callbacks, the session's state and pacing, the loop.
+
+A fake connection scripts the server for login and the session; the loop runs over a socket pair whose far
+end plays the server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import deque
+
+import pytest
+from conftest import TIMEOUT
+
+from chatroom.client import core
+from chatroom.protocol import Bye, Error, Hello, Joined, Left, Message, Ping, Renamed, Shutdown, Users, Welcome
+
+
+class FakeConnection:
+    """Answers login with scripted events (an exception class is raised) and records what is sent."""
+
+    def __init__(self, *answers: object) -> None:
+        self.answers = deque(answers)
+        self.hellos: list[Hello] = []
+        self.lines: list[str] = []
+        self.said = ""
+
+    def next_event(self, timeout: float) -> object:
+        answer = self.answers.popleft() if self.answers else None
+        if isinstance(answer, type) and issubclass(answer, BaseException):
+            raise answer
+        return answer
+
+    def send_hello(self, hello: Hello) -> None:
+        self.hellos.append(hello)
+
+    def send_line(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def refuse(reason: str) -> str:
+    raise AssertionError(f"not expected to ask: {reason!r}")
+
+
+def test_login_asks_again_for_a_refused_name_with_the_reason():
+    connection = FakeConnection(Error("name_taken", "the name 'bob' is taken\x1b[2J"), Welcome("bob2", ["bob", "bob2"]))
+    asked = []
+    welcome = core.login(connection, Hello("bob"), lambda reason: asked.append(reason) or "bob2", refuse)
+    assert welcome.name == "bob2"
+    assert asked == ["Sorry, the name 'bob' is taken[2J. "]
+    assert [hello.name for hello in connection.hellos] == ["bob2"]
+
+
+@pytest.mark.parametrize("code, reason", [("password_required", ""), ("wrong_password", "Wrong password. ")])
+def test_login_asks_for_the_password_and_keeps_the_name(code, reason):
+    connection = FakeConnection(Error(code, "..."), Welcome("amy", ["amy"]))
+    asked = []
+    core.login(connection, Hello("amy"), refuse, lambda why: asked.append(why) or "sesame")
+    assert asked == [reason]
+    assert connection.hellos == [Hello("amy", password="sesame")]
+
+
+def test_a_callback_that_raises_ends_the_login():
+    def give_up(reason: str) -> str:
+        raise core.ClientError(f"gave up: {reason}")
+
+    with pytest.raises(core.ClientError, match="gave up: Sorry, taken. "):
+        core.login(FakeConnection(Error("name_lookalike", "taken")), Hello("x"), give_up, give_up)
+
+
+@pytest.mark.parametrize("answers, said, sentence", [
+    ((Error("full", "the room is full"),), "", "the room is full"),
+    ((), "", "the server closed the connection during login"),
+    ((None,), "go away", "the server closed the connection during login: go away"),
+    ((Shutdown(),), "", "the server closed the connection during login"),
+    ((TimeoutError,), "", "the server did not answer the login"),
+])
+def test_login_failures_are_one_sentence(answers, said, sentence):
+    connection = FakeConnection(*answers)
+    connection.said = said
+    with pytest.raises(core.ClientError) as info:
+        core.login(connection, Hello("x"), refuse, refuse)
+    assert str(info.value) == sentence and info.value.status == core.FAILED
+
+
+def test_the_session_follows_the_user_list_and_my_renames():
+    connection = FakeConnection()
+    session = core.Session(connection, Welcome("amy", ["amy", "bob"]))
+    before = session.users
+    for event in [Joined(1, "cy"), Renamed(2, "amy", "ann"), Left(3, "bob", "quit"), Renamed(4, "cy", "dee")]:
+        session.receive(event)
+    assert session.users == ["ann", "dee"] and session.me == "ann"
+    assert before == ["amy", "bob"]  # replaced, not changed under a reader in another thread
+    session.receive(Users(["ann", "dee", "eve"], "ann"))
+    assert session.users == ["ann", "dee", "eve"]
+    session.receive(Ping())
+    assert connection.lines == ["/pong"]
+
+
+@pytest.mark.parametrize("events, quit, status, lost", [
+    ([], False, core.DISCONNECTED, True),
+    ([], True, core.OK, False),
+    ([Bye("quit")], False, core.OK, False),
+    ([Bye("slow")], False, core.DISCONNECTED, False),
+    ([Shutdown()], False, core.DISCONNECTED, False),
+])
+def test_how_the_session_ended(events, quit, status, lost):
+    session = core.Session(FakeConnection(), Welcome("amy", ["amy"]))
+    for event in events:
+        session.receive(event)
+    if quit:
+        session.quit()
+        session.quit()
+        assert list(session.outgoing) == ["/quit"]
+    assert (session.status(), session.lost) == (status, lost)
+
+
+def test_a_paste_is_paced_and_the_user_told_how_many_lines_wait():
+    connection = FakeConnection()
+    session = core.Session(connection, Welcome("amy", ["amy"], rate=2.0, burst=3))
+    for number in range(5):
+        session.send(f"line {number}")
+    notice = session.send_typed()
+    assert connection.lines == ["line 0", "line 1"]  # one token kept back for jitter
+    assert notice == "-- 3 lines wait to be sent (2 per second is the server's limit)"
+    assert 0 < session.send_due() <= 1 / (2.0 * core.PACE_MARGIN)
+
+
+def test_no_pacing_without_a_server_limit():
+    connection = FakeConnection()
+    session = core.Session(connection, Welcome("amy", ["amy"]))
+    for number in range(50):
+        session.send(str(number))
+    assert session.send_typed() is None and len(connection.lines) == 50
+
+
+class Peer:
+    """The server's end of a socket pair, speaking JSON lines."""
+
+    def __init__(self) -> None:
+        self.sock, client = socket.socketpair()
+        self.sock.settimeout(TIMEOUT)
+        self.connection = core.Connection(client)
+        self._buffer = b""
+
+    def say(self, *events: object) -> None:
+        self.sock.sendall(b"".join(json.dumps(event.to_dict()).encode() + b"\n" for event in events))
+
+    def line(self) -> str:
+        while b"\n" not in self._buffer:
+            chunk = self.sock.recv(4096)
+            assert chunk, "the client closed the connection"
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+
+@pytest.fixture
+def peer():
+    peer = Peer()
+    yield peer
+    peer.sock.close()
+    peer.connection.sock.close()
+
+
+def test_the_loop_hands_over_events_and_ends_when_the_server_goes(peer):
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    wake_read, wake_write = socket.socketpair()
+    seen = []
+    peer.say(Joined(1, "bob"), Message(2, "bob", "hi"))
+    peer.sock.shutdown(socket.SHUT_WR)
+    with wake_read, wake_write:
+        status = session.run(wake_read, lambda: None, seen.append)
+    assert [type(event) for event in seen] == [Joined, Message] and session.users == ["amy", "bob"]
+    assert status == core.DISCONNECTED and session.lost
+
+
+def test_a_background_session_sends_from_any_thread_and_quits_cleanly(peer):
+    background = core.Background(core.Session(peer.connection, Welcome("amy", ["amy"])))
+    background.start()
+    try:
+        background.send("hello")
+        assert peer.line() == "hello"
+        peer.say(Joined(1, "bob"), Renamed(2, "amy", "ann"))
+        first, second = background.inbox.get(timeout=TIMEOUT), background.inbox.get(timeout=TIMEOUT)
+        assert (first.event, first.users, first.me) == (Joined(1, "bob", ts=first.event.ts), ("amy", "bob"), "amy")
+        assert (second.users, second.me) == (("ann", "bob"), "ann")
+        background.quit()
+        assert peer.line() == "/quit"
+        peer.say(Bye("quit"))
+        peer.sock.close()
+        assert isinstance(background.inbox.get(timeout=TIMEOUT).event, Bye)
+        assert background.inbox.get(timeout=TIMEOUT) == core.Ended(core.OK, lost=False)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+    assert peer.connection.sock.fileno() == -1  # the session's thread closed its connection

@@ -1,0 +1,434 @@
+"""The window client for real: Tk on an Xvfb display, against a real server and raw-socket clients.
+
+Skipped, with the reason, where tkinter or Xvfb cannot be had (.ci/run installs Debian's xvfb).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT, JsonClient
+
+from chatroom.client import app, core
+from chatroom.config import Config
+from chatroom.protocol import BANNER, Hello, Private, Welcome, encode_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+tkinter = pytest.importorskip("tkinter", reason="the window client needs tkinter (Debian/Ubuntu: python3-tk)")
+from chatroom.client.gui.client import WindowClient  # noqa: E402 (after the skip: it imports tkinter)
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """An Xvfb display of our own, for the module's windows; DISPLAY points at it meanwhile."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb for a display (Debian/Ubuntu: apt-get install xvfb; .ci/run installs it)")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    # Xvfb writes the number and the newline separately: closing the pipe before the newline kills it.
+    said = b""
+    while not said.endswith(b"\n") and select.select([read], [], [], TIMEOUT)[0]:
+        if not (chunk := os.read(read, 64)):
+            break
+        said += chunk
+    os.close(read)
+    number = said.decode().strip()
+    if not number:
+        xvfb.kill()
+        xvfb.wait(TIMEOUT)
+        pytest.skip("Xvfb did not start")
+    before = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield f":{number}"
+    if before is None:
+        os.environ.pop("DISPLAY")
+    else:
+        os.environ["DISPLAY"] = before
+    xvfb.terminate()
+    xvfb.wait(TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def kept(display: str) -> Iterator[list[tkinter.Tk]]:
+    """The module's Tk roots, kept alive until its end and then freed in this thread: a Tk interpreter
+    freed by the garbage collector in another thread (a server's) aborts the process."""
+    roots: list[tkinter.Tk] = []
+    yield roots
+    roots.clear()
+    gc.collect()
+
+
+@pytest.fixture
+def root(kept: list[tkinter.Tk]) -> Iterator[tkinter.Tk]:
+    try:
+        window = tkinter.Tk(className="chatroom")
+    except tkinter.TclError as exc:
+        pytest.skip(f"Tk cannot open a window on Xvfb: {exc}")
+    kept.append(window)
+    yield window
+    if not gone(window):
+        window.destroy()
+    gc.collect()  # the test's Tk variables and fonts, freed here rather than in a server's thread
+
+
+def until(root: tkinter.Tk, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Run Tk's event loop until the condition holds (or the window is gone and it holds then)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the window")
+        try:
+            root.update()
+        except tkinter.TclError:  # the window was destroyed
+            if condition():
+                return
+            raise
+        time.sleep(0.005)
+
+
+def gone(root: tkinter.Tk) -> bool:
+    try:
+        return not root.winfo_exists()
+    except tkinter.TclError:
+        return True
+
+
+def shown(client: WindowClient) -> str:
+    return client.chat.text.get("1.0", "end")
+
+
+def start(root: tkinter.Tk, port: int) -> WindowClient:
+    """The dialog, prefilled with the address (without a username, so it waits for the user)."""
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port)]))
+    until(root, lambda: True)
+    return client
+
+
+def connected(root: tkinter.Tk, port: int, name: str = "amy") -> WindowClient:
+    """Everything given on the command line: the dialog connects at once."""
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), name]))
+    until(root, lambda: client.chat is not None)
+    return client
+
+
+def type_line(root: tkinter.Tk, client: WindowClient, text: str) -> None:
+    entry = client.chat.entry
+    entry.delete(0, "end")
+    entry.insert(0, text)
+    entry.focus_force()
+    until(root, lambda: root.focus_get() is entry)
+    entry.event_generate("<Return>")
+
+
+def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
+    bob = clients()
+    bob.login("bob")
+    client = start(root, server.port)
+    dialog = client.dialog
+    assert (dialog.host.get(), dialog.port.get(), dialog.name.get(), dialog.tls.get()) == \
+        ("127.0.0.1", str(server.port), "", False)
+    assert client.chat is None  # no username yet: the dialog waits
+    dialog.name.set("amy")
+    name = dialog.entries["name"]
+    name.focus_force()
+    until(root, lambda: root.focus_get() is name)
+    name.event_generate("<Return>")
+    until(root, lambda: client.chat is not None)
+    chat = client.chat
+    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amy (you)"))
+    assert "Welcome, amy!" in shown(client) and "amy" in root.title()
+
+    type_line(root, client, "hello bob")
+    assert bob.expect_event("message", sender="amy")["text"] == "hello bob"
+    bob.say("hi amy")
+    until(root, lambda: "<bob> hi amy" in shown(client))
+    bob.say("/me waves")
+    until(root, lambda: "* bob waves" in shown(client))
+
+    type_line(root, client, "/msg bob a secret")
+    assert bob.expect_event("private", sender="amy")["text"] == "a secret"
+    bob.say("/msg amy psst")
+    until(root, lambda: "[private from bob] psst" in shown(client))
+    line = chat.text.search("[private from bob]", "1.0")
+    assert "private_line" in chat.text.tag_names(line)
+
+    # Double-clicking bob in the list starts a private message to him.
+    x, y, _, height = chat.user_list.bbox(0)
+    for event in ["<ButtonPress-1>", "<ButtonRelease-1>"] * 2:
+        chat.user_list.event_generate(event, x=x + 2, y=y + height // 2)
+    assert chat.entry.get() == "/msg bob "
+    chat.entry.insert("end", "via the list")
+    chat.entry.event_generate("<Return>")
+    assert bob.expect_event("private", sender="amy")["text"] == "via the list"
+
+    # Up recalls what was sent; Tab completes a name.
+    chat.entry.event_generate("<Up>")
+    assert chat.entry.get() == "/msg bob via the list"
+    chat.entry.delete(0, "end")
+    chat.entry.insert(0, "/msg b")
+    chat.entry.event_generate("<Tab>")
+    assert chat.entry.get() == "/msg bob " and root.focus_get() is chat.entry
+
+    chat.menu.invoke("Who is here")
+    until(root, lambda: "Users here (2):" in shown(client))
+    monkeypatch.setattr("tkinter.simpledialog.askstring", lambda *args, **kwargs: "amelia")
+    chat.menu.invoke("Change my name...")
+    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amelia (you)"))
+    assert "amy is now known as amelia" in shown(client) and root.title().startswith("amelia")
+
+    carol = clients()
+    carol.login("carol")
+    until(root, lambda: "carol joined" in shown(client))
+    carol.close()
+    until(root, lambda: "carol left (closed the connection)" in shown(client))
+    until(root, lambda: "carol" not in chat.user_list.get(0, "end"))
+    line = chat.text.search("carol left", "1.0")
+    assert "system" in chat.text.tag_names(line)
+
+    root.tk.call(root.protocol("WM_DELETE_WINDOW"))  # the window's close button
+    assert bob.expect_event("leave", name="amelia")["reason"] == "quit"
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
+
+
+def test_the_dialog_says_what_went_wrong_and_lets_the_user_retry(root, make_server, clients):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        free = unused.getsockname()[1]
+    server = make_server(password="sesame")
+    client = start(root, free)
+    dialog = client.dialog
+    dialog.connect_button.invoke()
+    assert dialog.status.cget("text") == "Type a username."
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    refused = f"cannot connect to 127.0.0.1 port {free}: nothing is listening there (is the server running?)"
+    until(root, lambda: dialog.status.cget("text") == refused)
+
+    dialog.port.set("99999")
+    dialog.connect_button.invoke()
+    assert dialog.status.cget("text") == "'99999' is not a port number (1-65535)"
+
+    dialog.port.set(str(server.port))
+    assert not dialog.entries["password"].winfo_ismapped()
+    dialog.connect_button.invoke()
+    until(root, lambda: "needs a password" in dialog.status.cget("text"))
+    until(root, lambda: dialog.entries["password"].winfo_ismapped())
+    assert dialog.entries["password"].cget("show") == "•"
+    dialog.password.set("wrong")
+    dialog.connect_button.invoke()
+    until(root, lambda: dialog.status.cget("text") == "Wrong password. Type the room password.")
+
+    bob = JsonClient(server.port)
+    bob.line()
+    bob.send(Hello("bob", password="sesame").encode())
+    bob.expect_event("welcome")
+    dialog.password.set("sesame")
+    dialog.name.set("BOB")
+    dialog.connect_button.invoke()
+    until(root, lambda: dialog.status.cget("text") == 'Sorry, the username "BOB" is taken. Choose another username.')
+    assert root.focus_lastfor() is dialog.entries["name"]
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    until(root, lambda: client.chat is not None)
+    assert bob.expect_event("join")["name"] == "amy"
+    bob.close()
+    client.chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
+
+
+def test_not_a_chatroom_server_in_the_console_words(root):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = start(root, port)
+        client.dialog.name.set("amy")
+        client.dialog.connect_button.invoke()
+        listener.settimeout(TIMEOUT)
+        other, _ = listener.accept()
+        with other:
+            other.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            until(root, lambda: "Connecting" not in client.dialog.status.cget("text"))
+    assert client.dialog.status.cget("text") == f"127.0.0.1 port {port} is not a chatroom server"
+
+
+def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
+    bob = clients()
+    bob.login("bob")
+    client = connected(root, server.port)
+    chat = client.chat
+    rings = []
+    monkeypatch.setattr(chat, "_focused", lambda: False)
+    monkeypatch.setattr(root, "bell", lambda: rings.append(1))
+    bob.say("nobody in particular")
+    bob.say("amy, are you there?")
+    bob.say("/msg amy psst")
+    until(root, lambda: "psst" in shown(client))
+    assert len(rings) >= 1 and chat.unseen == 2 and root.title().startswith("(2) amy")
+    line = chat.text.search("amy, are you there?", "1.0")
+    assert "mention_line" in chat.text.tag_names(line)
+    chat._focus_in(None)
+    assert root.title().startswith("amy")
+    client.chat.close()
+    until(root, lambda: gone(root))
+
+
+def test_the_servers_shutdown_shows_in_the_window_and_the_status_is_3(root, server):
+    client = connected(root, server.port)
+    chat = client.chat
+    stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
+    stopper.start()
+    until(root, lambda: chat.ended is not None)
+    stopper.join(TIMEOUT)
+    assert "The server is shutting down." in shown(client) and "Connection lost" not in shown(client)
+    assert chat.entry.instate(["disabled"]) and "(disconnected)" in root.title()
+    chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.DISCONNECTED
+
+
+def test_use_tls_in_the_dialog(root, make_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    from chatroom import tls
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
+                                                str(tmp_path / "ca.pem")]))
+    dialog = client.dialog
+    assert dialog.tls.get()
+    dialog.tls.set(False)
+    dialog.name.set("amy")
+    dialog.connect_button.invoke()
+    until(root, lambda: "Connecting" not in dialog.status.cget("text"))
+    assert dialog.status.cget("text").startswith(f"127.0.0.1 port {server.port} ")  # the console's words
+    dialog.tls.set(True)
+    dialog.connect_button.invoke()
+    until(root, lambda: client.chat is not None)
+    chat = client.chat
+    assert chat.session.connection.sock.version() in ("TLSv1.2", "TLSv1.3")
+    type_line(root, client, "over TLS")
+    until(root, lambda: "<amy> over TLS" in shown(client))
+    chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == core.OK
+
+
+class HostileServer:
+    """A fake chatroom server that welcomes the client, then sends `lines` and hangs up."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lines = lines
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.listener:
+            self.listener.settimeout(TIMEOUT)
+            conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(BANNER.encode() + b"\n")
+            conn.settimeout(TIMEOUT)
+            conn.recv(4096)  # the hello
+            conn.sendall(encode_json(Welcome("amy", ["amy", "m\x1b[2Jallory"])) + b"".join(self.lines))
+
+
+def test_a_hostile_server_never_breaks_the_window(root):
+    evil = "\x1b]0;owned\x07\x1b[2J\x9b31m" + "\u202egnp.exe\u202c" + "\u2066iso\u2069" + "\x00\x08\r"
+    long_line = "x" * 4000
+    lines = [json.dumps({"type": "message", "seq": 1, "sender": "mallory", "text": evil, "ts": 1}).encode(),
+             json.dumps({"type": "message", "seq": 2, "sender": "mallory", "text": long_line, "ts": 1}).encode(),
+             encode_json(Private(3, "mal\u202elory", "amy", "\x1b[5mblink")).rstrip(),
+             b"not json \x1b[31m at all", b"\xff\xfe broken utf-8",
+             json.dumps({"type": "users", "users": ["amy", "\x1b[31mred"], "you": "amy"}).encode(),
+             json.dumps({"type": "message", "seq": 4, "sender": "mallory", "text": "still here", "ts": 1}).encode()]
+    server = HostileServer([line + b"\n" for line in lines])
+    client = connected(root, server.port)
+    chat = client.chat
+    until(root, lambda: chat.ended is not None)
+    text = shown(client)
+    assert "still here" in text and long_line in text and "! Connection lost" in text
+    unsafe = [ch for ch in text + "".join(chat.user_list.get(0, "end")) + root.title()
+              if ch != "\n" and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u202e\u202c\u2066\u2069")]
+    assert unsafe == []
+    assert chat.entry.instate(["disabled"])
+    server.thread.join(TIMEOUT)
+    chat.close()  # after the loss, closing the window ends with the console's status for it
+    until(root, lambda: gone(root))
+    assert client.finish() == core.DISCONNECTED
+
+
+def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server):
+    server = make_server(Config(rate=0))
+    flood = JsonClient(server.port)
+    flood.login("flood")
+    client = connected(root, server.port)
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.monotonic())
+        root.after(5, tick)
+
+    tick()
+    flood.send("".join(f"burst {number:04d}\n" for number in range(1000)))
+    until(root, lambda: "burst 0999" in shown(client))
+    flood.close()
+    text = shown(client)
+    assert all(f"burst {number:04d}" in text for number in range(1000))
+    assert max(later - earlier for earlier, later in zip(ticks, ticks[1:])) < 0.5  # the loop never froze
+    client.chat.close()
+    until(root, lambda: gone(root))
+
+
+def test_the_scrollback_is_bounded(root, server, monkeypatch):
+    from chatroom.client.gui import window
+    monkeypatch.setattr(window, "SCROLLBACK", 50)
+    client = connected(root, server.port)
+    chat = client.chat
+    chat._insert([[(f"line {number}\n", ())] for number in range(200)])
+    assert int(chat.text.index("end-1c").split(".")[0]) <= 51
+    assert "line 199" in shown(client) and "line 100\n" not in shown(client)
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="needs xdotool to see the window's title")
+def test_client_py_gui_with_a_username_connects_at_once_and_ctrl_c_quits_with_status_0(display, server, clients):
+    bob = clients()
+    bob.login("bob")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "client.py"), "--gui", "127.0.0.1", str(server.port), "amy"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bob.expect_event("join")["name"] == "amy"
+        subprocess.run(["xdotool", "search", "--sync", "--name", f"^amy - chatroom 127.0.0.1 port {server.port}$"],
+                       capture_output=True, timeout=TIMEOUT, check=True)  # the chat window is up
+        proc.send_signal(signal.SIGINT)
+        assert bob.expect_event("leave", name="amy")["reason"] == "quit"
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0 and err == "", err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
