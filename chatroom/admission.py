@@ -34,20 +34,24 @@ class Admission:
             if not self._connections[address]:
                 del self._connections[address]
 
+    def _bucket(self, address: str, now: float) -> TokenBucket:
+        return self._logins.get(address, (None, 0.0))[0] or TokenBucket(
+            self.config.joins_per_address, self.config.join_burst, now)
+
     def login_wait(self, address: str, now: float) -> float:
-        """0 and the login is counted, or the seconds to wait before this address may log in again.
+        """0, or the seconds to wait before this address may log in again (a refused name costs nothing).
 
         A loop of connect, login, quit would otherwise put a join and a leave on every screen."""
         with self._lock:
-            bucket, _ = self._logins.get(address) or (
-                TokenBucket(self.config.joins_per_address, self.config.join_burst, now), now)
-            wait = max(bucket.wait(now), self._room.wait(now))
-            if wait:
-                return wait
+            return max(self._bucket(address, now).wait(now), self._room.wait(now))
+
+    def logged_in(self, address: str, now: float) -> None:
+        """Count a login that happened."""
+        with self._lock:
+            bucket = self._bucket(address, now)
             bucket.take(now)
             self._room.take(now)
             self._logins[address] = (bucket, now)
             if len(self._logins) > TRACKED_ADDRESSES:
                 refill = self.config.join_burst / (self.config.joins_per_address or 1)
                 self._logins = {key: value for key, value in self._logins.items() if now - value[1] < refill}
-            return 0.0

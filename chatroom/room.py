@@ -103,6 +103,8 @@ class Room:
         self._seq = self.history.last_id
         self._closed = False
         self._effects: Effects | None = None
+        self._over_cap: list[Member] = []
+        self._dropping = False
         self._handlers: dict[str, Callable[[Member, commands.Command], None]] = {
             "say": self._say, "me": self._act, "msg": self._whisper, "users": self._users,
             "nick": self._nick, "history": self._ask_history, "search": self._ask_history, "help": self._help,
@@ -457,7 +459,16 @@ class Room:
         self._drop_over_cap(over_cap)
 
     def _drop_over_cap(self, boxes: list[Outbox]) -> None:
-        # After a delivery loop, never inside one, so everyone keeps the same order.
-        if boxes:
-            for member in [m for m in self._members.values() if m.outbox in boxes and not m.gone]:
-                self.leave(member, "slow")
+        # After a delivery loop, never inside one, so everyone keeps the same order. A leave's notice can
+        # push another member over the cap: those wait in the list, so a cascade is a loop, not a recursion.
+        if not boxes:
+            return
+        self._over_cap += [m for m in self._members.values() if m.outbox in boxes and not m.gone]
+        if self._dropping:
+            return
+        self._dropping = True
+        try:
+            while self._over_cap:
+                self.leave(self._over_cap.pop(0), "slow")
+        finally:
+            self._dropping = False

@@ -106,12 +106,11 @@ class Outbox:
     def take(self) -> bytes:
         """Everything queued, as one send's worth (b"" if nothing); the sender thread's."""
         with self.lock:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
+            chunks, self._chunks = self._chunks, []
             self._queued = 0
-            self.unsent += data
-            self._unsent = len(self.unsent)
-            return self.unsent
+            self._unsent += sum(map(len, chunks))
+        self.unsent += b"".join(chunks)  # up to the hard cap: joined outside the room's lock
+        return self.unsent
 
     def sent(self, count: int, now: float) -> None:
         """The socket took `count` bytes of `unsent`; the sender thread's."""
@@ -145,6 +144,7 @@ class Sender:
         self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._lock = threading.Lock()
         self._ready: set[Outbox] = set()
+        self._to_finish: set[Outbox] = set()
         self._waiting: set[Outbox] = set()
         self._judged: set[Outbox] = set()  # reported slow already
         self._woken = False
@@ -184,6 +184,12 @@ class Sender:
         if ready:
             self.ready_many(ready)
 
+    def finish(self, box: Outbox) -> None:
+        """End a connection now, whatever it still holds (its handler is done waiting)."""
+        with self._lock:
+            self._to_finish.add(box)
+        self.ready_many([box])
+
     def close(self, box: Outbox, flush: bool = True) -> None:
         with box.lock:
             box.close(flush, now=self._clock())
@@ -194,7 +200,7 @@ class Sender:
         for box in boxes:
             if box.stream is not None and not box.done.is_set():
                 try:
-                    box.stream.send_nowait(box.unsent or box.take())
+                    box.stream.send_nowait(box.take())  # what it had begun to send, then the rest
                 except OSError:
                     pass
                 box.stream.finish()
@@ -238,6 +244,10 @@ class Sender:
                 batch |= self._ready
                 self._ready = set()
                 self._woken = False
+                ending, self._to_finish = self._to_finish, set()
+            for box in ending:
+                if not box.done.is_set():
+                    self._finish(box)
             for box in batch:
                 self._flush(box)
             now = self._clock()
@@ -275,7 +285,11 @@ class Sender:
             box.sent(sent, self._clock())
             if box.unsent:
                 if not box.waiting:
-                    self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
+                    try:
+                        self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
+                    except (OSError, ValueError, KeyError):  # closed under us: nothing more to send
+                        self._finish(box)
+                        return
                     self._waiting.add(box)
                     box.waiting = True
                 return
@@ -287,7 +301,10 @@ class Sender:
     def _finish(self, box: Outbox) -> None:
         if box.waiting:
             assert box.stream is not None
-            self._selector.unregister(box.stream.sock)
+            try:
+                self._selector.unregister(box.stream.sock)
+            except (OSError, ValueError, KeyError):
+                pass  # its socket was closed already
             self._waiting.discard(box)
             box.waiting = False
         self._judged.discard(box)

@@ -235,10 +235,6 @@ def start_logging(level: int) -> _LogThread:
     return thread
 
 
-def _stop_on_signal(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
@@ -268,10 +264,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_on: bool) -> int:
+    stopping = False
+
+    def stop_on_signal(signum: int, frame: object) -> None:
+        """The first Ctrl+C (SIGTERM, Ctrl+Break) stops the server; later ones only cut the goodbyes short."""
+        nonlocal stopping
+        if stopping:
+            server.hurry()
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
     # SIGBREAK is Ctrl+Break on Windows, and what a launcher can send to a console process there.
-    for name in ("SIGTERM", "SIGBREAK"):
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop_on_signal)
+            signal.signal(getattr(signal, name), stop_on_signal)
     if password_on:
         log.info("the room needs a password")
         if not tls_on:
@@ -289,9 +296,6 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     except KeyboardInterrupt:
         log.info("stopping: telling %d users", len(server.room.names()))
     finally:
-        # A second Ctrl+C while the clients are told only cuts the wait short.
-        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), lambda signum, frame: server.hurry())
+        stopping = True
         server.stop()
     return 1 if server.sender.crashed else 0

@@ -111,8 +111,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.server.sender.close(self.outbox)
 
     def finish(self) -> None:
-        if not self.outbox.done.wait(CLOSE_WAIT):
-            log.debug("%s: closed before the sender was done with it", self.peer)
+        if not self.outbox.done.wait(CLOSE_WAIT) and self.server.sender.alive:
+            self.server.sender.finish(self.outbox)  # late (a starved machine): end it, then close
+            self.outbox.done.wait(CLOSE_WAIT)
         self.request.close()
         self.server.untrack(self)
 
@@ -133,12 +134,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
         context = self.server.tls_context
         assert context is not None
         self.request.settimeout(self.config.login_timeout)
+        # The handler closes the wrapped socket; the original gives it its descriptor. Wrapped before the
+        # handshake, so that stop() can shut a handshake that is under way.
+        self.request = context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
         try:
-            wrapped = context.wrap_socket(self.request, server_side=True)
+            self.request.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             log.info("%s: TLS handshake failed: %s", self.peer, exc)
             return False
-        self.request = wrapped  # the handler closes this one; the original gave it its descriptor
         return True
 
     # --- called from other threads ----------------------------------------
@@ -242,6 +245,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return [Reply(Error(code=problem.code, message=problem.message)), Close("refused")]
             return session.refused(problem.code, problem.message, Ask.NAME, now)
         session.admitted(now)
+        self.server.admission.logged_in(self.address, now)
         mode = "JSON" if self.codec is json_codec else "plain-text"
         log.info("%s %s from %s (%s mode)", self.member.name, "is back" if self.member.resumed else "joined",
                  self.peer, mode)

@@ -83,6 +83,8 @@ class Session:
         self.state = State.NAME
         self.json: bool | None = None  # the mode, chosen by the first line
         self._answer_by = now + config.login_timeout
+        self._answer_time = config.login_timeout  # what the current question allows, for the message
+        self._free_refusal_used = False
         self._login_by = now + config.login_total
         self._refusals = 0
         self._name = ""  # plain-text mode: the name given before the password
@@ -111,12 +113,11 @@ class Session:
             self._pinged = True
             self._ping_at = now + self.config.ping_interval
             return [Reply(Ping())]
-        seconds = self.config.login_total if now >= self._login_by else self._answer_seconds()
+        seconds = self.config.login_total if now >= self._login_by else self._answer_time
         return [self._error("login_timeout", f"no login within {seconds:g} seconds"), *self._close("timeout")]
 
-    def _answer_seconds(self) -> float:
-        return self.config.login_timeout if self._refusals == 0 and self.state is State.NAME \
-            else self.config.answer_timeout
+    def _ask_by(self, now: float, seconds: float) -> None:
+        self._answer_by, self._answer_time = now + seconds, seconds
 
     def data_arrived(self, now: float) -> None:
         """Any bytes show a member is alive (a login needs whole lines, though)."""
@@ -129,6 +130,8 @@ class Session:
     def receive(self, frame: FrameEvent, now: float) -> list[Action]:
         if self.state is State.CLOSED:
             return []
+        if not self.joined and now >= (self.deadline() or now + 1):
+            return self.expire(now)  # lines that keep coming must not outrun the login's deadlines
         if isinstance(frame, LineTooLong):
             return self._bad_line("line_too_long", f"that line was longer than {frame.limit} bytes "
                                                    f"and was not {'sent' if self.joined else 'read'}", now)
@@ -155,7 +158,7 @@ class Session:
                 return self.refused(problem.code, problem.message, Ask.NAME, now)
             # The password comes before the name is looked up, so only members learn who is here.
             self.state = State.PASSWORD
-            self._answer_by = now + self.config.answer_timeout
+            self._ask_by(now, self.config.answer_timeout)
             return [Prompt(PASSWORD_PROMPT)]
         return [Login(text, self._password)]
 
@@ -193,6 +196,9 @@ class Session:
     def refused(self, code: str, message: str, ask: Ask, now: float, counts: bool = True) -> list[Action]:
         """A login answer was refused: say why, and ask again unless there were too many."""
         actions: list[Action] = [self._error(code, message)]
+        if not counts and self._free_refusal_used:
+            counts = True  # the first "password required" is the normal way in; more are not
+        self._free_refusal_used |= not counts
         self._refusals += counts
         if self._refusals >= self.config.login_tries:
             return [*actions, self._error("too_many_tries", f"{self._refusals} refused answers: goodbye"),
@@ -202,7 +208,7 @@ class Session:
         else:
             self.state = State.PASSWORD if self.json is False else State.NAME
             self._password = None
-        self._answer_by = now + self.config.answer_timeout
+        self._ask_by(now, self.config.answer_timeout)
         if not self.json:
             actions.append(Prompt(ask.value))
         return actions

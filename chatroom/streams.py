@@ -14,6 +14,8 @@ import ssl
 import threading
 import time
 
+TLS_RECORD = 16 * 1024  # the most plaintext one TLS record carries
+
 
 def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
     """Wait until the socket can be read (or written); False on timeout."""
@@ -86,7 +88,8 @@ class TLSStream(PlainStream):
     def send_nowait(self, data: bytes) -> int:
         with self._lock:
             try:
-                return self.sock.send(data)
+                # A TLS send takes all or nothing: one record's worth at a time lets the sender see progress.
+                return self.sock.send(data[:TLS_RECORD])
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 return 0
 

@@ -68,3 +68,23 @@ def test_a_closed_outbox_keeps_its_goodbye_after_the_bytes_under_way():
     box.close(flush=False, last=b"bye\n", now=0)
     assert box.take() == b"bye\n"
     assert Outbox.put_all([box], b"late", now=0) == ([], [])
+
+
+def test_a_cascade_of_members_over_the_cap_is_a_loop_not_a_recursion():
+    """Each leave notice pushes the next stuck member over the cap; 400 of them must not recurse."""
+    from chatroom.commands import Command
+    from chatroom.room import Room
+
+    def codec(event, me):
+        return repr(event).encode()
+
+    config = Config(max_members=500, sendq=1024, rate=0)
+    room = Room(config)
+    talker, _ = room.join("talker", codec, room.new_outbox())
+    stuck = [room.join(f"s{number}", codec, room.new_outbox())[0] for number in range(400)]
+    for member in stuck:  # all but full
+        Outbox.put_all([member.outbox], b"x" * (member.outbox.cap - member.outbox.size - 100), now=0)
+    talker.outbox.cap = 1 << 30
+    effects = room.handle(talker, Command("say", text="y" * 200))
+    assert room.names() == ["talker"]
+    assert sorted(reason for _, reason in effects.left) == ["slow"] * 400

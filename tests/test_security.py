@@ -407,3 +407,14 @@ def test_a_password_room_without_tls_warns_once_at_start(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=TIMEOUT)
     assert err.count("travel in clear text") == 1
+
+
+def test_refused_names_do_not_use_up_the_login_allowance(make_server):
+    server = make_server(Config(join_burst=1, joins_per_address=0.01))
+    client = PlainClient(server.port)
+    try:
+        client.line()
+        client.send("bad name\nbad name\nalice\n")
+        assert client.expect(lambda l: l.startswith("-- Welcome") or "Welcome, alice!" in l)
+    finally:
+        client.close()

@@ -129,3 +129,20 @@ def test_the_flood_limit_spares_pong():
     assert codes(limited) == ["rate_limited"] and '"m3"' in limited[0].event.message
     assert session.receive(line("/pong"), 1) == [Run(Command("pong"))]
     assert session.receive(line("later"), 2) == [Run(Command("say", text="later"))]
+
+
+def test_lines_that_keep_coming_cannot_outrun_the_deadline():
+    session = Session(CONFIG, now=0, needs_password=True)
+    session.receive(line("alice"), 1)
+    for second in range(2, 61):
+        assert session.receive(line(""), second) == [Prompt(PASSWORD_PROMPT)]  # Enter alone: no new time
+    actions = session.receive(line(""), 61)
+    assert codes(actions) == ["login_timeout"] and "within 60 seconds" in actions[0].event.message
+
+
+def test_only_the_first_password_required_is_free():
+    session = Session(CONFIG, now=0)
+    session.receive(line(Hello("bob").encode().decode().strip()), 0)
+    for attempt in range(6):  # one free, five counted
+        actions = session.refused("password_required", "needs a password", Ask.PASSWORD, attempt, counts=False)
+    assert actions[-1] == Close("refused")
