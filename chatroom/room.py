@@ -371,9 +371,13 @@ class Room:
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
         if target is None:
+            hint = ""
+            if command.line:
+                quoted = command.line.replace("\\", "\\\\").replace('"', '\\"')
+                hint = f' (to send the line as text: /bc "{quoted}")'
             self._send(member, Error(
                 code="unknown_user",
-                message=f'no user named "{command.target}" is here: your message was not sent'))
+                message=f'no user named "{command.target}" is here: your message was not sent{hint}'))
             return
         if target.away_until is not None and len(target.held) >= HELD_PRIVATES:
             self._send(member, Error(code="not_delivered", message=f"{target.name} is reconnecting and has "
