@@ -230,7 +230,8 @@ class Room:
                         break
                     shown.append(dataclasses.replace(event, earlier=True))
             return [codec(event, me) for event in reversed(shown)]
-        missed = [event for event in self._recent if getattr(event, "seq", 0) > after]
+        missed = [event for event in self._recent if getattr(event, "seq", 0) > after
+                  and not (isinstance(event, Reconnecting) and event.name == me)]
         oldest = getattr(self._recent[0], "seq", 0) if self._recent else self._seq + 1
         if after >= oldest - 1:
             missing = 0
