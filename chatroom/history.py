@@ -131,6 +131,8 @@ class History:
             except sqlite3.OperationalError:
                 self.fts = False  # this SQLite has no FTS5: /search falls back to LIKE
             self._load(db)
+            # Before any id is handed out: a kill -9 before the first commit must not let a restart reuse them.
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(self.last_id + ID_RESERVE),))
         except sqlite3.OperationalError as exc:
             db.close()
             if "locked" in str(exc):

@@ -315,3 +315,17 @@ def test_unusable_files_stop_the_server_with_one_line(tmp_path):
         assert second.stderr.count("\n") == 1
     finally:
         stop(proc)
+
+
+def test_a_restart_right_after_a_start_never_reuses_ids(tmp_path):
+    path = tmp_path / "room.sqlite3"
+    first = History(path)
+    handed_out = first.last_id + 5  # ids the room gave before any commit, then kill -9
+    first._jobs.put(("stop", None))  # the writer stops without writing anything more
+    first._thread.join(TIMEOUT)
+    first._db.close()
+    second = History(path)
+    try:
+        assert second.last_id > handed_out
+    finally:
+        second.close()
