@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .. import render, tls
 from ..protocol import (
     BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
-    ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
+    ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome, decode_event,
 )
 from ..ratelimit import TokenBucket
 
@@ -459,7 +459,8 @@ class Session:
         for event in self.connection.events() if self.connection is not None else []:
             if self.is_new(event):
                 self.receive(event)
-                on_event(event)
+                if not (isinstance(event, Reconnecting) and event.name == self.me):  # replayed: not news to me
+                    on_event(event)
 
 
 @dataclass(frozen=True)
