@@ -320,7 +320,7 @@ def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
         bob.expect_event("reconnecting", name="amy")
         bob.say("while you were out")
         relay.release()
-        until(root, lambda: "1 message while you were away" in shown(client))
+        until(root, lambda: "1 message while you were away" in shown(client), timeout=TIMEOUT * 2)
         assert shown(client).count("while you were out") == 1 and "(reconnecting)" not in root.title()
         assert "amy is reconnecting" not in shown(client)
         type_line(root, client, "back")

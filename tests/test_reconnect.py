@@ -1,5 +1,6 @@
 """Sessions that survive, from the client's side: the console client (in a pty) loses its connection to a real
-server process mid-chat and comes back by itself, with exactly what it missed, its name and its typed line.
+server process mid-chat and comes back by itself, with exactly what it missed, its name and its typed line;
+the client core does the same against the in-process server, compared by event ids.
 
 A relay in front of the server cuts the client's connections and keeps it out while others talk, so what it
 misses does not depend on timing.
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT, JsonClient
+
+from chatroom.client import core
+from chatroom.protocol import CaughtUp, Hello
 
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 from test_client_pty import ROOT, PtyClient  # noqa: E402
@@ -176,7 +180,7 @@ def test_a_cut_connection_comes_back_by_itself_with_what_was_missed_its_name_and
         alice.type("\x15queued while away\rtyped")  # Ctrl+U, a line for later, and one being typed
         alice.until(lambda client: client.input_line() == "> typed")
         relay.release()
-        alice.shows("-- reconnected")
+        alice.shows("-- reconnected", timeout=TIMEOUT * 2)  # attempts refused while held wait 1, 2, 4 s
         alice.shows("Welcome back, alice!")
         assert_caught_up_once(alice, ["m1", "m2"], 2)
         assert bob.expect_event("join", name="alice")["back"] is True
@@ -207,9 +211,10 @@ def test_after_a_kill_9_and_a_restart_the_client_comes_back_and_catches_up(room,
     try:
         say(carol, "after 1", "after 2")
         relay.release()
-        alice.shows("-- reconnected")
+        alice.shows("-- reconnected", timeout=TIMEOUT * 2)  # attempts refused while held wait 1, 2, 4 s
         assert_caught_up_once(alice, ["after 1", "after 2"], 2)
-        assert carol.expect_event("join", name="alice")
+        assert "Welcome back, alice!" in alice.text()  # the restarted server kept the name for its owner
+        assert carol.expect_event("join", name="alice")["back"] is True
         alice.until(lambda client: client.input_line() == "> still typing")
         assert alice.text().count("<bob> m0") == 1
     finally:
@@ -235,3 +240,48 @@ def test_ctrl_c_while_waiting_to_reconnect_quits_with_status_0(room, alice):
     alice.type("\x03")
     status, _ = alice.finish()
     assert status == 0
+
+
+def test_the_core_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_the_held_private(server, clients):
+    relay = Relay(server.port)
+    hello = Hello("amy", reconnect=True)
+    connection = core.connect("127.0.0.1", relay.port, hello)
+    welcome = core.login(connection, hello, lambda reason: "", lambda reason: "")
+    background = core.Background(core.Session(connection, welcome, core.dialer("127.0.0.1", relay.port, None)))
+    background.start()
+
+    def next_item() -> object:
+        item = background.inbox.get(timeout=TIMEOUT * 2)
+        return getattr(item, "event", item)
+
+    try:
+        bob = clients()
+        bob.login("bob")
+        assert next_item().name == "bob"  # joined: amy has seen an id
+        relay.hold()
+        relay.cut()
+        assert next_item().state == "lost"
+        bob.expect_event("reconnecting", name="amy")
+        missed = []
+        for text in ["m1", "m2"]:
+            bob.say(text)
+            missed.append(bob.expect_event("message", text=text)["seq"])
+        bob.say("/msg amy psst")
+        missed.append(bob.expect_event("private", text="psst")["seq"])
+        assert bob.expect_event("error")["code"] == "held"
+        relay.release()
+        assert next_item().state == "back"
+        assert next_item().resumed is True
+        replayed = []
+        while not isinstance(item := next_item(), CaughtUp):
+            replayed.append(item.seq)
+        assert replayed == missed and (item.count, item.missing) == (3, 0)
+        background.send("thanks")
+        assert bob.expect_event("message", sender="amy")["text"] == "thanks"
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+        relay.close()
+    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), core.Ended):
+        pass
+    assert item == core.Ended(core.OK, lost=False)
