@@ -6,12 +6,14 @@ end plays the server.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+import threading
 from collections import deque
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wait_until
 
 from chatroom.client import core
 from chatroom.protocol import (
@@ -269,7 +271,7 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id_and_shows_n
 
 def test_attempts_back_off_from_1_to_30_seconds_with_jitter_and_a_quit_ends_the_wait(peer):
     peer.sock.shutdown(socket.SHUT_WR)
-    times = iter(range(0, 10_000, 100))  # every look at the clock finds the next attempt due
+    times = itertools.count(0, 100)  # every look at the clock finds the next attempt due
     dial = Dialer(*[core.ClientError("nothing is listening")] * 6)
     quit_at_7 = lambda session, link: link.attempt == 7 and session.quit()  # noqa: E731
     session_hooks = {"clock": lambda: next(times), "jitter": lambda: 1.0}
@@ -340,3 +342,30 @@ def test_a_login_asked_again_still_asks_to_be_kept():
     connection = FakeConnection(Error("name_reserved", "amy is reconnecting"), Welcome("amy2", ["amy2"]))
     core.login(connection, Hello("amy", reconnect=True), lambda reason: "amy2", refuse)
     assert connection.hellos == [Hello("amy2", reconnect=True)]
+
+
+def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_closed(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    dialing, answer = threading.Event(), threading.Event()
+    late = Peer()
+
+    def slow_dial(hello: Hello) -> core.Connection:
+        dialing.set()
+        answer.wait(TIMEOUT)
+        late.say(Welcome("amy", ["amy"]))
+        late.connection.send_hello(hello)
+        return late.connection
+
+    session = core.Session(peer.connection, Welcome("amy", ["amy"], token="t1"), slow_dial, first_delay=0.001)
+    wake_read, wake_write = socket.socketpair()
+    ended = threading.Event()
+    with wake_read, wake_write:
+        threading.Thread(target=lambda: dialing.wait(TIMEOUT) and wake_write.send(b"q"), daemon=True).start()
+        status = session.run(wake_read, lambda: wake_read.recv(1) and session.quit(), lambda event: None,
+                             lambda link: ended.set() if link.state != "lost" else None)
+    assert status == core.OK and not ended.is_set()  # quit while the attempt was still under way
+    answer.set()
+    try:
+        wait_until(lambda: late.connection.sock.fileno() == -1)  # the session had ended: the attempt closed it
+    finally:
+        late.sock.close()

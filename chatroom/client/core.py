@@ -35,6 +35,7 @@ LOST = "Connection lost: the server closed the connection."
 UNCHOSEN = ("lost", "closed", "timeout", "slow", "error")
 FIRST_DELAY, MOST_DELAY = 1.0, 30.0  # seconds between reconnect attempts: doubling from the first to the most
 SEEN_KEPT = 4096  # event ids remembered for dropping replayed duplicates
+ATTEMPT_POLL = 0.02  # seconds between looks at a reconnect attempt under way
 
 # Exit statuses
 OK, FAILED, USAGE, DISCONNECTED = 0, 1, 2, 3
@@ -246,6 +247,44 @@ def _password_refused(reason: str) -> str:
     raise _Refused("failed", "the room's password has changed: connect again with the new one")
 
 
+class _Attempt:
+    """One reconnect's connect and login, in a thread of its own: they may wait seconds, and the loop keeps
+    answering the user meanwhile (typing, Ctrl+C)."""
+
+    def __init__(self, dial: Dial, hello: Hello) -> None:
+        self.done = threading.Event()
+        self.result: tuple[Connection, Welcome] | ClientError | _Refused | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        threading.Thread(target=self._run, args=(dial, hello), name="chatroom-reconnect", daemon=True).start()
+
+    def _run(self, dial: Dial, hello: Hello) -> None:
+        result: tuple[Connection, Welcome] | ClientError | _Refused
+        try:
+            connection = dial(hello)
+            try:
+                result = connection, login(connection, hello, _name_refused, _password_refused)
+            except BaseException:
+                connection.close()
+                raise
+        except (ClientError, _Refused) as exc:
+            result = exc
+        with self._lock:
+            abandoned = self._abandoned
+            self.result = None if abandoned else result
+        if abandoned and isinstance(result, tuple):
+            result[0].close()
+        self.done.set()
+
+    def abandon(self) -> None:
+        """The session ended first: a connection that arrives now (or has) is closed."""
+        with self._lock:
+            self._abandoned = True
+            result, self.result = self.result, None
+        if isinstance(result, tuple):
+            result[0].close()
+
+
 class Session:
     """The chat after login: who is here, who I am, the paced outgoing lines, and how it ended.
 
@@ -271,6 +310,7 @@ class Session:
         self._forgotten = 0  # ids up to this one count as seen
         self.attempt = 0
         self.retry_at: float | None = None  # when the next reconnect attempt is due
+        self._attempt: _Attempt | None = None  # the one under way
         self.wants_name = False  # the name was taken while we were away: the next typed line is the new one
         self.new_name: str | None = None
         self._welcomed(welcome)
@@ -377,28 +417,27 @@ class Session:
         return Link("lost", f"connection lost; reconnecting in {math.ceil(delay)} s (attempt {self.attempt})",
                     self.attempt, delay)
 
-    def _redial(self) -> tuple[Link, Welcome | None]:
-        """One reconnect attempt: back with the new welcome, or what happens next."""
+    def _redial(self) -> None:
+        """Start a reconnect attempt: with the resume token and the last id seen."""
         assert self.dial is not None
         self.retry_at = None
         hello = Hello(self.new_name or self.me, password=self.password, reconnect=True,
                       resume=self.token or None, after=self.last_seq or None)
-        try:
-            connection = self.dial(hello)
-            try:
-                welcome = login(connection, hello, _name_refused, _password_refused)
-            except BaseException:
-                connection.close()
-                raise
-        except _Refused as refused:
-            self.wants_name = refused.state == "name"
-            self.failed = None if self.wants_name else str(refused)
-            return Link(refused.state, str(refused)), None
-        except ClientError:
-            return self._schedule(), None
-        self.connection, self.ending, self.attempt, self.new_name = connection, None, 0, None
-        self._welcomed(welcome)
-        return Link("back", "reconnected"), welcome
+        self._attempt = _Attempt(self.dial, hello)
+
+    def _redialled(self, attempt: _Attempt) -> tuple[Link, Welcome | None]:
+        """How the attempt went: back with the new welcome, or what happens next."""
+        self._attempt = None
+        match attempt.result:
+            case (Connection() as connection, Welcome() as welcome):
+                self.connection, self.ending, self.attempt, self.new_name = connection, None, 0, None
+                self._welcomed(welcome)
+                return Link("back", "reconnected"), welcome
+            case _Refused() as refused:
+                self.wants_name = refused.state == "name"
+                self.failed = None if self.wants_name else str(refused)
+                return Link(refused.state, str(refused)), None
+        return self._schedule(), None
 
     def run(self, wakeup: socket.socket, on_wake: Callable[[], None], on_event: Callable[[Event], None],
             on_link: Callable[[Link], None] = lambda link: None) -> int:
@@ -413,13 +452,15 @@ class Session:
                     if self.connection is None:
                         if self.quitting:
                             break
-                        if self.retry_at is not None and self.clock() >= self.retry_at:
-                            link, welcome = self._redial()
+                        if self._attempt is not None and self._attempt.done.is_set():
+                            link, welcome = self._redialled(self._attempt)
                             on_link(link)
                             if welcome is not None:
                                 on_event(welcome)
                                 self._deliver(on_event)
                             continue
+                        if self.retry_at is not None and self.clock() >= self.retry_at:
+                            self._redial()
                     elif self.connection.closed:
                         self.connection.close()
                         if not self._reconnects():
@@ -440,6 +481,8 @@ class Session:
                 except KeyboardInterrupt:
                     self.quit()
         finally:
+            if self._attempt is not None:
+                self._attempt.abandon()
             if self.connection is not None:
                 self.connection.close()
         return self.status()
@@ -451,6 +494,8 @@ class Session:
             timeout = min(timeout, due)
         if self.retry_at is not None:
             timeout = min(timeout, max(0.0, self.retry_at - self.clock()))
+        if self._attempt is not None:
+            timeout = min(timeout, ATTEMPT_POLL)
         watched = [wakeup] if self.connection is None else [self.connection.sock, wakeup]
         return select.select(watched, [], [], timeout)[0]
 
