@@ -269,6 +269,8 @@ class _Attempt:
                 raise
         except (ClientError, _Refused) as exc:
             result = exc
+        except OSError as exc:  # a socket error login does not expect: this attempt failed, the next may not
+            result = ClientError(str(exc))
         with self._lock:
             abandoned = self._abandoned
             self.result = None if abandoned else result
