@@ -6,15 +6,19 @@ end plays the server.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+import threading
 from collections import deque
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wait_until
 
 from chatroom.client import core
-from chatroom.protocol import Bye, Error, Hello, Joined, Left, Message, Ping, Renamed, Shutdown, Users, Welcome
+from chatroom.protocol import (
+    Bye, CaughtUp, Error, Hello, Joined, Left, Message, Ping, Private, Renamed, Shutdown, Users, Welcome,
+)
 
 
 class FakeConnection:
@@ -23,6 +27,7 @@ class FakeConnection:
     def __init__(self, *answers: object) -> None:
         self.answers = deque(answers)
         self.hellos: list[Hello] = []
+        self.hello: Hello | None = None
         self.lines: list[str] = []
         self.said = ""
 
@@ -34,6 +39,7 @@ class FakeConnection:
 
     def send_hello(self, hello: Hello) -> None:
         self.hellos.append(hello)
+        self.hello = hello
 
     def send_line(self, text: str) -> None:
         self.lines.append(text)
@@ -196,3 +202,170 @@ def test_a_background_session_sends_from_any_thread_and_quits_cleanly(peer):
         background.quit()
         background.join(TIMEOUT)
     assert peer.connection.sock.fileno() == -1  # the session's thread closed its connection
+
+
+# --- reconnecting ---------------------------------------------------------------------------------------------
+
+class Dialer:
+    """Plays a server that is dialled again: each call takes the next script (events to say, then whether to
+    hang up; or an exception to raise) and records the hello."""
+
+    def __init__(self, *scripts: object) -> None:
+        self.scripts = deque(scripts)
+        self.hellos: list[Hello] = []
+        self.peers: list[Peer] = []
+
+    def __call__(self, hello: Hello) -> core.Connection:
+        self.hellos.append(hello)
+        script = self.scripts.popleft()
+        if isinstance(script, BaseException):
+            raise script
+        peer = Peer()
+        self.peers.append(peer)
+        events, hang_up = script
+        peer.say(*events)
+        if hang_up:
+            peer.sock.shutdown(socket.SHUT_WR)
+        peer.connection.send_hello(hello)
+        return peer.connection
+
+    def close(self) -> None:
+        for peer in self.peers:
+            peer.sock.close()
+            peer.connection.close()
+
+
+def run_session(peer: Peer, dial: Dialer, on_link=lambda session, link: None, **hooks) -> tuple[int, list, list]:
+    session = core.Session(peer.connection, Welcome("amy", ["amy"], token="t1"), dial, first_delay=0.001, **hooks)
+    events, links = [], []
+
+    def link(change: core.Link) -> None:
+        links.append(change)
+        on_link(session, change)
+
+    wake_read, wake_write = socket.socketpair()
+    with wake_read, wake_write:
+        status = session.run(wake_read, lambda: None, events.append, link)
+    return status, events, links
+
+
+def test_a_lost_connection_comes_back_with_the_token_and_the_last_id_and_shows_nothing_twice(peer):
+    peer.say(Message(5, "bob", "one"), Message(6, "bob", "two"))
+    peer.sock.shutdown(socket.SHUT_WR)
+    back = Welcome("amy", ["amy", "bob"], token="t2", resumed=True)
+    dial = Dialer(([back, Message(6, "bob", "two"), Message(8, "bob", "three"), Private(7, "bob", "amy", "psst"),
+                    CaughtUp(2), Bye("quit")], True))
+    typed_while_away = lambda session, link: link.state == "lost" and session.send("queued")  # noqa: E731
+    try:
+        status, events, links = run_session(peer, dial, typed_while_away)
+        assert dial.hellos == [Hello("amy", reconnect=True, resume="t1", after=6)]
+        assert [dial.peers[0].line() for _ in range(2)][1] == "queued"  # after the hello
+    finally:
+        dial.close()
+    assert [getattr(event, "seq", type(event).__name__) for event in events] == [
+        5, 6, "Welcome", 8, 7, "CaughtUp", "Bye"]
+    assert [(link.state, link.attempt) for link in links] == [("lost", 1), ("back", 0)]
+    assert links[0].text.startswith("connection lost; reconnecting in 1 s (attempt 1)")
+    assert status == core.OK
+
+
+def test_attempts_back_off_from_1_to_30_seconds_with_jitter_and_a_quit_ends_the_wait(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    times = itertools.count(0, 100)  # every look at the clock finds the next attempt due
+    dial = Dialer(*[core.ClientError("nothing is listening")] * 6)
+    quit_at_7 = lambda session, link: link.attempt == 7 and session.quit()  # noqa: E731
+    session_hooks = {"clock": lambda: next(times), "jitter": lambda: 1.0}
+    status, _, links = run_session(peer, dial, quit_at_7, **session_hooks)
+    assert [round(link.delay / 0.001) for link in links] == [1, 2, 4, 8, 16, 32, 64]
+    assert status == core.OK and len(dial.hellos) == 6
+    assert core.MOST_DELAY == 30 and core.FIRST_DELAY == 1  # what the user is promised
+
+
+def test_the_delay_is_at_most_30_seconds_and_jitter_halves_it_at_most():
+    session = core.Session(FakeConnection(), Welcome("amy", ["amy"]), jitter=lambda: 0.0, clock=lambda: 0.0)
+    delays = [session._schedule().delay for _ in range(8)]
+    assert delays == [0.5, 1, 2, 4, 8, 15, 15, 15]
+
+
+def test_a_name_taken_meanwhile_is_asked_for_and_the_next_line_is_the_new_name(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    dial = Dialer(([Error("name_taken", 'the username "amy" is taken')], False),
+                  ([Welcome("amy2", ["bob", "amy2"], token="t3"), Bye("quit")], True))
+    answer = lambda session, link: link.state == "name" and session.send("amy2")  # noqa: E731
+    try:
+        status, events, links = run_session(peer, dial, answer)
+    finally:
+        dial.close()
+    assert links[1] == core.Link("name", 'Sorry, the username "amy" is taken. Type another username and press Enter.')
+    assert [hello.name for hello in dial.hellos] == ["amy", "amy2"]
+    assert dial.hellos[1].resume == "t1" and links[-1].state == "back" and status == core.OK
+
+
+def test_a_changed_password_ends_the_session(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    dial = Dialer(([Error("wrong_password", "wrong password")], False))
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]), dial, first_delay=0.001)
+    links = []
+    wake_read, wake_write = socket.socketpair()
+    try:
+        with wake_read, wake_write:
+            status = session.run(wake_read, lambda: None, lambda event: None, links.append)
+    finally:
+        dial.close()
+    assert links[-1].state == "failed" and "password" in links[-1].text
+    assert status == core.DISCONNECTED and not session.lost
+
+
+@pytest.mark.parametrize("last, reconnects", [
+    (None, True), (Shutdown(), True), (Bye("slow"), True), (Bye("timeout"), True),
+    (Bye("quit"), False), (Bye("replaced"), False),
+])
+def test_what_ends_the_session_and_what_reconnects(peer, last, reconnects):
+    if last is not None:
+        peer.say(last)
+    peer.sock.shutdown(socket.SHUT_WR)
+    status, _, links = run_session(peer, Dialer(), lambda session, link: session.quit())
+    assert bool(links) == reconnects
+    assert status == (core.OK if reconnects or last == Bye("quit") else core.DISCONNECTED)
+
+
+def test_without_dial_a_lost_connection_ends_the_session_as_before(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    wake_read, wake_write = socket.socketpair()
+    with wake_read, wake_write:
+        assert session.run(wake_read, lambda: None, lambda event: None) == core.DISCONNECTED
+    assert session.lost
+
+
+def test_a_login_asked_again_still_asks_to_be_kept():
+    connection = FakeConnection(Error("name_reserved", "amy is reconnecting"), Welcome("amy2", ["amy2"]))
+    core.login(connection, Hello("amy", reconnect=True), lambda reason: "amy2", refuse)
+    assert connection.hellos == [Hello("amy2", reconnect=True)]
+
+
+def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_closed(peer):
+    peer.sock.shutdown(socket.SHUT_WR)
+    dialing, answer = threading.Event(), threading.Event()
+    late = Peer()
+
+    def slow_dial(hello: Hello) -> core.Connection:
+        dialing.set()
+        answer.wait(TIMEOUT)
+        late.say(Welcome("amy", ["amy"]))
+        late.connection.send_hello(hello)
+        return late.connection
+
+    session = core.Session(peer.connection, Welcome("amy", ["amy"], token="t1"), slow_dial, first_delay=0.001)
+    wake_read, wake_write = socket.socketpair()
+    ended = threading.Event()
+    with wake_read, wake_write:
+        threading.Thread(target=lambda: dialing.wait(TIMEOUT) and wake_write.send(b"q"), daemon=True).start()
+        status = session.run(wake_read, lambda: wake_read.recv(1) and session.quit(), lambda event: None,
+                             lambda link: ended.set() if link.state != "lost" else None)
+    assert status == core.OK and not ended.is_set()  # quit while the attempt was still under way
+    answer.set()
+    try:
+        wait_until(lambda: late.connection.sock.fileno() == -1)  # the session had ended: the attempt closed it
+    finally:
+        late.sock.close()

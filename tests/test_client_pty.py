@@ -259,7 +259,8 @@ def test_ctrl_d_on_an_empty_line_and_slash_quit_quit_with_status_0(pty_clients, 
 
 
 def test_server_shutdown_ends_the_client_with_the_reason(server, pty_clients):
-    carol = joined(pty_clients, "carol")
+    carol = pty_clients("carol", "--no-reconnect")  # by default it would wait for the server to come back
+    carol.shows("Welcome, carol")
     carol.type("typing")
     stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
     stopper.start()

@@ -121,9 +121,9 @@ def start(root: tkinter.Tk, port: int) -> WindowClient:
     return client
 
 
-def connected(root: tkinter.Tk, port: int, name: str = "amy") -> WindowClient:
+def connected(root: tkinter.Tk, port: int, name: str = "amy", *options: str) -> WindowClient:
     """Everything given on the command line: the dialog connects at once."""
-    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), name]))
+    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), name, *options]))
     until(root, lambda: client.chat is not None)
     return client
 
@@ -291,7 +291,7 @@ def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, 
 
 
 def test_the_servers_shutdown_shows_in_the_window_and_the_status_is_3(root, server):
-    client = connected(root, server.port)
+    client = connected(root, server.port, "amy", "--no-reconnect")
     chat = client.chat
     stopper = threading.Thread(target=lambda: (server.shutdown(), server.stop(grace=1.0)))
     stopper.start()
@@ -302,6 +302,34 @@ def test_the_servers_shutdown_shows_in_the_window_and_the_status_is_3(root, serv
     chat.close()
     until(root, lambda: gone(root))
     assert client.finish() == core.DISCONNECTED
+
+
+def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
+    from test_reconnect import Relay  # passes the window's connections on, and cuts them
+
+    relay = Relay(server.port)
+    try:
+        client = connected(root, relay.port)
+        bob = clients()
+        bob.login("bob")
+        until(root, lambda: "bob joined" in shown(client))  # an event id: what came after it is asked for
+        relay.hold()
+        relay.cut()
+        until(root, lambda: "-- connection lost; reconnecting in 1 s (attempt 1)" in shown(client))
+        assert "close the window to quit" in shown(client) and "(reconnecting)" in root.title()
+        bob.expect_event("reconnecting", name="amy")
+        bob.say("while you were out")
+        relay.release()
+        until(root, lambda: "1 message while you were away" in shown(client), timeout=TIMEOUT * 2)
+        assert shown(client).count("while you were out") == 1 and "(reconnecting)" not in root.title()
+        assert "amy is reconnecting" not in shown(client)
+        type_line(root, client, "back")
+        assert bob.expect_event("message", sender="amy")["text"] == "back"
+        client.chat.close()
+        until(root, lambda: gone(root))
+        assert client.finish() == core.OK
+    finally:
+        relay.close()
 
 
 def test_use_tls_in_the_dialog(root, make_server, tmp_path):
@@ -365,7 +393,7 @@ def test_a_hostile_server_never_breaks_the_window(root):
              json.dumps({"type": "users", "users": ["amy", "\x1b[31mred"], "you": "amy"}).encode(),
              json.dumps({"type": "message", "seq": 4, "sender": "mallory", "text": "still here", "ts": 1}).encode()]
     server = HostileServer([line + b"\n" for line in lines])
-    client = connected(root, server.port)
+    client = connected(root, server.port, "amy", "--no-reconnect")
     chat = client.chat
     until(root, lambda: chat.ended is not None)
     text = shown(client)

@@ -93,9 +93,9 @@ def as_json(records) -> str:
                        else [r.kind] for r in records])
 
 
-def run_windows_client(port: int, records, tmp_path: Path) -> subprocess.Popen:
+def run_windows_client(port: int, records, tmp_path: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(SIMULATOR), as_json(records), str(tmp_path / "modes.json"),
-                             "127.0.0.1", str(port), "alice"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "127.0.0.1", str(port), "alice", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
 
 
@@ -135,7 +135,7 @@ def test_windows_path_types_accents_arrows_alt_codes_and_a_paste_and_restores_th
 def test_windows_path_restores_the_console_when_the_server_goes(server, clients, tmp_path):
     bob = clients()
     bob.login("bob")
-    client = run_windows_client(server.port, typed("hi") + press(VK_RETURN, "\r"), tmp_path)
+    client = run_windows_client(server.port, typed("hi") + press(VK_RETURN, "\r"), tmp_path, "--no-reconnect")
     try:
         assert bob.expect_event("message", sender="alice", timeout=TIMEOUT * 2)["text"] == "hi"
         server.shutdown()

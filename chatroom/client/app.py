@@ -17,7 +17,8 @@ from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
 from ..protocol import Event, Hello, Welcome
 from . import gui, terminal
 from .core import (  # the exit statuses are this command's too
-    DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Session, connect, login, tls_context,
+    DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Dial, Link, Session, connect, dialer, login,
+    tls_context,
 )
 
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
@@ -29,8 +30,8 @@ from .screen import Screen
 class Chat:
     """The console's view of a session: keys to the editor and the session, events to the screen."""
 
-    def __init__(self, connection: Connection, welcome: Welcome, screen: Screen) -> None:
-        self.session = Session(connection, welcome)
+    def __init__(self, connection: Connection, welcome: Welcome, screen: Screen, dial: Dial | None = None) -> None:
+        self.session = Session(connection, welcome, dial)
         self.screen = screen
         self.show(welcome)
 
@@ -42,6 +43,12 @@ class Chat:
         text = render.render(event, self.session.me, self.screen.theme)
         if text:
             self.screen.show(text, bell=render.wants_attention(event, self.session.me))
+
+    def link(self, change: Link) -> None:
+        """The connection's state (lost, back, a name to choose) as a line above the input."""
+        theme = self.screen.theme
+        text = f"{change.text}, Ctrl+C to quit" if change.state == "lost" else change.text
+        self.screen.show(theme.paint(theme.system if change.state == "back" else theme.error, f"-- {text}"))
 
     def press(self, outcome: Submit | Quit | Bell | Candidates | None) -> None:
         match outcome:
@@ -63,7 +70,7 @@ class Chat:
 
     def run(self, keys: KeyReader) -> int:
         self.screen.redraw()
-        status = self.session.run(keys.wakeup, lambda: self._keys(keys), self.show)
+        status = self.session.run(keys.wakeup, lambda: self._keys(keys), self.show, self.link)
         if self.session.lost:
             self.screen.show(self.screen.theme.paint(self.screen.theme.error, f"! {LOST}"))
         return status
@@ -90,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="your username (asked for if not given)")
     parser.add_argument("--gui", action="store_true",
                         help="open a window instead (a connect dialog prefilled from these arguments)")
+    parser.add_argument("--no-reconnect", action="store_true",
+                        help="end (exit status 3) when the connection is lost, instead of reconnecting by itself")
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
     secure = parser.add_argument_group("encryption and access")
@@ -156,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.gui:
                 return gui.run(args)
             context = tls_context(args.tls, args.cafile, args.insecure)
-            hello = Hello(args.name or _ask_name(), password=os.environ.get(PASSWORD_ENV))
+            hello = Hello(args.name or _ask_name(), password=os.environ.get(PASSWORD_ENV),
+                          reconnect=not args.no_reconnect)
             connection = connect(args.host, args.port, hello, context)
             with connection.sock:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
@@ -164,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with terminal.session() as key_source:
                     editor = LineEditor(names=lambda: chat.users)
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    chat = Chat(connection, welcome, screen)
+                    chat = Chat(connection, welcome, screen,
+                                None if args.no_reconnect else dialer(args.host, args.port, context))
                     keys = KeyReader(key_source)
                     keys.start()
                     try:

@@ -5,7 +5,10 @@ The console (app.py) and the window (gui/) are thin front ends over it; nothing 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import queue
+import random
 import select
 import socket
 import ssl
@@ -18,16 +21,21 @@ from dataclasses import dataclass
 from .. import render, tls
 from ..protocol import (
     BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
-    ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
+    ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome, decode_event,
 )
 from ..ratelimit import TokenBucket
 
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
 PACE_MARGIN = 0.9  # of the server's rate: pasted lines go out a little slower, for network jitter
-NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike")
+NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike", "name_reserved")
 PASSWORD_PROBLEMS = ("password_required", "wrong_password")
 LOST = "Connection lost: the server closed the connection."
+# A goodbye for one of these reasons was not the user's choice (the server keeps the name for a while): reconnect.
+UNCHOSEN = ("lost", "closed", "timeout", "slow", "error")
+FIRST_DELAY, MOST_DELAY = 1.0, 30.0  # seconds between reconnect attempts: doubling from the first to the most
+SEEN_KEPT = 4096  # event ids remembered for dropping replayed duplicates
+ATTEMPT_POLL = 0.02  # seconds between looks at a reconnect attempt under way
 
 # Exit statuses
 OK, FAILED, USAGE, DISCONNECTED = 0, 1, 2, 3
@@ -50,11 +58,17 @@ class Connection:
         self._lines: deque[str] = deque()
         self.closed = False
         self.said = ""  # the last line that was not an event: the server's words before it hung up
+        self.hello: Hello | None = None  # the last hello sent: a reconnect says the same name and password
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
 
     def send_line(self, text: str) -> None:
         self._send(text.encode() + b"\n")
 
     def send_hello(self, hello: Hello) -> None:
+        self.hello = hello
         self._send(hello.encode())
 
     def _send(self, data: bytes) -> None:
@@ -195,20 +209,118 @@ def login(connection: Connection, hello: Hello, ask_name: Ask, ask_password: Ask
             raise ClientError(f"the server closed the connection during login{said}")
         else:
             continue
-        connection.send_hello(Hello(name, password=password))
+        connection.send_hello(dataclasses.replace(hello, name=name, password=password))
+
+
+Dial = Callable[[Hello], Connection]
+
+
+def dialer(host: str, port: int, context: ssl.SSLContext | None) -> Dial:
+    """How a session gets a new connection to the same server after losing one."""
+    return lambda hello: connect(host, port, hello, context)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A change of the connection, for the front end to show: `state` is "lost" (a reconnect is due after
+    `delay` seconds, as attempt number `attempt`), "name" (the name was taken meanwhile: the next line typed is
+    the new one), "back" (reconnected) or "failed" (the session gives up; `text` says why)."""
+    state: str
+    text: str
+    attempt: int = 0
+    delay: float = 0.0
+
+
+class _Refused(Exception):
+    """A reconnect's login was refused for good (a password) or until the user chooses another name."""
+
+    def __init__(self, state: str, text: str) -> None:
+        super().__init__(text)
+        self.state = state
+
+
+def _name_refused(reason: str) -> str:
+    raise _Refused("name", f"{reason}Type another username and press Enter.")
+
+
+def _password_refused(reason: str) -> str:
+    raise _Refused("failed", "the room's password has changed: connect again with the new one")
+
+
+class _Attempt:
+    """One reconnect's connect and login, in a thread of its own: they may wait seconds, and the loop keeps
+    answering the user meanwhile (typing, Ctrl+C)."""
+
+    def __init__(self, dial: Dial, hello: Hello) -> None:
+        self.done = threading.Event()
+        self.result: tuple[Connection, Welcome] | ClientError | _Refused | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        threading.Thread(target=self._run, args=(dial, hello), name="chatroom-reconnect", daemon=True).start()
+
+    def _run(self, dial: Dial, hello: Hello) -> None:
+        result: tuple[Connection, Welcome] | ClientError | _Refused
+        try:
+            connection = dial(hello)
+            try:
+                result = connection, login(connection, hello, _name_refused, _password_refused)
+            except BaseException:
+                connection.close()
+                raise
+        except (ClientError, _Refused) as exc:
+            result = exc
+        except OSError as exc:  # a socket error login does not expect: this attempt failed, the next may not
+            result = ClientError(str(exc))
+        with self._lock:
+            abandoned = self._abandoned
+            self.result = None if abandoned else result
+        if abandoned and isinstance(result, tuple):
+            result[0].close()
+        self.done.set()
+
+    def abandon(self) -> None:
+        """The session ended first: a connection that arrives now (or has) is closed."""
+        with self._lock:
+            self._abandoned = True
+            result, self.result = self.result, None
+        if isinstance(result, tuple):
+            result[0].close()
 
 
 class Session:
-    """The chat after login: who is here, who I am, the paced outgoing lines, and how it ended."""
+    """The chat after login: who is here, who I am, the paced outgoing lines, and how it ended.
 
-    def __init__(self, connection: Connection, welcome: Welcome) -> None:
-        self.connection = connection
-        self.me = welcome.name
-        self.users = list(welcome.users)
+    With `dial`, a connection lost without the user's choice is replaced: attempts wait from 1 s doubling up to
+    30 s with jitter, each logs in with the welcome's resume token and the last event id seen, so the server
+    keeps the name and replays what was missed; lines typed meanwhile wait and go once back, in order.
+    `clock`, `jitter` and `first_delay` are for tests."""
+
+    def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random,
+                 first_delay: float = FIRST_DELAY) -> None:
+        self.connection: Connection | None = connection
+        self.dial = dial
+        self.password = connection.hello.password if connection.hello else None  # a reconnect logs in with it again
+        self.clock, self.jitter, self.first_delay = clock, jitter, first_delay
         self.ending: Bye | Shutdown | None = None
         self.quitting = False
+        self.failed: str | None = None  # why reconnecting gave up
         # Lines wait here so a paste stays under the server's limit; a margin covers network jitter.
         self.outgoing: deque[str] = deque()
+        self.last_seq = 0  # the highest event id seen: a reconnect asks for what came after it
+        self._seen: set[int] = set()
+        self._forgotten = 0  # ids up to this one count as seen
+        self.attempt = 0
+        self.retry_at: float | None = None  # when the next reconnect attempt is due
+        self._attempt: _Attempt | None = None  # the one under way
+        self.wants_name = False  # the name was taken while we were away: the next typed line is the new one
+        self.new_name: str | None = None
+        self._welcomed(welcome)
+
+    def _welcomed(self, welcome: Welcome) -> None:
+        self.me = welcome.name
+        self.users = list(welcome.users)
+        self.token = welcome.token
         self.server_rate = welcome.rate
         self.pace = TokenBucket(welcome.rate * PACE_MARGIN, max(1, welcome.burst - 1), time.monotonic())
 
@@ -216,8 +328,8 @@ class Session:
         """Keep the user list, my name and the ending up to date; answer the server's ping."""
         # The lists are replaced, never changed in place: another thread may be reading the old one.
         match event:
-            case Joined(name=name):
-                self.users = [*self.users, name]
+            case Joined(name=name, back=back):
+                self.users = self.users if back and name in self.users else [*self.users, name]
             case Left(name=name):
                 self.users = [user for user in self.users if user != name]
             case Renamed(old=old, new=new):
@@ -227,14 +339,39 @@ class Session:
                 self.users = list(users)
             case Bye() | Shutdown():
                 self.ending = event
-            case Ping():
+            case Ping() if self.connection is not None:
                 self.connection.send_line("/pong")
 
+    def is_new(self, event: Event) -> bool:
+        """False for an event already shown (one with an id seen before); remembers the ids of new ones."""
+        seq = getattr(event, "seq", 0)
+        if not seq:
+            return True
+        if seq <= self._forgotten or seq in self._seen:
+            return False
+        self._seen.add(seq)
+        self.last_seq = max(self.last_seq, seq)
+        if len(self._seen) > SEEN_KEPT:
+            oldest = sorted(self._seen)[:SEEN_KEPT // 2]
+            self._seen.difference_update(oldest)
+            self._forgotten = oldest[-1]
+        return True
+
     def send(self, line: str) -> None:
+        if self.wants_name:
+            if line.strip():
+                self.new_name = line.strip()
+                self.wants_name, self.retry_at = False, self.clock()
+            return
+        if self.connection is None and line.strip().lower() in ("/quit", "/exit"):
+            self.quit()  # nobody to say goodbye to
+            return
         self.outgoing.append(line)
 
     def send_due(self) -> float | None:
         """Send the waiting lines the pace allows; seconds until the next may go, or None."""
+        if self.connection is None:
+            return None
         now = time.monotonic()
         while self.outgoing and self.pace.take(now):
             self.connection.send_line(self.outgoing.popleft())
@@ -258,7 +395,7 @@ class Session:
     @property
     def lost(self) -> bool:
         """The connection ended without our /quit and without the server saying why."""
-        return not self.quitting and self.ending is None
+        return not self.quitting and self.ending is None and self.failed is None
 
     def status(self) -> int:
         """The exit status for how the session ended."""
@@ -266,34 +403,111 @@ class Session:
             return OK
         return DISCONNECTED
 
-    def run(self, wakeup: socket.socket, on_wake: Callable[[], None], on_event: Callable[[Event], None]) -> int:
+    def _reconnects(self) -> bool:
+        """Whether the ended connection is to be replaced: it was not the user's choice, nor the server's
+        verdict (a restarting server says shutdown, then comes back)."""
+        if self.dial is None or self.quitting:
+            return False
+        return self.ending is None or isinstance(self.ending, Shutdown) or self.ending.reason in UNCHOSEN
+
+    def _schedule(self) -> Link:
+        """The next reconnect attempt: 1, 2, 4 ... 30 s, each cut to a random 50-100 % so that the clients of a
+        restarted server do not all come back at once."""
+        self.attempt += 1
+        delay = min(MOST_DELAY, self.first_delay * 2 ** (self.attempt - 1)) * (0.5 + self.jitter() / 2)
+        self.retry_at = self.clock() + delay
+        return Link("lost", f"connection lost; reconnecting in {math.ceil(delay)} s (attempt {self.attempt})",
+                    self.attempt, delay)
+
+    def _redial(self) -> None:
+        """Start a reconnect attempt: with the resume token and the last id seen."""
+        assert self.dial is not None
+        self.retry_at = None
+        hello = Hello(self.new_name or self.me, password=self.password, reconnect=True,
+                      resume=self.token or None, after=self.last_seq or None)
+        self._attempt = _Attempt(self.dial, hello)
+
+    def _redialled(self, attempt: _Attempt) -> tuple[Link, Welcome | None]:
+        """How the attempt went: back with the new welcome, or what happens next."""
+        self._attempt = None
+        match attempt.result:
+            case (Connection() as connection, Welcome() as welcome):
+                self.connection, self.ending, self.attempt, self.new_name = connection, None, 0, None
+                self._welcomed(welcome)
+                return Link("back", "reconnected"), welcome
+            case _Refused() as refused:
+                self.wants_name = refused.state == "name"
+                self.failed = None if self.wants_name else str(refused)
+                return Link(refused.state, str(refused)), None
+        return self._schedule(), None
+
+    def run(self, wakeup: socket.socket, on_wake: Callable[[], None], on_event: Callable[[Event], None],
+            on_link: Callable[[Link], None] = lambda link: None) -> int:
         """The loop: events from the server to `on_event`, `on_wake` when `wakeup` is readable (the front
-        end's input), paced sending, and the wait for the goodbye after /quit. Returns the exit status."""
-        for event in self.connection.events():
-            self._deliver(event, on_event)
+        end's input), paced sending, the wait for the goodbye after /quit, and reconnecting (its changes to
+        `on_link`). Returns the exit status; the connection is closed by then."""
+        self._deliver(on_event)
         deadline = None
-        while not self.connection.closed:
-            if self.quitting and not self.outgoing and deadline is None:
-                deadline = time.monotonic() + QUIT_WAIT
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            try:
-                due = self.send_due()
-                timeout = 0.25 if due is None else min(0.25, due)
-                readable, _, _ = select.select([self.connection.sock, wakeup], [], [], timeout)
-                if wakeup in readable:
-                    on_wake()
-                if self.connection.sock in readable:
-                    self.connection.fill()
-                    for event in self.connection.events():
-                        self._deliver(event, on_event)
-            except KeyboardInterrupt:
-                self.quit()
+        try:
+            while self.failed is None:
+                try:
+                    if self.connection is None:
+                        if self.quitting:
+                            break
+                        if self._attempt is not None and self._attempt.done.is_set():
+                            link, welcome = self._redialled(self._attempt)
+                            on_link(link)
+                            if welcome is not None:
+                                on_event(welcome)
+                                self._deliver(on_event)
+                            continue
+                        if self.retry_at is not None and self.clock() >= self.retry_at:
+                            self._redial()
+                    elif self.connection.closed:
+                        self.connection.close()
+                        if not self._reconnects():
+                            break
+                        self.connection = None
+                        on_link(self._schedule())
+                        continue
+                    if self.quitting and not self.outgoing and deadline is None:
+                        deadline = time.monotonic() + QUIT_WAIT
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    readable = self._wait(wakeup)
+                    if wakeup in readable:
+                        on_wake()
+                    if self.connection is not None and self.connection.sock in readable:
+                        self.connection.fill()
+                        self._deliver(on_event)
+                except KeyboardInterrupt:
+                    self.quit()
+        finally:
+            if self._attempt is not None:
+                self._attempt.abandon()
+            if self.connection is not None:
+                self.connection.close()
         return self.status()
 
-    def _deliver(self, event: Event, on_event: Callable[[Event], None]) -> None:
-        self.receive(event)
-        on_event(event)
+    def _wait(self, wakeup: socket.socket) -> list[socket.socket]:
+        """Wait for the server, the front end, the next paced line or the next reconnect attempt."""
+        timeout = 0.25
+        if (due := self.send_due()) is not None:
+            timeout = min(timeout, due)
+        if self.retry_at is not None:
+            timeout = min(timeout, max(0.0, self.retry_at - self.clock()))
+        if self._attempt is not None:
+            timeout = min(timeout, ATTEMPT_POLL)
+        watched = [wakeup] if self.connection is None else [self.connection.sock, wakeup]
+        return select.select(watched, [], [], timeout)[0]
+
+    def _deliver(self, on_event: Callable[[Event], None]) -> None:
+        """The events read so far, each new one kept track of, then handed to the front end."""
+        for event in self.connection.events() if self.connection is not None else []:
+            if self.is_new(event):
+                self.receive(event)
+                if not (isinstance(event, Reconnecting) and event.name == self.me):  # replayed: not news to me
+                    on_event(event)
 
 
 @dataclass(frozen=True)
@@ -321,13 +535,13 @@ class Ended:
 class Background:
     """A session run by a thread of its own, for a front end whose thread must never block (the window).
 
-    What arrives goes into `inbox` as Received items (and Notices), then one Ended; lines to send are handed in with
+    What arrives goes into `inbox` as Received items (and Notices, and the connection's Links), then one Ended; lines to send are handed in with
     `send` from any thread. The thread owns the connection and closes it.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.inbox: queue.SimpleQueue[Received | Notice | Ended] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Received | Notice | Link | Ended] = queue.SimpleQueue()
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # None: quit
         self._wake_read, self._wake_write = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="chatroom-session", daemon=True)
@@ -372,8 +586,8 @@ class Background:
     def _run(self) -> None:
         status, lost = FAILED, True
         try:
-            with self.session.connection.sock, self._wake_read, self._wake_write:
-                status = self.session.run(self._wake_read, self._take_lines, self._hand_over)
+            with self._wake_read, self._wake_write:
+                status = self.session.run(self._wake_read, self._take_lines, self._hand_over, self.inbox.put)
                 lost = self.session.lost
         finally:
             self.inbox.put(Ended(status, lost))

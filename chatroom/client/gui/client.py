@@ -6,7 +6,7 @@ import argparse
 import tkinter as tk
 
 from ...protocol import Welcome
-from ..core import OK, QUIT_WAIT, Connection
+from ..core import OK, QUIT_WAIT, Connection, Dial
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -19,9 +19,9 @@ class WindowClient:
         self.closed = False
         self.dialog = ConnectDialog(root, args, self._connected)
 
-    def _connected(self, connection: Connection, welcome: Welcome) -> None:
+    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
         host, port = connection.sock.getpeername()[:2]
-        self.chat = ChatWindow(self.root, connection, welcome, f"{host} port {port}", self._end)
+        self.chat = ChatWindow(self.root, connection, welcome, f"{host} port {port}", self._end, dial)
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here

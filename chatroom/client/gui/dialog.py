@@ -15,7 +15,7 @@ from tkinter import ttk
 
 from ...cli import PASSWORD_ENV, port_type
 from ...protocol import Hello, Welcome
-from ..core import ClientError, Connection, connect, login, tls_context
+from ..core import ClientError, Connection, Dial, connect, dialer, login, tls_context
 
 POLL_MS = 50
 _port = port_type(1)
@@ -37,22 +37,25 @@ def _password_asked(reason: str) -> str:
     raise Refused(f"{reason or 'This room needs a password. '}Type the room password.", "password")
 
 
-Result = tuple[Connection, Welcome] | ClientError
+Result = tuple[Connection, Welcome, Dial | None] | ClientError
 
 
 def attempt(results: queue.SimpleQueue[Result], host: str, port: int, hello: Hello, use_tls: bool,
             cafile: str | None, insecure: bool) -> None:
-    """Connect and log in once, in a thread; the connection or the ClientError (or Refused) goes to `results`.
+    """Connect and log in once, in a thread; the connection (with how to dial again if the hello asks to be
+    kept) or the ClientError (or Refused) goes to `results`.
 
     It holds nothing of Tk: a Tk object freed in another thread than Tk's aborts the process.
     """
     try:
-        connection = connect(host, port, hello, tls_context(use_tls, cafile, insecure))
+        context = tls_context(use_tls, cafile, insecure)
+        connection = connect(host, port, hello, context)
     except ClientError as exc:
         results.put(exc)
         return
     try:
-        results.put((connection, login(connection, hello, _name_refused, _password_asked)))
+        welcome = login(connection, hello, _name_refused, _password_asked)
+        results.put((connection, welcome, dialer(host, port, context) if hello.reconnect else None))
     except BaseException as exc:
         connection.sock.close()
         if not isinstance(exc, ClientError):
@@ -62,7 +65,7 @@ def attempt(results: queue.SimpleQueue[Result], host: str, port: int, hello: Hel
 
 class ConnectDialog:
     def __init__(self, root: tk.Tk, args: argparse.Namespace,
-                 on_connected: Callable[[Connection, Welcome], None]) -> None:
+                 on_connected: Callable[[Connection, Welcome, Dial | None], None]) -> None:
         self.root = root
         self.args = args
         self.on_connected = on_connected
@@ -126,7 +129,7 @@ class ConnectDialog:
             return
         self.connect_button.state(["disabled"])
         self.status.configure(text=f"Connecting to {host} port {port} ...")
-        hello = Hello(name, password=self.password.get() or None)
+        hello = Hello(name, password=self.password.get() or None, reconnect=not self.args.no_reconnect)
         threading.Thread(target=attempt, args=(self._results, host, port, hello, self.tls.get(), self.args.cafile,
                                                self.args.insecure), daemon=True).start()
         self.root.after(POLL_MS, self._poll)

@@ -15,7 +15,7 @@ from readchar import key
 
 from ... import names, render
 from ...protocol import Welcome, sanitize
-from ..core import LOST, OK, QUIT_WAIT, Background, Connection, Ended, Notice, Received, Session
+from ..core import LOST, OK, QUIT_WAIT, Background, Connection, Dial, Ended, Link, Notice, Received, Session
 from ..editor import Bell, Candidates, LineEditor, Submit
 from . import styling
 
@@ -28,15 +28,16 @@ OWN_COLOR = "#8ae234"  # the bright green of the console's own name
 
 class ChatWindow:
     def __init__(self, root: tk.Tk, connection: Connection, welcome: Welcome, where: str,
-                 on_end: Callable[[int], None]) -> None:
+                 on_end: Callable[[int], None], dial: Dial | None = None) -> None:
         self.root = root
         self.where = where
         self.on_end = on_end  # called once the window should close, with the exit status
-        self.session = Session(connection, welcome)
+        self.session = Session(connection, welcome, dial)
         self.background = Background(self.session)
         self.me = welcome.name
         self.users: tuple[str, ...] = ()
         self.ended: Ended | None = None
+        self.link: Link | None = None  # the connection's last change; "lost" shows in the title
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
         self.editor = LineEditor(names=lambda: self.users)
@@ -193,7 +194,7 @@ class ChatWindow:
     # --- what the session hands over ----------------------------------------------------
 
     def _poll(self) -> None:
-        batch: list[Received | Notice | Ended] = []
+        batch: list[Received | Notice | Link | Ended] = []
         while len(batch) < BATCH:
             try:
                 batch.append(self.background.inbox.get_nowait())
@@ -206,7 +207,7 @@ class ChatWindow:
         if self.ended is None:
             self.root.after(1 if batch else POLL_MS, self._poll)
 
-    def show(self, batch: list[Received | Notice | Ended]) -> None:
+    def show(self, batch: list[Received | Notice | Link | Ended]) -> None:
         shown = []
         attention = 0
         users = None
@@ -217,6 +218,10 @@ class ChatWindow:
                 attention += render.wants_attention(item.event, self.me)
             elif isinstance(item, Notice):
                 shown.append(styling.note(item.text))
+            elif isinstance(item, Link):
+                self.link = item
+                text = f"{item.text}, close the window to quit" if item.state == "lost" else item.text
+                shown.append(styling.note(f"-- {text}", "system" if item.state == "back" else "error"))
             else:
                 self._ended(item, shown)
         self._insert(shown)
@@ -281,6 +286,7 @@ class ChatWindow:
             self._set_title()
 
     def _set_title(self) -> None:
-        state = " (disconnected)" if self.ended is not None else ""
+        lost = self.link is not None and self.link.state != "back"
+        state = " (disconnected)" if self.ended is not None else " (reconnecting)" if lost else ""
         unseen = f"({self.unseen}) " if self.unseen else ""
         self.root.title(f"{unseen}{sanitize(self.me)}{state} - chatroom {self.where}")
