@@ -227,7 +227,8 @@ class Renamed(Event):
 class Welcome(Event):
     """`rate` and `burst`: the server's message limit (0: none), so a client can pace a paste.
     `token`: proves this name is yours when you reconnect (JSON mode); `away`: the users reconnecting;
-    `resumed`: this login took up a session that was waiting for you."""
+    `resumed`: this login took up a session that was waiting for you; `seq`: the id of the room's latest
+    event, where a client that sees nothing else can ask to catch up from."""
     TYPE = "welcome"
     name: str
     users: list[str]
@@ -237,6 +238,7 @@ class Welcome(Event):
     token: str = ""
     away: list[str] = field(default_factory=list)
     resumed: bool = False
+    seq: int = 0
     ts: float = field(default_factory=_now)
 
 

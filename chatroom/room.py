@@ -196,7 +196,8 @@ class Room:
             if not resumed:
                 users.append(shown)
             welcome = Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst,
-                              token=new_token, away=[n for n in self._away() if n != shown], resumed=resumed)
+                              token=new_token, away=[n for n in self._away() if n != shown], resumed=resumed,
+                              seq=self._seq)
             first = [codec(welcome, shown),
                      *self._first_events(codec, shown, after, existing if resumed else None, missing)]
             data = b"".join(first)

@@ -316,6 +316,7 @@ class Session:
         self.wants_name = False  # the name was taken while we were away: the next typed line is the new one
         self.new_name: str | None = None
         self._welcomed(welcome)
+        self.last_seq = welcome.seq  # so a client that sees no event before a loss can still catch up
 
     def _welcomed(self, welcome: Welcome) -> None:
         self.me = welcome.name
