@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient
+from conftest import TIMEOUT, JsonClient, wait_until
 
 termios = pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 fcntl = pytest.importorskip("fcntl")
@@ -307,8 +307,8 @@ def test_256_colors_mentions_highlighted_and_long_lines_indented(pty_clients, bo
 
 # --- a hostile server ---------------------------------------------------------------
 
-def fake_server(events: list[dict]) -> tuple[socket.socket, threading.Thread]:
-    """A server that logs anyone in and sends them the given events."""
+def fake_server(events: list[dict], received: list[bytes] | None = None) -> tuple[socket.socket, threading.Thread]:
+    """A server that logs anyone in and sends them the given events; what the client sends goes to `received`."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -321,8 +321,9 @@ def fake_server(events: list[dict]) -> tuple[socket.socket, threading.Thread]:
                 conn.sendall(json.dumps(event).encode() + b"\n")
             conn.settimeout(TIMEOUT)
             try:
-                while conn.recv(4096):
-                    pass
+                while data := conn.recv(4096):
+                    if received is not None:
+                        received.append(data)
             except OSError:
                 pass
 
@@ -347,6 +348,48 @@ def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients)
     finally:
         listener.close()
         thread.join(TIMEOUT)
+
+
+PASTED = "\x1b[200~@dataclass\rclass A:\r    x: int = 1\t# if a > b\r/* c */\rrun: git log > out.txt\r\x1b[201~"
+BLOCK = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\nrun: git log > out.txt"
+
+
+def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one_message():
+    code = {"type": "message", "seq": 1, "sender": "bob", "ts": time.time(), "text": "def f():\n    return 1"}
+    received: list[bytes] = []
+    listener, thread = fake_server([code], received)
+    try:
+        carol = PtyClient(listener.getsockname()[1], "carol")
+        try:
+            carol.shows("return 1")
+            assert "\x1b[?2004h" in carol.raw
+            rows = carol.text().splitlines()
+            first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
+            assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
+            carol.type(PASTED)
+            said = (json.dumps({"type": "say", "text": BLOCK}, ensure_ascii=False) + "\n").encode()
+            wait_until(lambda: said in b"".join(received))
+            carol.until(lambda c: c.input_line() == ">")
+            carol.type("\x03")
+            status, tty = carol.finish()
+            assert status == 0
+            assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
+            assert_terminal_restored(tty)
+        finally:
+            carol.close()
+    finally:
+        listener.close()
+        thread.join(TIMEOUT)
+
+
+def test_a_pasted_block_reaches_the_others_as_one_message(pty_clients, bob):
+    bob.say('{"type": "say", "text": "a\\nb"}')
+    if bob.expect_event("message", sender="bob")["text"] != "a\nb":
+        pytest.skip("the server does not take structured {\"type\": \"say\"} lines yet (the lead's part of #13)")
+    carol = joined(pty_clients, "carol")
+    carol.type(PASTED)
+    assert bob.expect_event("message", sender="carol")["text"] == BLOCK
+    carol.shows("/* c */")
 
 
 # --- without a terminal, and errors -------------------------------------------------------

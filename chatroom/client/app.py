@@ -7,6 +7,7 @@ loop), which is the only one that writes to the terminal. `--gui` hands over to 
 from __future__ import annotations
 
 import argparse
+import json
 import getpass
 import os
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
-from ..protocol import Event, Hello, Welcome
+from ..protocol import LINE_LIMIT, Event, Hello, Message, Welcome
 from . import gui, terminal
 from .core import (  # the exit statuses are this command's too
     DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Session, connect, login, tls_context,
@@ -23,7 +24,7 @@ from .core import (  # the exit statuses are this command's too
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyboardFailed, KeyReader
-from .screen import Screen
+from .screen import Screen, render_event
 
 
 class Chat:
@@ -39,12 +40,24 @@ class Chat:
         return self.session.users
 
     def show(self, event: Event) -> None:
-        text = render.render(event, self.session.me, self.screen.theme)
+        text = render_event(event, self.session.me, self.screen.theme)
         if text:
             self.screen.show(text, bell=render.wants_attention(event, self.session.me))
 
+    def say_block(self, text: str) -> None:
+        """A pasted block goes out as one structured message: the server never reads it as a command."""
+        line = json.dumps({"type": "say", "text": text}, ensure_ascii=False)
+        if len(line.encode()) > LINE_LIMIT:
+            self.screen.show(self.screen.theme.paint(
+                self.screen.theme.error, f"! The paste was not sent: {len(line.encode())} bytes, "
+                                         f"the server takes at most {LINE_LIMIT} in one message."))
+            return
+        self.session.send(line)
+
     def press(self, outcome: Submit | Quit | Bell | Candidates | None) -> None:
         match outcome:
+            case Submit(line=line, verbatim=True):
+                self.say_block(line)
             case Submit(line=line):
                 self.session.send(line)
             case Quit():
