@@ -7,6 +7,7 @@ end plays the server.
 from __future__ import annotations
 
 import json
+import queue
 import socket
 from collections import deque
 
@@ -196,3 +197,31 @@ def test_a_background_session_sends_from_any_thread_and_quits_cleanly(peer):
         background.quit()
         background.join(TIMEOUT)
     assert peer.connection.sock.fileno() == -1  # the session's thread closed its connection
+
+
+def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(peer, monkeypatch):
+    from chatroom.client import liveness
+    monkeypatch.setattr(liveness, "PROBE_AFTER", 0.2)
+    monkeypatch.setattr(liveness, "ANSWER_WITHIN", 0.2)
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    states: queue.SimpleQueue[str] = queue.SimpleQueue()
+    session.on_state = states.put
+    background = core.Background(session)
+    background.start()
+    try:
+        assert peer.line() == liveness.PROBE
+        assert states.get(timeout=TIMEOUT) == liveness.NOT_ANSWERING
+        peer.say(Users(["amy", "bob"], "amy"), Joined(1, "carol"))
+        assert states.get(timeout=TIMEOUT) == liveness.CONNECTED
+        shown = background.inbox.get(timeout=TIMEOUT)
+        assert isinstance(shown.event, Joined) and shown.users == ("amy", "bob", "carol")  # the probe's answer is not shown
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_the_reconnecting_state_is_not_overwritten_by_the_watch(peer):
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    session.set_state("reconnecting")
+    session._watch(session.liveness.heard + 1)
+    assert session.state == "reconnecting"

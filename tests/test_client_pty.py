@@ -305,6 +305,42 @@ def test_256_colors_mentions_highlighted_and_long_lines_indented(pty_clients, bo
     assert len(rows) >= 2 and all(len(row) < 80 for row in rows)
 
 
+def status_line(client: PtyClient) -> str:
+    return client.screen.display[client.screen.cursor.y - 1].rstrip()
+
+
+def test_the_status_line_shows_the_server_the_users_and_unread_mentions(server, pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    where = f"connected · 2 users · 127.0.0.1:{server.port} · clear text"
+    carol.until(lambda c: status_line(c) == where)
+    bob.say("hi carol")
+    carol.shows("<bob> hi carol")
+    carol.until(lambda c: status_line(c) == where.replace("2 users", "1 unread mention · 2 users"))
+    carol.type("x")
+    carol.until(lambda c: status_line(c) == where and c.input_line() == "> x")
+    for number in range(3):
+        bob.say(f"more {number}")
+    carol.shows("<bob> more 2")
+    assert carol.text().count("clear text") == 1 and carol.input_line() == "> x"
+
+
+def test_a_message_the_server_has_not_echoed_is_pending():
+    listener, thread = fake_server([])
+    try:
+        carol = PtyClient(listener.getsockname()[1], "carol")
+        try:
+            carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
+            carol.type("anyone there?\r")
+            carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
+            carol.type("\x03")
+            assert carol.finish()[0] == 0
+        finally:
+            carol.close()
+    finally:
+        listener.close()
+        thread.join(TIMEOUT)
+
+
 # --- a hostile server ---------------------------------------------------------------
 
 def fake_server(events: list[dict], received: list[bytes] | None = None) -> tuple[socket.socket, threading.Thread]:

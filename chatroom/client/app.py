@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
-from ..protocol import LINE_LIMIT, Event, Hello, Message, Welcome
+from ..protocol import LINE_LIMIT, Error, Event, Hello, Message, Welcome
 from . import gui, terminal
 from .core import (  # the exit statuses are this command's too
     DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Session, connect, login, tls_context,
@@ -25,14 +25,17 @@ __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "mai
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyboardFailed, KeyReader
 from .screen import Screen, render_event
+from .status import Status, security
 
 
 class Chat:
     """The console's view of a session: keys to the editor and the session, events to the screen."""
 
-    def __init__(self, connection: Connection, welcome: Welcome, screen: Screen) -> None:
+    def __init__(self, connection: Connection, welcome: Welcome, screen: Screen, status: Status) -> None:
         self.session = Session(connection, welcome)
+        self.session.on_state = self._state
         self.screen = screen
+        self.status = status
         self.show(welcome)
 
     @property
@@ -40,9 +43,23 @@ class Chat:
         return self.session.users
 
     def show(self, event: Event) -> None:
-        text = render_event(event, self.session.me, self.screen.theme)
-        if text:
-            self.screen.show(text, bell=render.wants_attention(event, self.session.me))
+        me = self.session.me
+        attention = render.wants_attention(event, me)
+        if isinstance(event, Message):
+            self.status.echoed(event, me)
+        elif isinstance(event, Error):
+            self.status.pending = max(0, self.status.pending - 1)  # a refused message is echoed never
+        self.status.mentions += attention
+        self.status.users = len(self.session.users)
+        if text := render_event(event, me, self.screen.theme):
+            self.screen.status = self.status.text()
+            self.screen.show(text, bell=attention)
+        else:
+            self.screen.set_status(self.status.text())
+
+    def _state(self, state: str) -> None:
+        self.status.state = state
+        self.screen.set_status(self.status.text())
 
     def say_block(self, text: str) -> None:
         """A pasted block goes out as one structured message: the server never reads it as a command."""
@@ -53,6 +70,7 @@ class Chat:
                                          f"the server takes at most {LINE_LIMIT} in one message."))
             return
         self.session.send(line)
+        self.status.sent(text, verbatim=True)
 
     def press(self, outcome: Submit | Quit | Bell | Candidates | None) -> None:
         match outcome:
@@ -60,6 +78,7 @@ class Chat:
                 self.say_block(line)
             case Submit(line=line):
                 self.session.send(line)
+                self.status.sent(line)
             case Quit():
                 self.session.quit()
             case Bell():
@@ -70,6 +89,8 @@ class Chat:
     def _keys(self, keys: KeyReader) -> None:
         for pressed in keys.drain():
             self.press(Quit() if pressed is None else self.screen.editor.feed(pressed))
+        self.status.mentions = 0  # a key pressed: the user is looking
+        self.screen.status = self.status.text()
         if notice := self.session.send_typed():
             self.screen.show(self.screen.theme.paint(self.screen.theme.system, notice))
         self.screen.redraw()
@@ -139,6 +160,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _ask_name(reason: str = "") -> str:
     while True:
         name = input(f"{reason}Username: ").strip()
@@ -177,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with terminal.session() as key_source:
                     editor = LineEditor(names=lambda: chat.users)
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    chat = Chat(connection, welcome, screen)
+                    chat = Chat(connection, welcome, screen, Status(_where(args.host, args.port),
+                                                                    security(args.tls, args.insecure)))
                     keys = KeyReader(key_source)
                     keys.start()
                     try:

@@ -21,6 +21,7 @@ from ..protocol import (
     ProtocolError, Renamed, Shutdown, Users, Welcome, decode_event,
 )
 from ..ratelimit import TokenBucket
+from .liveness import CONNECTED, NOT_ANSWERING, PROBE, Liveness
 
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
@@ -211,6 +212,23 @@ class Session:
         self.outgoing: deque[str] = deque()
         self.server_rate = welcome.rate
         self.pace = TokenBucket(welcome.rate * PACE_MARGIN, max(1, welcome.burst - 1), time.monotonic())
+        self.liveness = Liveness(time.monotonic())
+        self.probes = 0  # /users probes not answered yet: their answers are not the user's to see
+        self.state = CONNECTED
+        self.on_state: Callable[[str], None] = lambda state: None  # the front end's status line
+
+    def set_state(self, state: str) -> None:
+        """The connection's state for people: connected, server not answering, reconnecting."""
+        if state != self.state:
+            self.state = state
+            self.on_state(state)
+
+    def _watch(self, now: float) -> None:
+        if self.liveness.probe_due(now):
+            self.probes += 1
+            self.connection.send_line(PROBE)
+        if self.state in (CONNECTED, NOT_ANSWERING):  # not over a state the liveness does not judge
+            self.set_state(self.liveness.state(now))
 
     def receive(self, event: Event) -> None:
         """Keep the user list, my name and the ending up to date; answer the server's ping."""
@@ -285,15 +303,20 @@ class Session:
                     on_wake()
                 if self.connection.sock in readable:
                     self.connection.fill()
+                    self.liveness.heard_from(time.monotonic())
                     for event in self.connection.events():
                         self._deliver(event, on_event)
+                self._watch(time.monotonic())
             except KeyboardInterrupt:
                 self.quit()
         return self.status()
 
     def _deliver(self, event: Event, on_event: Callable[[Event], None]) -> None:
         self.receive(event)
-        on_event(event)
+        if isinstance(event, Users) and self.probes:
+            self.probes -= 1
+        else:
+            on_event(event)
 
 
 @dataclass(frozen=True)
