@@ -7,10 +7,11 @@ loop), which is the only one that writes to the terminal. `--gui` hands over to 
 from __future__ import annotations
 
 import argparse
-import json
 import getpass
+import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from .. import render
@@ -28,21 +29,48 @@ from .screen import Screen, render_event
 from .status import Status, security
 
 
+END_OF_HISTORY = "— end of history —"
+HISTORY_SILENCE = 0.3  # seconds: the history comes in one piece with the welcome, so this is ample
+
+
 class Chat:
     """The console's view of a session: keys to the editor and the session, events to the screen."""
 
     def __init__(self, connection: Connection, welcome: Welcome, screen: Screen, status: Status) -> None:
         self.session = Session(connection, welcome)
         self.session.on_state = self._state
+        self.session.on_tick = self._history_ended_by_silence
         self.screen = screen
         self.status = status
-        self.show(welcome)
+        # The newcomer's history follows the welcome on the wire; the welcome is shown after it (else it
+        # scrolls away under 50 lines): at the first event that is not history, a key, or a short silence.
+        self.welcome: Welcome | None = welcome
+        self.heard_at = time.monotonic()  # of the welcome or the last message of the history
+        self.history_shown = False
+        self.status.users = len(self.session.users)
+        self.screen.status = self.status.text()
 
     @property
     def users(self) -> list[str]:
         return self.session.users
 
+    def _end_history(self) -> None:
+        if self.welcome is not None:
+            welcome, self.welcome = self.welcome, None
+            if self.history_shown:
+                self.screen.show(self.screen.theme.paint(self.screen.theme.system, END_OF_HISTORY))
+            self.show(welcome)
+
+    def _history_ended_by_silence(self) -> None:
+        # No history in what came with the welcome: none follows (the server sends both in one piece).
+        if not self.history_shown or time.monotonic() - self.heard_at >= HISTORY_SILENCE:
+            self._end_history()
+
     def show(self, event: Event) -> None:
+        if isinstance(event, Message) and event.earlier and self.welcome is not None:
+            self.history_shown, self.heard_at = True, time.monotonic()
+        else:
+            self._end_history()
         me = self.session.me
         attention = render.wants_attention(event, me)
         if isinstance(event, Message):
@@ -87,6 +115,7 @@ class Chat:
                 self.screen.show("  ".join(options))
 
     def _keys(self, keys: KeyReader) -> None:
+        self._end_history()
         for pressed in keys.drain():
             self.press(Quit() if pressed is None else self.screen.editor.feed(pressed))
         self.status.mentions = 0  # a key pressed: the user is looking
@@ -98,6 +127,7 @@ class Chat:
     def run(self, keys: KeyReader) -> int:
         self.screen.redraw()
         status = self.session.run(keys.wakeup, lambda: self._keys(keys), self.show)
+        self._end_history()
         if self.session.lost:
             self.screen.show(self.screen.theme.paint(self.screen.theme.error, f"! {LOST}"))
         return status

@@ -216,6 +216,7 @@ class Session:
         self.probes = 0  # /users probes not answered yet: their answers are not the user's to see
         self.state = CONNECTED
         self.on_state: Callable[[str], None] = lambda state: None  # the front end's status line
+        self.on_tick: Callable[[], None] = lambda: None  # before each turn of the loop (at least every 0.25 s)
 
     def set_state(self, state: str) -> None:
         """The connection's state for people: connected, server not answering, reconnecting."""
@@ -296,6 +297,8 @@ class Session:
             if deadline is not None and time.monotonic() > deadline:
                 break
             try:
+                self._watch(time.monotonic())
+                self.on_tick()
                 due = self.send_due()
                 timeout = 0.25 if due is None else min(0.25, due)
                 readable, _, _ = select.select([self.connection.sock, wakeup], [], [], timeout)
@@ -306,7 +309,6 @@ class Session:
                     self.liveness.heard_from(time.monotonic())
                     for event in self.connection.events():
                         self._deliver(event, on_event)
-                self._watch(time.monotonic())
             except KeyboardInterrupt:
                 self.quit()
         return self.status()
