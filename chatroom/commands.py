@@ -8,7 +8,7 @@ are removed, and [COUNT] (in brackets) may be left out. Two forms are positional
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Command:
     kind: str
     target: str = ""
     text: str = ""
+    line: str = field(default="", compare=False)  # the typed line of `TEXT > NAME`: it may have meant text
 
     @property
     def spec(self) -> Spec:
@@ -79,8 +80,9 @@ COMMAND_WORDS = tuple(word for word, form in _WORDS.items() if form.spec.listed)
 
 
 def _unquote(text: str) -> str:
+    """The text inside quotes, where \\" stands for a quote and \\\\ for a backslash."""
     if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1]
+        return text[1:-1].replace("\\\\", "\0").replace('\\"', '"').replace("\0", "\\")
     return text
 
 
@@ -123,7 +125,7 @@ def parse(line: str) -> Command | CommandError | None:
         return Command(_AT_SPEC.kind, word[1:], rest)
     head, arrow, tail = line.rpartition(" > ")
     if arrow and head.strip() and tail.strip() and len(tail.split()) == 1:
-        return Command(_SUFFIX_SPEC.kind, tail.strip(), head.strip())
+        return Command(_SUFFIX_SPEC.kind, tail.strip(), head.strip(), line=line)
     return Command(_DEFAULT_SPEC.kind, text=line)
 
 

@@ -41,6 +41,34 @@ def sanitize(text: str) -> str:
     return text.translate(_UNSAFE)
 
 
+def sanitize_lines(text: str) -> str:
+    """`sanitize` for a message of several lines: each line alone, the line breaks kept."""
+    return "\n".join(sanitize(line) for line in text.split("\n"))
+
+
+def parse_structured(line: str) -> str | None:
+    """The text of a structured message line (JSON mode, after login): `{"type": "say", "text": "..."}`,
+    or None when the line is not one (then it is typed text like any other).
+
+    It carries what one line cannot: a pasted block of several lines, sent verbatim, never a command."""
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("type") != "say":
+        return None
+    if not isinstance(data.get("text"), str):
+        raise ProtocolError('a structured message is {"type": "say", "text": "..."}')
+    text = sanitize_lines(data["text"].replace("\r\n", "\n")).strip("\n")
+    if not _utf8(text):
+        raise ProtocolError("the message holds a lone surrogate, which is not Unicode text")
+    if not text.strip():
+        raise ProtocolError("the message is empty")
+    return text
+
+
 # --- framing ----------------------------------------------------------------
 
 @dataclass(frozen=True)

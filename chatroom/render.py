@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import names
 from .protocol import (
     LEAVE_REASONS, Bye, CaughtUp, Error, Found, Reconnecting, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
-    Users, Welcome, sanitize,
+    Users, Welcome, sanitize, sanitize_lines,
 )
 
 
@@ -95,7 +95,12 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
 
     match event:
         case Message(sender=sender, text=text, action=action, earlier=earlier):
-            who, text = t.name(sanitize(sender), me), sanitize(text)
+            sender = sanitize(sender)
+            who = t.name(sender, me)
+            head = (f"[{clock(event.ts)}] " + ("(earlier) " if earlier else "")
+                    + (f"* {sender} " if action else f"<{sender}> "))
+            # The lines of a pasted block stand under its first, after the sender.
+            text = sanitize_lines(text).replace("\n", "\n" + " " * len(head))
             line = f"* {who} {text}" if action else f"<{who}> {text}"
             if earlier:
                 return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"

@@ -230,7 +230,8 @@ class Room:
                         break
                     shown.append(dataclasses.replace(event, earlier=True))
             return [codec(event, me) for event in reversed(shown)]
-        missed = [event for event in self._recent if getattr(event, "seq", 0) > after]
+        missed = [event for event in self._recent if getattr(event, "seq", 0) > after
+                  and not (isinstance(event, Reconnecting) and event.name == me)]
         oldest = getattr(self._recent[0], "seq", 0) if self._recent else self._seq + 1
         if after >= oldest - 1:
             missing = 0
@@ -371,9 +372,13 @@ class Room:
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
         if target is None:
+            hint = ""
+            if command.line:
+                quoted = command.line.replace("\\", "\\\\").replace('"', '\\"')
+                hint = f' (to send the line as text: /bc "{quoted}")'
             self._send(member, Error(
                 code="unknown_user",
-                message=f'no user named "{command.target}" is here: your message was not sent'))
+                message=f'no user named "{command.target}" is here: your message was not sent{hint}'))
             return
         if target.away_until is not None and len(target.held) >= HELD_PRIVATES:
             self._send(member, Error(code="not_delivered", message=f"{target.name} is reconnecting and has "

@@ -201,9 +201,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     effects = room.handle(self.member, command)
                     self.server.apply(effects)
                     for question in effects.questions:  # /history and /search: this thread waits for the disk
-                        enough = len(room.recent_messages(question.words, question.count)) >= question.count
-                        stored = None if enough else room.history.query(question.words, question.count)
-                        self.server.apply(room.answer(question, stored))
+                        self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
                     if self.member.gone:
                         return "quit"
                 case Close(reason=reason):

@@ -18,7 +18,7 @@ from . import commands, names
 from .config import Config
 from .protocol import (
     NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line, LineTooLong, Ping,
-    ProtocolError, is_hello, parse_hello, sanitize,
+    ProtocolError, is_hello, parse_hello, parse_structured, sanitize,
 )
 from .ratelimit import TokenBucket
 
@@ -174,7 +174,12 @@ class Session:
         return [Login(hello.name, hello.password, hello.reconnect, hello.resume, hello.after)]
 
     def _command(self, text: str, now: float) -> list[Action]:
-        command = commands.parse(text)
+        command: commands.Command | commands.CommandError | None
+        try:
+            block = parse_structured(text) if self.json else None
+        except ProtocolError as exc:
+            return [self._error("bad_message", str(exc))]
+        command = commands.parse(text) if block is None else commands.Command("say", text=block)
         if command is None:
             return []
         if isinstance(command, commands.CommandError):

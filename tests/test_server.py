@@ -428,3 +428,34 @@ def test_nick_to_your_own_name_is_not_announced(trio):
     event = bob.expect_event("rename")
     assert (event["old"], event["new"]) == ("alice", "Alice")
     assert not [line for line in bob.seen if '"new":"alice"' in line]
+
+
+# --- multi-line messages and text that looks like a command ------------------------------------
+
+def test_a_pasted_block_is_one_message_verbatim_in_both_modes(clients):
+    sender, json_reader, plain_reader = clients(), clients(), clients(PlainClient)
+    sender.login("alice")
+    json_reader.login("bob")
+    plain_reader.login("carol")
+    sender.expect_event("join", name="carol")
+    block = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/quit\n\x1b[31m/* c */"
+    sender.send(json.dumps({"type": "say", "text": block}) + "\n")
+    expected = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/quit\n[31m/* c */"
+    assert json_reader.expect_event("message")["text"] == expected
+    first = plain_reader.expect(lambda l: "<alice>" in l)
+    indent = " " * first.index("@dataclass")
+    assert [plain_reader.line() for _ in range(4)] == [indent + "class A:", indent + "    x: int = 1  # if a > b",
+                                                        indent + "/quit", indent + "[31m/* c */"]
+    assert sender.expect_event("message")["sender"] == "alice"  # and alice is still here: /quit was text
+    sender.send('{"type": "say", "text": "\\n \\n"}\n')
+    assert sender.expect_event("error")["code"] == "bad_message"
+
+
+def test_a_line_that_is_no_private_message_says_how_to_send_it_as_text(clients):
+    alice = clients()
+    alice.login("alice")
+    alice.say("run: git log > out.txt")
+    message = alice.expect_event("error")["message"]
+    assert message.endswith('(to send the line as text: /bc "run: git log > out.txt")')
+    alice.say('/bc "she said \\"hi\\""')
+    assert alice.expect_event("message")["text"] == 'she said "hi"'

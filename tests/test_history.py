@@ -1,0 +1,317 @@
+"""Sessions that survive (issue #11): the history file, resume tokens and the grace period, exact catch-up,
+/history and /search, restarts and kill -9, and the one-line errors for files that cannot be used."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
+
+from chatroom.config import Config
+from chatroom.history import History, HistoryError, default_path
+from chatroom.protocol import Hello, Joined, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the file ---------------------------------------------------------------------------------------
+
+def stored(history: History) -> None:
+    """Wait until everything appended so far is committed (a query is answered after the writes)."""
+    history.query(None, 1)
+
+
+def test_events_survive_and_ids_only_grow(tmp_path):
+    path = tmp_path / "room.sqlite3"
+    history = History(path)
+    history.append(Joined(seq=1, name="alice"))
+    for seq in range(2, 5):
+        history.append(Message(seq=seq, sender="alice", text=f"m{seq}"))
+    history.ids_used_up_to(7)  # a private message took id 7
+    stored(history)
+    history.close()
+    again = History(path)
+    try:
+        assert [getattr(event, "text", None) for event in again.loaded] == [None, "m2", "m3", "m4"]
+        assert again.last_id > 7
+    finally:
+        again.close()
+
+
+def test_keep_bounds_the_file(tmp_path):
+    history = History(tmp_path / "room.sqlite3", keep=10)
+    try:
+        for seq in range(1, 31):
+            history.append(Message(seq=seq, sender="a", text=f"word{seq}"))
+        stored(history)
+        assert [m.seq for m in history.query(None, 100)] == list(range(21, 31))
+        assert history.query("word5", 10) == []  # gone from the search index too
+    finally:
+        history.close()
+
+
+@pytest.mark.parametrize("fts", [True, False])
+@pytest.mark.parametrize("hostile", ['"', 'NEAR(a b)', "a* OR b", "'; DROP TABLE events; --", "%_\\", "x" * 4096])
+def test_search_takes_any_text_as_words(tmp_path, fts, hostile):
+    history = History(tmp_path / "room.sqlite3")
+    history.fts = history.fts and fts
+    try:
+        history.append(Message(seq=1, sender="a", text="lunch at noon"))
+        history.append(Message(seq=2, sender="b", text=f"about {hostile} here"))
+        assert [m.seq for m in history.query("LUNCH noon", 20)] == [1]
+        found = history.query(hostile, 20)
+        assert found is not None and all(m.seq == 2 for m in found)
+    finally:
+        history.close()
+
+
+def test_a_damaged_or_foreign_file_is_refused_with_what_to_do(tmp_path):
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(HistoryError, match="damaged or not a chatroom history.*--history none"):
+        History(damaged)
+    foreign = tmp_path / "foreign.sqlite3"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER)")
+    db.close()
+    with pytest.raises(HistoryError, match="belongs to another program"):
+        History(foreign)
+
+
+def test_a_second_server_on_the_same_file_is_refused(tmp_path):
+    first = History(tmp_path / "room.sqlite3")
+    try:
+        with pytest.raises(HistoryError, match="in use by another chatroom server"):
+            History(tmp_path / "room.sqlite3")
+    finally:
+        first.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses /proc as a read-only file system")
+def test_a_read_only_directory_is_refused():
+    # /proc refuses new files even to root, who could write into a chmod 500 folder.
+    with pytest.raises(HistoryError, match="cannot open the history file /proc/chatroom/room.sqlite3"):
+        History(Path("/proc/chatroom/room.sqlite3"))
+
+
+def test_a_full_disk_is_logged_once_and_the_room_goes_on_in_memory(tmp_path, caplog):
+    history = History(tmp_path / "room.sqlite3")
+    try:
+        pages = history._db.execute("PRAGMA page_count").fetchone()[0]
+        history._db.execute(f"PRAGMA max_page_count={pages + 2}")  # the disk is full after two pages
+        for seq in range(1, 200):
+            history.append(Message(seq=seq, sender="a", text="x" * 2000))
+        history.close()
+        errors = [r.getMessage() for r in caplog.records if "cannot write the history file" in r.getMessage()]
+        assert len(errors) == 1 and "in memory only" in errors[0]
+        assert not history.on_disk
+    finally:
+        history.close()
+
+
+def test_the_default_file_is_in_the_data_directory_per_port():
+    assert default_path(8080, {"HOME": "/h"}, "linux") == Path("/h/.local/share/chatroom/room-8080.sqlite3")
+    assert default_path(8080, {"HOME": "/h", "XDG_DATA_HOME": "/x"}, "linux") == Path("/x/chatroom/room-8080.sqlite3")
+    assert default_path(80, {"HOME": "/h"}, "darwin") == Path("/h/Library/Application Support/chatroom/room-80.sqlite3")
+    assert default_path(80, {"LOCALAPPDATA": "C:/L", "USERPROFILE": "C:/U"}, "win32") == Path("C:/L/chatroom/room-80.sqlite3")
+
+
+# --- resume and grace, in-process -------------------------------------------------------------------
+
+def hello(name: str, **fields: object) -> bytes:
+    return Hello(name, reconnect=True, **fields).encode()  # type: ignore[arg-type]
+
+
+def login(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
+    client = JsonClient(port)
+    client.line()
+    client.send(hello(name, **fields))
+    return client, client.event()
+
+
+def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
+    server = make_server(Config(rate=0))
+    bob, _ = login(server.port, "bob")
+    alice, welcome = login(server.port, "alice")
+    try:
+        assert welcome["token"] and not welcome["resumed"]
+        bob.say("before")
+        last_seen = alice.expect_event("message", text="before")["seq"]
+        alice.close()
+        assert bob.expect_event("reconnecting")["name"] == "alice"
+        bob.say("/users")
+        assert bob.expect_event("users")["away"] == ["alice"]
+        for text in ("one", "two", "three"):
+            bob.say(text)
+        bob.say("psst > alice")
+        assert bob.expect_event("error", code="held")
+        thief, refused = login(server.port, "alice")
+        assert refused["code"] == "name_reserved" and "reconnecting" in refused["message"]
+        thief.close()
+        alice, back = login(server.port, "alice", resume=welcome["token"], after=last_seen)
+        assert back["resumed"] and back["token"] != welcome["token"]
+        replay = [alice.event() for _ in range(5)]
+        assert [e.get("text") for e in replay[:4]] == ["one", "two", "three", "psst"]
+        assert all(e["seq"] > last_seen for e in replay[:4])
+        assert replay[4] == {**replay[4], "type": "caught_up", "count": 4, "missing": 0}
+        assert bob.expect_event("join", name="alice")["back"] is True
+        bob.say("live")
+        assert alice.event()["text"] == "live"  # nothing twice, nothing in between
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_server):
+    server = make_server(Config(rate=0, grace=0.3))
+    bob, _ = login(server.port, "bob")
+    alice, _ = login(server.port, "alice")
+    try:
+        alice.close()
+        bob.expect_event("reconnecting", name="alice")
+        bob.say("are you there > alice")
+        bob.expect_event("error", code="held")
+        assert bob.expect_event("leave", name="alice")["reason"] == "lost"
+        assert "did not come back" in bob.expect_event("error", code="not_delivered")["message"]
+        carol, welcome = login(server.port, "alice")
+        assert welcome["type"] == "welcome"
+        carol.close()
+    finally:
+        bob.close()
+
+
+def test_a_resume_takes_over_a_connection_the_server_still_thinks_alive(make_server):
+    server = make_server()
+    alice, welcome = login(server.port, "alice")
+    try:
+        again, back = login(server.port, "alice", resume=welcome["token"])
+        assert back["resumed"]
+        assert [json.loads(line) for line in alice.expect_closed()][-1] == {"type": "bye", "reason": "replaced"}
+        again.close()
+    finally:
+        alice.close()
+
+
+def test_history_and_search_in_both_modes(make_server, tmp_path):
+    server = make_server(Config(rate=0), history=History(tmp_path / "room.sqlite3"))
+    alice, _ = login(server.port, "alice")
+    plain = PlainClient(server.port)
+    try:
+        plain.login("bob")
+        for number in range(30):
+            alice.say(f"note {number}" + (" lunch" if number % 10 == 0 else ""))
+        alice.say("/history 3")
+        found = alice.expect_event("found")
+        assert found["query"] is None and [m["text"] for m in found["messages"]] == ["note 27", "note 28", "note 29"]
+        alice.say('/search LUNCH "note')
+        assert [m["text"] for m in alice.expect_event("found")["messages"]] == [
+            "note 0 lunch", "note 10 lunch", "note 20 lunch"]
+        plain.send("/search lunch\n")
+        assert plain.expect(lambda l: l.startswith('Messages with "lunch"')) == 'Messages with "lunch" (3):'
+        assert plain.line().endswith("<alice> note 0 lunch")
+        plain.send("/history\n")
+        assert plain.expect(lambda l: l.startswith("The last messages")) == "The last messages (20):"
+    finally:
+        alice.close()
+        plain.close()
+
+
+# --- the real process: restarts, kill -9, options -----------------------------------------------------
+
+def start(*args: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    first = proc.stdout.readline()
+    assert "port" in first, first + proc.stderr.read()
+    proc.history_line = proc.stdout.readline()  # type: ignore[attr-defined]
+    return proc, int(first.split(" port ")[1].split(";")[0])
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
+    with proc:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    return err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL")
+def test_kill_9_mid_chat_loses_nothing_accepted_and_names_wait_across_the_restart(tmp_path):
+    port, file = str(free_port()), str(tmp_path / "room.sqlite3")
+    proc, _ = start(port, "--history", file, "--rate", "0")
+    assert proc.history_line.strip() == f"history: {file}"
+    alice, welcome = login(int(port), "alice")
+    bob, _ = login(int(port), "bob")
+    try:
+        for number in range(20):
+            bob.say(f"before {number}")
+        seen = [alice.expect_event("message")["seq"] for _ in range(20)][-1]
+        bob.say("/history 1")  # answered once everything before it is committed
+        bob.expect_event("found")
+        stop(proc, signal.SIGKILL)
+        alice.expect_closed()
+        bob.expect_closed()
+        proc, _ = start(port, "--history", file, "--rate", "0")
+        carol, refused = login(int(port), "alice")
+        assert refused.get("code") == "name_reserved", refused  # the name waited across the restart
+        carol.close()
+        bob2, _ = login(int(port), "bob2")
+        bob2.say("after the restart")
+        alice2, back = login(int(port), "alice", resume=welcome["token"], after=0)
+        assert back["resumed"]
+        replayed = []
+        while (event := alice2.event())["type"] != "caught_up":
+            replayed.append(event)
+        texts = [e["text"] for e in replayed if e["type"] == "message"]
+        assert texts == [f"before {n}" for n in range(20)] + ["after the restart"]
+        ids = [e["seq"] for e in replayed]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[-1] > seen
+        alice2.close()
+        bob2.close()
+    finally:
+        alice.close()
+        bob.close()
+        if proc.poll() is None:
+            stop(proc)
+
+
+def test_history_none_leaves_no_file(tmp_path):
+    env_dir = Path(os.environ["XDG_DATA_HOME"]) / "chatroom"
+    port = str(free_port())
+    proc, _ = start(port, "--history", "none")
+    try:
+        assert "in memory only" in proc.history_line
+    finally:
+        stop(proc)
+    assert not (env_dir / f"room-{port}.sqlite3").exists()
+
+
+def test_unusable_files_stop_the_server_with_one_line(tmp_path):
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"garbage" * 1000)
+    result = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--history", str(damaged)],
+                            capture_output=True, text=True, timeout=TIMEOUT * 2, cwd=ROOT)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert str(damaged) in result.stderr and "--history none" in result.stderr
+    file = str(tmp_path / "room.sqlite3")
+    proc, _ = start("0", "--history", file)
+    try:
+        second = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--history", file],
+                                capture_output=True, text=True, timeout=TIMEOUT * 2, cwd=ROOT)
+        assert second.returncode == 2 and "in use by another chatroom server" in second.stderr
+        assert second.stderr.count("\n") == 1
+    finally:
+        stop(proc)
