@@ -25,7 +25,7 @@ from .core import (  # the exit statuses are this command's too
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
 from .editor import Bell, Candidates, LineEditor, Quit, Submit
 from .keys import KeyboardFailed, KeyReader
-from .screen import Screen, render_event
+from .screen import Screen
 from .status import Status, security
 
 
@@ -79,7 +79,7 @@ class Chat:
             self.status.pending = max(0, self.status.pending - 1)  # a refused message is echoed never
         self.status.mentions += attention
         self.status.users = len(self.session.users)
-        if text := render_event(event, me, self.screen.theme):
+        if text := render.render(event, me, self.screen.theme):
             self.screen.status = self.status.text()
             self.screen.show(text, bell=attention)
         else:

@@ -15,8 +15,7 @@ from typing import TextIO
 from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line
 
-from ..protocol import Event, Message
-from ..render import NAME_COLORS, PLAIN, Theme, render, sanitize
+from ..render import NAME_COLORS, PLAIN, Theme
 from .editor import LineEditor, text_width
 from .graphemes import graphemes
 
@@ -92,16 +91,6 @@ def wrap(line: str, columns: int, reset: str = Style.RESET_ALL) -> list[str]:
         rows.append(row + "".join(text for text, _ in units[start:end]) + (reset if styles else ""))
         start = after
     return rows
-
-
-def render_event(event: Event, me: str, theme: Theme) -> str:
-    """render.render, but a multi-line message (a pasted block) keeps its lines, each under the first's text."""
-    if not isinstance(event, Message) or "\n" not in event.text:
-        return render(event, me, theme)
-    first, *rest = event.text.split("\n")
-    head = render(dataclasses.replace(event, text=first), me, theme)
-    indent = " " * (text_width(_STYLE.sub("", head)) - text_width(sanitize(first)))
-    return "\n".join([head, *(indent + sanitize(line) for line in rest)])
 
 
 class Screen:
