@@ -129,9 +129,9 @@ def pty_clients(server):
         client.close()
 
 
-def joined(pty_clients, name: str, **options) -> PtyClient:
+def joined(pty_clients, name: str, *args: str, **options) -> PtyClient:
     """A pty client that has logged in."""
-    client = pty_clients(name, **options)
+    client = pty_clients(name, *args, **options)
     client.shows(f"Welcome, {name}")
     return client
 
@@ -145,9 +145,10 @@ def bob(clients):
 
 def test_login_prompts_and_asks_again_for_a_taken_name(pty_clients, bob):
     carol = pty_clients()
-    carol.shows("Username:")
+    carol.shows(f"Connected to 127.0.0.1:{bob.sock.getpeername()[1]}.\n"  # the server first, then the name
+                "Welcome! Choose a username (1-20 letters, digits, _ - .):\nUsername:")
     carol.type("BOB\r")
-    carol.shows('Sorry, the username "BOB" is taken. Username:')
+    carol.shows('Sorry, the username "BOB" is taken.\nUsername:')
     carol.type("carol\r")
     carol.shows("Welcome, carol! Here now: bob, carol.")
     assert bob.expect_event("join")["name"] == "carol"
@@ -352,6 +353,19 @@ def test_a_message_the_server_has_not_echoed_is_pending():
         thread.join(TIMEOUT)
 
 
+def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pty_clients, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    from chatroom import tls
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
+    carol = joined(pty_clients, "carol", "--tls", "--insecure", port=server.port)
+    carol.shows("! --insecure: the server's certificate is not checked, so anyone on the way")
+    carol.until(lambda c: status_line(c) == f"connected · 1 user · 127.0.0.1:{server.port} · "
+                                            "TLS, certificate not checked")
+
+
 # --- a hostile server ---------------------------------------------------------------
 
 def fake_server(events: list[dict], received: list[bytes] | None = None) -> tuple[socket.socket, threading.Thread]:
@@ -500,7 +514,7 @@ def test_the_room_password_is_asked_without_echo(make_server, pty_clients):
     carol = pty_clients("carol", port=locked.port)
     carol.shows("Room password:")
     carol.type("wrong\r")
-    carol.shows("Wrong password. Room password:")
+    carol.shows("Wrong password.\nRoom password:")
     carol.type("s3cret\r")
     carol.shows("Welcome, carol")
     assert "s3cret" not in carol.raw and "wrong" not in carol.raw.replace("Wrong", "")

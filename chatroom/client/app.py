@@ -10,12 +10,14 @@ import argparse
 import getpass
 import json
 import os
+import select
+import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import render
-from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type
+from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type, program_name
 from ..protocol import LINE_LIMIT, Error, Event, Hello, Message, Welcome
 from . import gui, terminal
 from .core import (  # the exit statuses are this command's too
@@ -30,6 +32,7 @@ from .status import Status, security
 
 
 END_OF_HISTORY = "— end of history —"
+INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
 HISTORY_SILENCE = 0.3  # seconds: the history comes in one piece with the welcome, so this is ample
 
 
@@ -138,13 +141,25 @@ class Chat:
 _port = port_type(1)
 
 
+def _program() -> str:
+    return program_name("client.py", "chatroom-client")
+
+
+def _command() -> str:
+    """How to run this program, for examples and hints."""
+    program = _program()
+    return f"python {program}" if program.endswith(".py") else program
+
+
 def build_parser() -> argparse.ArgumentParser:
+    command = _command()
     parser = argparse.ArgumentParser(
-        prog="client.py",
+        prog=_program(),
         description="Join a chatroom server from this terminal (or from a window: --gui).",
-        epilog="examples:  python client.py 127.0.0.1 8080  |  python client.py 192.168.1.20 8080 alice  |  "
-               "python client.py --port 8080 --name alice.   Keys: Enter sends, Up/Down recall, Tab completes "
-               "names and commands, Ctrl+C or Ctrl+D (on an empty line) or /quit leaves.",
+        epilog=f"examples:  {command} 127.0.0.1 8080  |  {command} 192.168.1.20 8080 alice  |  "
+               f"{command} --port 8080 --name alice.   Keys: Enter sends, Up/Down recall, Tab completes "
+               "names and commands, Ctrl+W deletes a word, Ctrl+C clears the line (on an empty line it "
+               "leaves, as do Ctrl+D and /quit); a pasted block is sent as one message.",
     )
     parser.add_argument("address", nargs="*", metavar="HOST [PORT [USERNAME]]",
                         help=f"the server (default {DEFAULT_HOST} {DEFAULT_PORT}) and your username "
@@ -170,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if len(args.address) == 1 and args.address[0].isdigit() and args.port is None:
+        print(f"{parser.prog}: taking {args.address[0]} as the port (the host comes first: "
+              f"{_command()} {args.host or DEFAULT_HOST} {args.address[0]})", file=sys.stderr)
+        args.address.insert(0, args.host or DEFAULT_HOST)
+        args.host = None
     if len(args.address) > 3:
         parser.error("expected at most HOST, PORT and USERNAME")
     for index, option in enumerate(["host", "port", "name"]):
@@ -194,16 +214,41 @@ def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _ask(prompt: str, reason: str, read: Callable[[str], str]) -> str:
+    if reason.strip():
+        print(reason.strip())  # on a line of its own: the prompt comes on the next
+    return read(prompt)
+
+
 def _ask_name(reason: str = "") -> str:
-    while True:
-        name = input(f"{reason}Username: ").strip()
-        if name:
-            return name
+    while not (name := _ask("Username: ", reason, input).strip()):
         reason = ""
+    return name
 
 
 def _ask_password(reason: str = "") -> str:
-    return getpass.getpass(f"{reason}Room password: ")
+    return _ask("Room password: ", reason, getpass.getpass)
+
+
+def _open(args: argparse.Namespace, context: ssl.SSLContext | None) -> tuple[Connection, Hello]:
+    """Connect and say who we are. Without a name, the server is reached first and the name asked after."""
+    password = os.environ.get(PASSWORD_ENV)
+    if args.name:
+        hello = Hello(args.name, password=password)
+        return connect(args.host, args.port, hello, context), hello
+    connection = connect(args.host, args.port, None, context)
+    try:
+        print(f"Connected to {_where(args.host, args.port)}.\n{connection.banner}")
+        hello = Hello(_ask_name(), password=password)
+    except BaseException:
+        connection.sock.close()
+        raise
+    if select.select([connection.sock], [], [], 0)[0]:
+        # The server spoke while a person typed: it gave up waiting for the name. Start again with it.
+        connection.sock.close()
+        return connect(args.host, args.port, hello, context), hello
+    connection.send_hello(hello)
+    return connection, hello
 
 
 def _cannot_ask(reason: str) -> str:
@@ -223,9 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.gui:
                 return gui.run(args)
-            context = tls_context(args.tls, args.cafile, args.insecure)
-            hello = Hello(args.name or _ask_name(), password=os.environ.get(PASSWORD_ENV))
-            connection = connect(args.host, args.port, hello, context)
+            connection, hello = _open(args, tls_context(args.tls, args.cafile, args.insecure))
             with connection.sock:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
@@ -234,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
                     chat = Chat(connection, welcome, screen, Status(_where(args.host, args.port),
                                                                     security(args.tls, args.insecure)))
+                    if args.insecure:
+                        screen.show(screen.theme.paint(screen.theme.error, INSECURE))
                     keys = KeyReader(key_source)
                     keys.start()
                     try:
@@ -247,5 +292,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             return OK
     except ClientError as exc:
-        print(f"client.py: error: {exc}", file=sys.stderr)
+        print(f"{_program()}: error: {exc}", file=sys.stderr)
         return exc.status

@@ -51,6 +51,7 @@ class Connection:
         self._lines: deque[str] = deque()
         self.closed = False
         self.said = ""  # the last line that was not an event: the server's words before it hung up
+        self.banner = ""  # the server's greeting, after the protocol's name
 
     def send_line(self, text: str) -> None:
         self._send(text.encode() + b"\n")
@@ -128,9 +129,9 @@ def tls_context(use_tls: bool, cafile: str | None = None, insecure: bool = False
         raise ClientError(f"cannot use --cafile {cafile}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None = None) -> Connection:
-    """Connect, say hello (before the banner: a TLS server then tells a plain client at once) and
-    check the banner. The answer to the hello is left for `login`."""
+def connect(host: str, port: int, hello: Hello | None, context: ssl.SSLContext | None = None) -> Connection:
+    """Connect, say hello if we know the name (before the banner: a TLS server then tells a plain client at
+    once) and check the banner, whose words are kept in `banner`. The answer to the hello is left for `login`."""
     where = f"{host} port {port}"
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
@@ -155,7 +156,8 @@ def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None =
             raise ClientError(f"{where} does not speak TLS ({getattr(exc, 'reason', None) or exc}): "
                               "leave out --tls") from None
     connection = Connection(sock)
-    connection.send_hello(hello)
+    if hello is not None:
+        connection.send_hello(hello)
     try:
         banner = connection.line(CONNECT_TIMEOUT)
     except TimeoutError:
@@ -166,6 +168,7 @@ def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None =
         if banner and banner.startswith("! "):
             raise ClientError(f"{where} says: {render.sanitize(banner[2:])}")
         raise ClientError(f"{where} is not a chatroom server")
+    connection.banner = render.sanitize(banner.removeprefix(BANNER_PREFIX))
     return connection
 
 
