@@ -393,6 +393,37 @@ def fake_server(events: list[dict], received: list[bytes] | None = None) -> tupl
     return listener, thread
 
 
+def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients):
+    listener = socket.create_server(("127.0.0.1", 0))
+    gave_up = threading.Event()
+    hellos: list[bytes] = []
+
+    def serve() -> None:
+        with listener.accept()[0] as first:
+            first.sendall(b"chatroom/1 Welcome! Choose a username:\n")
+            first.sendall(b'{"type": "error", "code": "login_timeout", "message": "no login within 15 seconds"}\n')
+        gave_up.set()
+        with listener.accept()[0] as second:
+            second.sendall(b"chatroom/1 Welcome! Choose a username:\n")
+            hellos.append(second.recv(4096))
+            welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
+            second.sendall(json.dumps(welcome).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        carol = pty_clients(port=listener.getsockname()[1])
+        carol.shows("Username:")
+        assert gave_up.wait(TIMEOUT)
+        carol.type("carol\r")
+        carol.shows("Welcome, carol!")
+        assert json.loads(hellos[0])["name"] == "carol"
+        assert carol.finish()[0] == 3  # this server hangs up after the welcome
+    finally:
+        listener.close()
+        thread.join(TIMEOUT)
+
+
 def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients):
     evil = {"type": "message", "seq": 1, "sender": "mal\x1b[8mlory", "ts": time.time(),
             "text": "\x1b]0;pwned title\x07\x1b[2J\x1b[H\x9b2Jboom \u202eevil"}
@@ -441,6 +472,15 @@ def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one
     finally:
         listener.close()
         thread.join(TIMEOUT)
+
+
+def test_a_pasted_block_over_the_line_limit_is_not_sent_and_says_why(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("\x1b[200~" + "x" * 3000 + "\r" + "y" * 3000 + "\x1b[201~")
+    carol.shows("! The paste was not sent: 60")
+    assert "the server takes at most 4096" in carol.text()
+    carol.type("after\r")
+    assert bob.expect_event("message", sender="carol")["text"] == "after"
 
 
 def test_a_pasted_block_reaches_the_others_as_one_message(pty_clients, bob):
