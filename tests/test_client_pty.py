@@ -10,6 +10,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -279,6 +280,19 @@ def test_server_shutdown_ends_the_client_with_the_reason(server, pty_clients):
     stopper.join(TIMEOUT)
     assert status == 3
     assert "The server is shutting down." in carol.raw
+    assert_terminal_restored(tty)
+    assert "Traceback" not in carol.raw
+
+
+def test_sigterm_ends_the_client_and_switches_bracketed_paste_off(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("typing")
+    carol.until(lambda c: c.input_line() == "> typing")
+    child = subprocess.run(["pgrep", "-P", str(carol.proc.pid)], capture_output=True, text=True, timeout=TIMEOUT)
+    os.kill(int(child.stdout.split()[0]), signal.SIGTERM)  # the client, not the shell around it
+    status, tty = carol.finish()
+    assert status == 128 + signal.SIGTERM
+    assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
     assert_terminal_restored(tty)
     assert "Traceback" not in carol.raw
 
