@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 65432
 PASSWORD_ENV = "CHATROOM_PASSWORD"  # the room password, for the server and the client alike
+
+
+def program_name(script: str, installed: str) -> str:
+    """The name the user called the program by: the installed command (chatroom-client) or the script."""
+    called = os.path.splitext(os.path.basename(sys.argv[0]))[0]  # chatroom-client.exe on Windows
+    return installed if called == installed else script
 
 
 def port_type(lowest: int) -> Callable[[str], int]:

@@ -4,6 +4,7 @@ check the dependencies first, then import the program, whose modules need them."
 from __future__ import annotations
 
 from . import deps
+from .cli import program_name
 
 
 def server() -> int:
@@ -14,7 +15,7 @@ def server() -> int:
 
 
 def client() -> int:
-    deps.require("client.py", *deps.CLIENT)
+    deps.require(program_name("client.py", "chatroom-client"), *deps.CLIENT)
     from .client.app import main
 
     return main()

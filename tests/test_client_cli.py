@@ -44,3 +44,25 @@ def test_connection_errors_are_one_sentence(monkeypatch, capsys, error, sentence
     monkeypatch.setattr(socket, "create_connection", fail)
     assert app.main(["nowhere", "1", "x"]) == 1
     assert capsys.readouterr().err == f"client.py: error: {sentence}\n"
+
+
+def test_one_number_is_the_port_with_a_hint(capsys):
+    args = app.parse_args(["9100"])
+    assert (args.host, args.port, args.name) == ("127.0.0.1", 9100, None)
+    assert capsys.readouterr().err == ("client.py: taking 9100 as the port (the host comes first: "
+                                       "python client.py 127.0.0.1 9100)\n")
+    assert app.parse_args(["9100", "9101"]).host == "9100"  # a host may be a number when a port follows
+
+
+def test_the_installed_command_calls_itself_by_its_name(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["/home/amy/.local/bin/chatroom-client"])
+    with pytest.raises(SystemExit):
+        app.parse_args(["h", "80", "n", "extra"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: chatroom-client ") and "chatroom-client: error: expected at most" in err
+    with pytest.raises(SystemExit):
+        app.parse_args(["--help"])
+    assert "examples: chatroom-client 127.0.0.1 8080 |" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: (_ for _ in ()).throw(TimeoutError()))
+    assert app.main(["nowhere", "1", "x"]) == 1
+    assert capsys.readouterr().err.startswith("chatroom-client: error: cannot connect to nowhere port 1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import socket
 import threading
 from collections import deque
@@ -369,3 +370,30 @@ def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_cl
         wait_until(lambda: late.connection.sock.fileno() == -1)  # the session had ended: the attempt closed it
     finally:
         late.sock.close()
+
+def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(peer, monkeypatch):
+    from chatroom.client import liveness
+    monkeypatch.setattr(liveness, "PROBE_AFTER", 0.2)
+    monkeypatch.setattr(liveness, "ANSWER_WITHIN", 0.2)
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    states: queue.SimpleQueue[str] = queue.SimpleQueue()
+    session.on_state = states.put
+    background = core.Background(session)
+    background.start()
+    try:
+        assert peer.line() == liveness.PROBE
+        assert states.get(timeout=TIMEOUT) == liveness.NOT_ANSWERING
+        peer.say(Users(["amy", "bob"], "amy"), Joined(1, "carol"))
+        assert states.get(timeout=TIMEOUT) == liveness.CONNECTED
+        shown = background.inbox.get(timeout=TIMEOUT)
+        assert isinstance(shown.event, Joined) and shown.users == ("amy", "bob", "carol")  # the probe's answer is not shown
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_the_reconnecting_state_is_not_overwritten_by_the_watch(peer):
+    session = core.Session(peer.connection, Welcome("amy", ["amy"]))
+    session.set_state("reconnecting")
+    session._watch(session.liveness.heard + 1)
+    assert session.state == "reconnecting"

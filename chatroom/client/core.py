@@ -24,6 +24,7 @@ from ..protocol import (
     ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome, decode_event,
 )
 from ..ratelimit import TokenBucket
+from .liveness import CONNECTED, NOT_ANSWERING, PROBE, RECONNECTING, Liveness
 
 CONNECT_TIMEOUT = 10.0
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
@@ -59,6 +60,7 @@ class Connection:
         self.closed = False
         self.said = ""  # the last line that was not an event: the server's words before it hung up
         self.hello: Hello | None = None  # the last hello sent: a reconnect says the same name and password
+        self.banner = ""  # the server's greeting, after the protocol's name
 
     def close(self) -> None:
         self.closed = True
@@ -141,9 +143,9 @@ def tls_context(use_tls: bool, cafile: str | None = None, insecure: bool = False
         raise ClientError(f"cannot use --cafile {cafile}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None = None) -> Connection:
-    """Connect, say hello (before the banner: a TLS server then tells a plain client at once) and
-    check the banner. The answer to the hello is left for `login`."""
+def connect(host: str, port: int, hello: Hello | None, context: ssl.SSLContext | None = None) -> Connection:
+    """Connect, say hello if we know the name (before the banner: a TLS server then tells a plain client at
+    once) and check the banner, whose words are kept in `banner`. The answer to the hello is left for `login`."""
     where = f"{host} port {port}"
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
@@ -168,7 +170,8 @@ def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None =
             raise ClientError(f"{where} does not speak TLS ({getattr(exc, 'reason', None) or exc}): "
                               "leave out --tls") from None
     connection = Connection(sock)
-    connection.send_hello(hello)
+    if hello is not None:
+        connection.send_hello(hello)
     try:
         banner = connection.line(CONNECT_TIMEOUT)
     except TimeoutError:
@@ -179,6 +182,7 @@ def connect(host: str, port: int, hello: Hello, context: ssl.SSLContext | None =
         if banner and banner.startswith("! "):
             raise ClientError(f"{where} says: {render.sanitize(banner[2:])}")
         raise ClientError(f"{where} is not a chatroom server")
+    connection.banner = render.sanitize(banner.removeprefix(BANNER_PREFIX))
     return connection
 
 
@@ -315,6 +319,9 @@ class Session:
         self._attempt: _Attempt | None = None  # the one under way
         self.wants_name = False  # the name was taken while we were away: the next typed line is the new one
         self.new_name: str | None = None
+        self.state = CONNECTED
+        self.on_state: Callable[[str], None] = lambda state: None  # the front end's status line
+        self.on_tick: Callable[[], None] = lambda: None  # before each turn of the loop (at least every 0.25 s)
         self._welcomed(welcome)
         self.last_seq = welcome.seq  # so a client that sees no event before a loss can still catch up
 
@@ -324,6 +331,21 @@ class Session:
         self.token = welcome.token
         self.server_rate = welcome.rate
         self.pace = TokenBucket(welcome.rate * PACE_MARGIN, max(1, welcome.burst - 1), time.monotonic())
+        self.liveness = Liveness(time.monotonic())
+        self.probes = 0  # /users probes not answered yet: their answers are not the user's to see
+
+    def set_state(self, state: str) -> None:
+        """The connection's state for people: connected, server not answering, reconnecting."""
+        if state != self.state:
+            self.state = state
+            self.on_state(state)
+
+    def _watch(self, now: float) -> None:
+        if self.liveness.probe_due(now):
+            self.probes += 1
+            self.connection.send_line(PROBE)
+        if self.state in (CONNECTED, NOT_ANSWERING):  # not over a state the liveness does not judge
+            self.set_state(self.liveness.state(now))
 
     def receive(self, event: Event) -> None:
         """Keep the user list, my name and the ending up to date; answer the server's ping."""
@@ -435,6 +457,7 @@ class Session:
             case (Connection() as connection, Welcome() as welcome):
                 self.connection, self.ending, self.attempt, self.new_name = connection, None, 0, None
                 self._welcomed(welcome)
+                self.set_state(CONNECTED)
                 return Link("back", "reconnected"), welcome
             case _Refused() as refused:
                 self.wants_name = refused.state == "name"
@@ -452,6 +475,7 @@ class Session:
         try:
             while self.failed is None:
                 try:
+                    self.on_tick()
                     if self.connection is None:
                         if self.quitting:
                             break
@@ -469,8 +493,11 @@ class Session:
                         if not self._reconnects():
                             break
                         self.connection = None
+                        self.set_state(RECONNECTING)
                         on_link(self._schedule())
                         continue
+                    else:
+                        self._watch(time.monotonic())
                     if self.quitting and not self.outgoing and deadline is None:
                         deadline = time.monotonic() + QUIT_WAIT
                     if deadline is not None and time.monotonic() > deadline:
@@ -480,6 +507,7 @@ class Session:
                         on_wake()
                     if self.connection is not None and self.connection.sock in readable:
                         self.connection.fill()
+                        self.liveness.heard_from(time.monotonic())
                         self._deliver(on_event)
                 except KeyboardInterrupt:
                     self.quit()
@@ -503,11 +531,14 @@ class Session:
         return select.select(watched, [], [], timeout)[0]
 
     def _deliver(self, on_event: Callable[[Event], None]) -> None:
-        """The events read so far, each new one kept track of, then handed to the front end."""
+        """The events read so far, each new one kept track of, then handed to the front end (not the answers
+        to the client's own probes, nor the replayed news of my own reconnecting)."""
         for event in self.connection.events() if self.connection is not None else []:
             if self.is_new(event):
                 self.receive(event)
-                if not (isinstance(event, Reconnecting) and event.name == self.me):  # replayed: not news to me
+                if isinstance(event, Users) and self.probes:
+                    self.probes -= 1
+                elif not (isinstance(event, Reconnecting) and event.name == self.me):
                     on_event(event)
 
 

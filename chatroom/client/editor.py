@@ -22,7 +22,7 @@ from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 @dataclass(frozen=True)
 class Submit:
     """A line to send. `verbatim`: a pasted block, maybe of several lines, to send as one message as it is,
-    never read as a command (the protocol does not carry multi-line messages yet)."""
+    never read as a command (the console sends it as a structured `say` line)."""
     line: str
     verbatim: bool = False
 

@@ -101,6 +101,8 @@ class Screen:
         self.interactive = interactive
         self.theme = color_theme(environ) if colors and interactive else PLAIN
         self.prompt = "> "
+        self.status = ""  # the status line, shown above the input line when set
+        self._status_shown = False  # whether the row above the cursor is the status line
 
     def _input_line(self) -> str:
         columns = shutil.get_terminal_size().columns - text_width(self.prompt)
@@ -109,8 +111,28 @@ class Screen:
         back = text_width(visible) - cursor
         return line + Cursor.BACK(back) if back else line
 
+    def _clear_footer(self) -> str:
+        """Erase the input line and the status line above it; the cursor ends where the footer began."""
+        erase = "\r" + clear_line()
+        if self._status_shown:
+            erase += Cursor.UP(1) + "\r" + clear_line()
+            self._status_shown = False
+        return erase
+
+    def _footer(self) -> str:
+        if not self.status:
+            return self._input_line()
+        self._status_shown = True
+        status = wrap(self.status, shutil.get_terminal_size().columns - 1)[0]
+        return self.theme.paint(self.theme.system, status) + "\n" + self._input_line()
+
+    def set_status(self, text: str) -> None:
+        if text != self.status:
+            self.status = text
+            self.redraw()
+
     def show(self, text: str, bell: bool = False) -> None:
-        """Print text (one or more lines) above the input line."""
+        """Print text (one or more lines) above the status and input lines."""
         if not self.interactive:
             self.out.write(text + "\n")
             self.out.flush()
@@ -118,7 +140,7 @@ class Screen:
         # One cell short of the width: a row that fills it wraps at once in some consoles (Windows).
         columns = shutil.get_terminal_size().columns - 1
         rows = [row for line in text.split("\n") for row in wrap(line, columns)]
-        self.out.write("\r" + clear_line() + "\n".join(rows) + "\n" + ("\a" if bell else "") + self._input_line())
+        self.out.write(self._clear_footer() + "\n".join(rows) + "\n" + ("\a" if bell else "") + self._footer())
         self.out.flush()
 
     def bell(self) -> None:
@@ -128,11 +150,11 @@ class Screen:
 
     def redraw(self) -> None:
         if self.interactive:
-            self.out.write(self._input_line())
+            self.out.write(self._clear_footer() + self._footer())
             self.out.flush()
 
     def close(self) -> None:
-        """Leave the terminal as it was: no half-drawn input line, default colors."""
+        """Leave the terminal as it was: no half-drawn input or status line, default colors."""
         if self.interactive:
-            self.out.write("\r" + clear_line() + Style.RESET_ALL)
+            self.out.write(self._clear_footer() + Style.RESET_ALL)
             self.out.flush()

@@ -154,6 +154,7 @@ else:
     from .keys import KeyDecoder
 
     LONE_ESC_WAIT = 0.05  # seconds after an Esc before it counts as the Esc key, not a sequence
+    PASTE_ON, PASTE_OFF = "\x1b[?2004h", "\x1b[?2004l"  # xterm's bracketed-paste mode
 
     def _is_console(stream: object) -> bool:
         return True
@@ -172,9 +173,30 @@ else:
         raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
         termios.tcsetattr(fd, termios.TCSANOW, raw)  # not TCSAFLUSH: keep what was typed already
         try:
-            yield
+            with _bracketed_paste():
+                yield
         finally:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    @contextlib.contextmanager
+    def _bracketed_paste() -> Iterator[None]:
+        """The terminal marks a paste (ESC[200~ ... ESC[201~), so a pasted block is one message, not lines
+        typed with Enter. Switched off on every way out: a shell would otherwise see the marks around its
+        pastes. Windows needs none of this: its console gives a paste as key records."""
+        _write_to_terminal(PASTE_ON)
+        try:
+            yield
+        finally:
+            _write_to_terminal(PASTE_OFF)
+
+    def _write_to_terminal(code: str) -> None:
+        if not sys.stdout.isatty():
+            return
+        try:
+            sys.stdout.write(code)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass  # the terminal is gone (SIGHUP) or stdout closed: nothing left to switch
 
     def _keys_from_terminal(stopped: Callable[[], bool]) -> Iterator[str]:
         fd = sys.stdin.fileno()
