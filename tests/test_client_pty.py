@@ -590,3 +590,17 @@ def test_a_long_paste_is_paced_under_the_servers_limit(make_server, pty_clients)
         assert "not sent" not in carol.text()
     finally:
         bob.close()
+
+
+def test_a_narrowed_window_gets_the_input_line_redrawn_at_its_width_without_ghosts(pty_clients):
+    carol = joined(pty_clients, "carol")
+    typed = "".join(f"{number:02d}x" for number in range(30))  # 90 characters: wider than either window
+    carol.type(typed)
+    carol.until(lambda client: client.input_line().endswith(typed[-20:]))
+    carol.screen.resize(ROWS, 40)
+    fcntl.ioctl(carol.master, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, 40, 0, 0))  # SIGWINCH for the client
+    carol.until(lambda client: client.input_line().endswith(typed[-20:]) and len(client.input_line()) < 40)
+    rows = carol.text().split("\n")
+    assert sum(row.startswith("> ") for row in rows) == 1, carol.text()  # one input line, no ghost copy
+    carol.type("\r")
+    carol.shows(typed[:21])  # sent whole; shown wrapped at the new width

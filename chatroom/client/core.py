@@ -341,7 +341,7 @@ class Session:
             self.on_state(state)
 
     def _watch(self, now: float) -> None:
-        if self.liveness.probe_due(now):
+        if self.connection is not None and self.liveness.probe_due(now):
             self.probes += 1
             self.connection.send_line(PROBE)
         if self.state in (CONNECTED, NOT_ANSWERING):  # not over a state the liveness does not judge

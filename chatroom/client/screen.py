@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from colorama import Cursor, Fore, Style
-from colorama.ansi import clear_line
+from colorama.ansi import clear_line, clear_screen
 
 from ..render import NAME_COLORS, PLAIN, Theme
 from .editor import LineEditor, text_width
@@ -112,12 +112,13 @@ class Screen:
         return line + Cursor.BACK(back) if back else line
 
     def _clear_footer(self) -> str:
-        """Erase the input line and the status line above it; the cursor ends where the footer began."""
-        erase = "\r" + clear_line()
+        """Erase the status line and the input line, and all below them (what a narrowed window pushed
+        down); the cursor ends where the footer began."""
+        erase = "\r"
         if self._status_shown:
-            erase += Cursor.UP(1) + "\r" + clear_line()
+            erase += Cursor.UP(1)
             self._status_shown = False
-        return erase
+        return erase + clear_screen(0)
 
     def _footer(self) -> str:
         if not self.status:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
@@ -36,7 +37,7 @@ _load_readchar()
 import colorama  # noqa: E402
 from readchar import key  # noqa: E402
 
-from .winconsole import KEY_EVENT, ConsoleDecoder, KeyRecord, OtherRecord, Record  # noqa: E402
+from .winconsole import KEY_EVENT, RESIZE, ConsoleDecoder, KeyRecord, OtherRecord, Record  # noqa: E402
 
 KeySource = Callable[[Callable[[], bool]], Iterator[str]]
 
@@ -120,7 +121,7 @@ if sys.platform == "win32":  # not Cygwin or MSYS2, whose os.name is "posix"
                 _kernel32.SetConsoleMode(handle, mode)
 
     @contextlib.contextmanager
-    def _raw_mode() -> Iterator[None]:
+    def _raw_mode() -> Iterator[KeySource]:
         # Keys come as records, not lines; Ctrl+C is a key record (the editor quits cleanly), not a signal;
         # arrows come as virtual keys, not VT sequences; a resize is reported. _modes_kept restores.
         handle = _handle(sys.stdin)
@@ -128,7 +129,7 @@ if sys.platform == "win32":  # not Cygwin or MSYS2, whose os.name is "posix"
         raw = mode & ~(ENABLE_PROCESSED_INPUT | ENABLE_LINE_INPUT | ENABLE_ECHO_INPUT
                        | ENABLE_VIRTUAL_TERMINAL_INPUT) | ENABLE_WINDOW_INPUT
         _kernel32.SetConsoleMode(handle, raw)
-        yield
+        yield _keys_from_terminal
 
     def _keys_from_terminal(stopped: Callable[[], bool]) -> Iterator[str]:
         handle = _handle(sys.stdin)
@@ -164,7 +165,7 @@ else:
         yield  # _raw_mode restores the one mode it changes
 
     @contextlib.contextmanager
-    def _raw_mode() -> Iterator[None]:
+    def _raw_mode() -> Iterator[KeySource]:
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
         raw = termios.tcgetattr(fd)
@@ -173,8 +174,8 @@ else:
         raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
         termios.tcsetattr(fd, termios.TCSANOW, raw)  # not TCSAFLUSH: keep what was typed already
         try:
-            with _bracketed_paste():
-                yield
+            with _bracketed_paste(), _window_changes() as resized:
+                yield functools.partial(_keys_from_terminal, resized=resized)
         finally:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
@@ -198,14 +199,39 @@ else:
         except (OSError, ValueError):
             pass  # the terminal is gone (SIGHUP) or stdout closed: nothing left to switch
 
-    def _keys_from_terminal(stopped: Callable[[], bool]) -> Iterator[str]:
+    @contextlib.contextmanager
+    def _window_changes() -> Iterator[int]:
+        """A pipe that gets a byte when the window's size changes: SIGWINCH is handled in the main thread,
+        the key thread waits on the pipe and hands the loop RESIZE, as Windows' resize records do."""
+        resized, resizing = os.pipe()
+        os.set_blocking(resizing, False)
+
+        def nudge(signum: int, frame: object) -> None:
+            try:
+                os.write(resizing, b"\0")
+            except OSError:
+                pass  # a nudge is waiting already
+
+        previous = signal.signal(signal.SIGWINCH, nudge)
+        try:
+            yield resized
+        finally:
+            signal.signal(signal.SIGWINCH, previous)
+            os.close(resized)
+            os.close(resizing)
+
+    def _keys_from_terminal(stopped: Callable[[], bool], resized: int) -> Iterator[str]:
         fd = sys.stdin.fileno()
         decoder = KeyDecoder()
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while not stopped():
-            ready, _, _ = select.select([fd], [], [], LONE_ESC_WAIT if decoder.waiting else 0.2)
-            if not ready:
-                yield from decoder.flush()
+            ready, _, _ = select.select([fd, resized], [], [], LONE_ESC_WAIT if decoder.waiting else 0.2)
+            if resized in ready:
+                os.read(resized, 4096)
+                yield RESIZE
+            if fd not in ready:
+                if not ready:
+                    yield from decoder.flush()
                 continue
             data = os.read(fd, 4096)
             if not data:
@@ -227,8 +253,8 @@ def session() -> Iterator[KeySource]:
         previous = {signum: signal.signal(signum, _exit_on_signal) for signum in _END_SIGNALS}
         try:
             if is_terminal(sys.stdin):
-                with _raw_mode():
-                    yield _keys_from_terminal
+                with _raw_mode() as keys:
+                    yield keys
             else:
                 yield _keys_from_lines
         finally:
