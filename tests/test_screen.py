@@ -26,7 +26,7 @@ def test_message_goes_above_and_the_typed_line_is_redrawn_with_its_cursor():
     screen.editor.feed(key.LEFT)
     screen.editor.feed(key.LEFT)
     screen.show("[14:02] <bob> hi")
-    assert out.getvalue() == "\r\x1b[2K[14:02] <bob> hi\n\r\x1b[2K> half typed\x1b[2D"
+    assert out.getvalue() == "\r\x1b[0J[14:02] <bob> hi\n\r\x1b[2K> half typed\x1b[2D"
 
 
 def test_bell_only_when_asked():
@@ -96,4 +96,4 @@ def test_wide_characters_and_clusters_never_split_and_long_words_break():
 def test_close_clears_the_input_line_and_resets_colors():
     screen, out = make(True, text="unsent")
     screen.close()
-    assert out.getvalue() == "\r\x1b[2K\x1b[0m"
+    assert out.getvalue() == "\r\x1b[0J\x1b[0m"
