@@ -8,7 +8,7 @@ from .cli import program_name
 
 
 def server() -> int:
-    deps.require("server.py", *deps.SERVER)
+    deps.require(program_name("server.py", "chatroom-server"), *deps.SERVER)
     from .serve import main
 
     return main()

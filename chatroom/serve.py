@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tls
-from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type
+from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from .config import Config
 from . import history
 from .server import ChatServer
@@ -34,7 +34,7 @@ _port = port_type(0)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="server.py",
+        prog=_name(),
         description="Run a chatroom server. Clients connect with: python client.py HOST PORT",
         epilog="examples:  python server.py 8080  |  python server.py 0.0.0.0 8080  |  "
                "python server.py --host ::1 --port 8080",
@@ -235,26 +235,31 @@ def start_logging(level: int) -> _LogThread:
     return thread
 
 
+def _name() -> str:
+    return program_name("server.py", "chatroom-server")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    prog = _name()
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     try:
         context, password = load_access(args)
     except ValueError as exc:
-        print(f"server.py: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     config = config_from(args)
     try:
         memory = history.History(history_path(args), keep=config.history_keep)
     except history.HistoryError as exc:
-        print(f"server.py: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
         server = ChatServer((args.host, args.port), config, tls_context=context, password=password,
                             history=memory)
     except OSError as exc:
         memory.close()
-        print(f"server.py: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
+        print(f"{prog}: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
         return 2
     log_thread = start_logging(level)
     try:

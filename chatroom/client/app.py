@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .. import render
-from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, port_type, program_name
+from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import LINE_LIMIT, Error, Event, Hello, Message, Welcome
 from . import gui, terminal
 from .core import (  # the exit statuses are this command's too
@@ -202,19 +202,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.host = None
     if len(args.address) > 3:
         parser.error("expected at most HOST, PORT and USERNAME")
-    for index, option in enumerate(["host", "port", "name"]):
-        if index < len(args.address):
-            value: object = args.address[index]
-            if option == "port":
-                try:
-                    value = _port(args.address[index])
-                except argparse.ArgumentTypeError as exc:
-                    parser.error(str(exc))
-            if getattr(args, option) not in (None, value):
-                parser.error(f"the {option} is given twice")
-            setattr(args, option, value)
-    args.host = args.host or DEFAULT_HOST
-    args.port = args.port or DEFAULT_PORT
+    host, port, name = (args.address + [None] * 3)[:3]
+    args.host, args.port = merge_address(parser, _port, host, port, args.host, args.port)
+    if name is not None:
+        if args.name not in (None, name):
+            parser.error("the name is given twice")
+        args.name = name
     if (args.cafile or args.insecure) and not args.tls:
         parser.error("--cafile and --insecure go with --tls")
     return args
