@@ -397,3 +397,14 @@ def test_the_reconnecting_state_is_not_overwritten_by_the_watch(peer):
     session.set_state("reconnecting")
     session._watch(session.liveness.heard + 1)
     assert session.state == "reconnecting"
+
+
+def test_the_core_knows_who_is_reconnecting():
+    from chatroom.protocol import Left, Reconnecting
+    session = core.Session(FakeConnection(), Welcome("amy", ["amy", "bob", "cy"], away=["cy"]))
+    assert session.away == {"cy"}
+    session.receive(Reconnecting(3, "bob"))
+    session.receive(Joined(4, "cy", back=True))
+    assert session.away == {"bob"} and session.users == ["amy", "bob", "cy"]
+    session.receive(Left(5, "bob", "lost"))
+    assert session.away == set() and session.users == ["amy", "cy"]

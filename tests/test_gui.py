@@ -460,3 +460,20 @@ def test_client_py_gui_with_a_username_connects_at_once_and_ctrl_c_quits_with_st
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_a_user_who_is_reconnecting_is_marked_in_the_list(root, server):
+    client = connected(root, server.port)
+    bob = JsonClient(server.port)
+    try:
+        bob.line()
+        bob.send(Hello("bob", reconnect=True).encode())  # a client that comes back by itself
+        bob.event()
+        until(root, lambda: "bob" in client.chat.user_list.get(0, "end"))
+        bob.close()
+        until(root, lambda: "bob (reconnecting)" in client.chat.user_list.get(0, "end"))
+        client.chat.close()
+        until(root, lambda: gone(root))
+        assert client.finish() == core.OK
+    finally:
+        bob.close()

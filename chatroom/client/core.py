@@ -328,6 +328,7 @@ class Session:
     def _welcomed(self, welcome: Welcome) -> None:
         self.me = welcome.name
         self.users = list(welcome.users)
+        self.away = frozenset(welcome.away)  # the users who are reconnecting
         self.token = welcome.token
         self.server_rate = welcome.rate
         self.pace = TokenBucket(welcome.rate * PACE_MARGIN, max(1, welcome.burst - 1), time.monotonic())
@@ -353,13 +354,18 @@ class Session:
         match event:
             case Joined(name=name, back=back):
                 self.users = self.users if back and name in self.users else [*self.users, name]
+                self.away = self.away - {name}
+            case Reconnecting(name=name):
+                self.away = self.away | {name}
             case Left(name=name):
                 self.users = [user for user in self.users if user != name]
+                self.away = self.away - {name}
             case Renamed(old=old, new=new):
                 self.users = [new if user == old else user for user in self.users]
                 self.me = new if old == self.me else self.me
-            case Users(users=users):
+            case Users(users=users, away=away):
                 self.users = list(users)
+                self.away = frozenset(away)
             case Bye() | Shutdown():
                 self.ending = event
             case Ping() if self.connection is not None:
@@ -549,6 +555,7 @@ class Received:
     users: tuple[str, ...]
     me: str
     arrived: float  # time.perf_counter() when the reader decoded it
+    away: frozenset[str] = frozenset()  # who of `users` is reconnecting
 
 
 @dataclass(frozen=True)
@@ -613,7 +620,8 @@ class Background:
             self.inbox.put(Notice(notice))
 
     def _hand_over(self, event: Event) -> None:
-        self.inbox.put(Received(event, tuple(self.session.users), self.session.me, time.perf_counter()))
+        self.inbox.put(Received(event, tuple(self.session.users), self.session.me, time.perf_counter(),
+                                    self.session.away))
 
     def _run(self) -> None:
         status, lost = FAILED, True

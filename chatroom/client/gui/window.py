@@ -24,6 +24,7 @@ BATCH = 200  # events shown per tick at most, so keys and redraws get their turn
 SCROLLBACK = 10_000  # lines kept in the conversation; older ones go, so memory stays flat
 BACKGROUND, FOREGROUND, GREY = "#1e1f22", "#d3d7cf", "#8b8e94"
 OWN_COLOR = "#8ae234"  # the bright green of the console's own name
+AWAY_COLOR = "#888a85"  # the grey of the notices: a user who is reconnecting
 
 
 class ChatWindow:
@@ -36,13 +37,14 @@ class ChatWindow:
         self.background = Background(self.session)
         self.me = welcome.name
         self.users: tuple[str, ...] = ()
+        self.away: frozenset[str] = frozenset()
         self.ended: Ended | None = None
         self.link: Link | None = None  # the connection's last change; "lost" shows in the title
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
         self.editor = LineEditor(names=lambda: self.users)
         self._build()
-        self._show_users(tuple(welcome.users))
+        self._show_users(tuple(welcome.users), frozenset(welcome.away))
         self._insert([styling.event_runs(welcome, self.me)])
         self._set_title()
         root.protocol("WM_DELETE_WINDOW", self.close)
@@ -211,9 +213,10 @@ class ChatWindow:
         shown = []
         attention = 0
         users = None
+        away = self.away
         for item in batch:
             if isinstance(item, Received):
-                self.me, users = item.me, item.users
+                self.me, users, away = item.me, item.users, item.away
                 shown.append(styling.event_runs(item.event, self.me))
                 attention += render.wants_attention(item.event, self.me)
             elif isinstance(item, Notice):
@@ -226,7 +229,7 @@ class ChatWindow:
                 self._ended(item, shown)
         self._insert(shown)
         if users is not None:
-            self._show_users(users)
+            self._show_users(users, away)
         if attention and not self._focused():
             self.unseen += attention
             self.root.bell()
@@ -263,15 +266,16 @@ class ChatWindow:
         if at_bottom:
             self.text.see("end")
 
-    def _show_users(self, users: tuple[str, ...]) -> None:
-        if users == self.users:
+    def _show_users(self, users: tuple[str, ...], away: frozenset[str] = frozenset()) -> None:
+        if (users, away) == (self.users, self.away):
             return
-        self.users = users
+        self.users, self.away = users, away
         self.user_list.delete(0, "end")
         for index, user in enumerate(users):
             mine = names.key(user) == names.key(self.me)
-            self.user_list.insert("end", f"{sanitize(user)} (you)" if mine else sanitize(user))
-            color = OWN_COLOR if mine else render.color_rgb(render.name_color(user))
+            mark = " (you)" if mine else " (reconnecting)" if user in away else ""
+            self.user_list.insert("end", sanitize(user) + mark)
+            color = OWN_COLOR if mine else AWAY_COLOR if user in away else render.color_rgb(render.name_color(user))
             self.user_list.itemconfigure(index, foreground=color)
         self.here.configure(text=f"Here now ({len(users)})")
 
