@@ -19,9 +19,8 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from . import commands, names
@@ -63,12 +62,35 @@ class Member:
         return f"Member({self.name!r})"
 
 
-@dataclass
 class Effects:
     """What a room call leaves to its caller, to do once the room's lock is released."""
-    ready: list[Outbox] = field(default_factory=list)  # outboxes for the sender
-    left: list[tuple[Member, str]] = field(default_factory=list)  # members who left, and why
-    questions: list[Question] = field(default_factory=list)  # /history and /search, for the disk
+    __slots__ = ("ready", "left", "questions")
+
+    def __init__(self) -> None:
+        self.ready: list[Outbox] = []  # outboxes for the sender
+        self.left: list[tuple[Member, str]] = []  # members who left, and why
+        self.questions: list[Question] = []  # /history and /search, for the disk
+
+
+class _Changing:
+    """`with room._changing() as effects`: the lock held, and the Effects of this call and the calls it makes.
+    A class rather than a generator: it runs for every message."""
+    __slots__ = ("room", "outer")
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+
+    def __enter__(self) -> Effects:
+        room = self.room
+        room.lock.acquire()
+        self.outer = room._effects
+        if self.outer is None:
+            room._effects = Effects()
+        return room._effects  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        self.room._effects = self.outer
+        self.room.lock.release()
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,7 @@ class Room:
         self._members: dict[str, Member] = {}  # by name key, in join order
         self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
         self._recent: deque[Event] = deque()  # the latest public events, for catching up and newcomers
+        self._recent_sizes: deque[int] = deque()  # their sizes on the wire, bounded by catchup_bytes
         self._recent_size = 0
         for event in self.history.loaded:
             self._remember(event)
@@ -118,16 +141,9 @@ class Room:
             member.gone, member.away_until, member.outbox.closed = True, until, True
             self._members[member.key] = member
 
-    @contextmanager
-    def _changing(self) -> Iterator[Effects]:
+    def _changing(self) -> _Changing:
         """Hold the lock; the Effects collected by this call and the calls it makes."""
-        with self.lock:
-            outer = self._effects
-            effects = self._effects = outer or Effects()
-            try:
-                yield effects
-            finally:
-                self._effects = outer
+        return _Changing(self)
 
     def new_outbox(self) -> Outbox:
         """An outbox for a connection that may join this room (it shares the room's lock)."""
@@ -341,10 +357,13 @@ class Room:
         self._broadcast(event, skip)
 
     def _remember(self, event: Event) -> None:
+        size = _wire_bytes(event)
         self._recent.append(event)
-        self._recent_size += _wire_bytes(event)
+        self._recent_sizes.append(size)
+        self._recent_size += size
         while len(self._recent) > self.config.catchup or self._recent_size > self.config.catchup_bytes:
-            self._recent_size -= _wire_bytes(self._recent.popleft())
+            self._recent.popleft()
+            self._recent_size -= self._recent_sizes.popleft()
 
     def recent_messages(self, words: str | None, count: int) -> list[Message]:
         """The latest public messages in memory (containing every word of `words`)."""
@@ -459,7 +478,7 @@ class Room:
         for codec, boxes in self._audience().items():
             if skip is not None:
                 boxes = [box for box in boxes if box is not skip.outbox]
-            over, ready = Outbox.put_all(boxes, codec(event, ""), now)
+            over, ready = Outbox.put_all(boxes, codec(event, ""), now, self.config.sendq)
             over_cap += over
             self._effects.ready += ready
         self._drop_over_cap(over_cap)
