@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import EVENT_TYPES, Event, Message
+from .protocol import EVENT_TYPES, Event, Message, encode_json
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
@@ -63,7 +63,7 @@ def event_from_json(text: str) -> Event | None:
 
 
 def _event_json(event: Event) -> str:
-    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return encode_json(event)[:-1].decode()  # usually encoded already, for the room's JSON members
 
 
 @dataclass(frozen=True)

@@ -318,7 +318,12 @@ LEAVE_REASONS = {
 
 
 def encode_json(event: Event) -> bytes:
-    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """The event as one JSON line; kept on the event, so the history writer does not encode it again."""
+    cached: bytes | None = event.__dict__.get("_json")
+    if cached is None:
+        cached = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        object.__setattr__(event, "_json", cached)  # frozen for its fields, not for this cache
+    return cached
 
 
 def decode_event(text: str) -> Event | None:
