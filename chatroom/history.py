@@ -18,7 +18,6 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,5 +303,3 @@ def matches(words: str, text: str) -> bool:
     folded = text.casefold()
     return all(word.casefold() in folded for word in words.split())
 
-
-Opener = Callable[[], History]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient
 
 from chatroom.config import Config
 from chatroom.history import History, HistoryError, default_path
