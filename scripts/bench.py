@@ -230,6 +230,17 @@ class Result:
 
 # --- one generator process ---------------------------------------------------------------------
 
+def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The senders, sequence numbers and send times of the payloads in whole lines."""
+    # A payload is the only place with a "|" (names are u<N>, events carry none): one split then slicing
+    # costs the generator about half of what a regex match per delivery does.
+    parts = lines.split(b"|")
+    if len(parts) % 4 != 1:
+        found = PAYLOAD.findall(lines)
+        return [m[0] for m in found], [m[1] for m in found], [m[2] for m in found]
+    return parts[1::4], parts[2::4], parts[3::4]
+
+
 class Ledger:
     """What one generator's receivers got, per sender: exact counts, no sockets (tests feed it bytes)."""
 
@@ -255,22 +266,21 @@ class Ledger:
         data = self.tails[receiver] + data
         cut = data.rfind(b"\n") + 1
         self.tails[receiver] = data[cut:]
-        matches = PAYLOAD.findall(data, 0, cut)
+        senders, seqs, stamps = fields(data[:cut])
         last = self.last_seq[receiver]
         echoes = last[receiver]  # a sender's own line coming back (our server echoes it) is not a delivery
-        for sender_text, seq_text, _ in matches:
-            sender, seq = int(sender_text), int(seq_text)
+        for sender, seq in zip(map(int, senders), map(int, seqs)):
             if seq == last[sender] + 1:
                 last[sender] = seq
             else:
                 self._irregular(receiver, sender, seq)
         echoes = last[receiver] - echoes
-        self.deliveries += len(matches) - echoes
+        self.deliveries += len(seqs) - echoes
         every = self.plan.sample_every
         first = (every - 1 - self._seen) % every
-        self._seen += len(matches)
-        self.latencies += [(now - int(sent_text)) / 1e6
-                           for sender_text, _, sent_text in matches[first::every] if int(sender_text) != receiver]
+        self._seen += len(seqs)
+        sampled = zip(senders[first::every], stamps[first::every])
+        self.latencies += [(now - int(sent)) / 1e6 for sender, sent in sampled if int(sender) != receiver]
         paced = self.acker.get(receiver)
         if paced is not None and last[paced] > self.acked[paced]:
             self.acked[paced] = last[paced]

@@ -50,6 +50,12 @@ def test_ledger_finds_every_duplicate_reordering_and_loss():
     assert book.lost([0, 4, 2]) == (4 - 2) + (2 - 1)  # 1:2 and 1:4 missing; 2:1 missing
 
 
+def test_fields_are_read_by_a_regex_when_a_stray_bar_breaks_the_fast_split():
+    lines = line(1, 5, 7) + b'{"type":"users","note":"a|b"}\n' + line(2, 6, 8)
+    assert bench.fields(lines) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
+    assert bench.fields(line(1, 5, 7) + line(2, 6, 8)) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
+
+
 def test_ledger_paces_a_sender_by_the_next_client_of_its_own_process():
     book = ledger(clients=6, own=(1, 3, 5))
     book.account(3, line(1, 1) + line(1, 2) + line(5, 1), 0)
