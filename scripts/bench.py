@@ -593,8 +593,10 @@ def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool) 
                     window=max(1, 200 // size),  # messages a sender may have in flight; bounds every queue
                     sample_every=max(1, size // 10), drain_seconds=10.0, stamps=False)
     clients = 20 if quick else 50
+    # A server that judges readers over time drops the silent one seconds after its buffers fill, maybe
+    # after the senders stop: wait up to 15 s more for it (not in a smoke run).
     return Plan(target, port, clients=clients, senders=clients, rate=200.0 if quick else 1000.0, size=400,
-                silent=frozenset({0}), await_drop=not quick)
+                silent=frozenset({0}), await_drop=not quick, drain_seconds=15.0)
 
 
 # --- running and reporting ------------------------------------------------------------------
@@ -671,9 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="light,saturation,slow", help="comma-separated (default: all)")
     parser.add_argument("--sizes", default="100,500,1000", help="saturation client counts (default 100,500,1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
-    parser.add_argument("--generators", type=int, default=2, metavar="K",
+    parser.add_argument("--generators", type=int, default=max(2, (os.cpu_count() or 2) - 1), metavar="K",
                         help="load generator processes, each driving every K-th client, pinned to the CPUs "
-                             "other than the server's (default 2)")
+                             "other than the server's (default: one per such CPU, at least 2)")
     parser.add_argument("--chatroom-root", type=Path, default=ROOT, metavar="DIR",
                         help="measure the server.py of this checkout (e.g. an older commit's worktree) instead "
                              "of this one's; it gets the flags that version accepts")
