@@ -120,6 +120,27 @@ def proc_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def cpu_times() -> list[tuple[int, int]] | None:
+    """(busy, total) clock ticks of each CPU since boot, kernel work included (Linux's /proc/stat)."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    times = []
+    for line in lines:
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(value) for value in values]
+            times.append((sum(ticks) - ticks[3] - ticks[4], sum(ticks)))  # less idle and iowait
+    return times
+
+
+def busy_percent(before: list[tuple[int, int]] | None, after: list[tuple[int, int]] | None) -> list[float]:
+    if not before or not after or len(before) != len(after):
+        return []
+    return [round((b1 - b0) / max(1, t1 - t0) * 100, 1) for (b0, t0), (b1, t1) in zip(before, after)]
+
+
 def proc_memory_kib(pid: int, field_name: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -225,6 +246,9 @@ class Result:
     generator_cpus: list[int | None] = field(default_factory=list)  # where each generator was pinned
     generator_cpu_percent: list[float] = field(default_factory=list)  # each generator's CPU use over the run
     generator_cpu_saturated: bool = False  # some CPU's generators used more than 90 % of it
+    # How busy each CPU was over the run, whoever used it (kernel work on loopback, other programs too):
+    # the server's CPU 0 well above the server's own share means something else was running there.
+    cpu_busy_percent: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -529,7 +553,7 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int) -
         generators.gather("login", STEP_TIMEOUT + plan.clients / 20)
         server.release_probe()
         rss0 = proc_memory_kib(server.proc.pid, "VmRSS")
-        cpu0, started = server.cpu(), time.monotonic()
+        cpu0, started, machine0 = server.cpu(), time.monotonic(), cpu_times()
         generators.tell(started + seconds)
         sent = [0] * plan.clients
         for share in generators.gather("run", seconds + STEP_TIMEOUT):
@@ -538,7 +562,7 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int) -
         generators.tell(sent)
         reports: list[Report] = generators.gather("drain", plan.drain_seconds + STEP_TIMEOUT)
         elapsed = time.monotonic() - started
-        cpu1, rss1 = server.cpu(), proc_memory_kib(server.proc.pid, "VmRSS")
+        cpu1, rss1, machine1 = server.cpu(), proc_memory_kib(server.proc.pid, "VmRSS"), cpu_times()
         peak = proc_memory_kib(server.proc.pid, "VmHWM")
     finally:
         generators.stop()
@@ -562,6 +586,7 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int) -
     if rss0 and rss1:
         result.server_rss_growth_mib = round((rss1 - rss0) / 1024, 1)
     result.generator_cpus = generators.cpus
+    result.cpu_busy_percent = busy_percent(machine0, machine1)
     result.generator_cpu_percent = [round(report.cpu_seconds / elapsed * 100, 1) for report in reports]
     per_cpu: dict[int | None, float] = {}
     for cpu, report in zip(generators.cpus, reports):
@@ -603,17 +628,18 @@ def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool) 
 
 COLUMNS = [("target", "target"), ("scenario", "scenario"), ("clients", "N"), ("deliveries_per_s", "deliv/s"),
            ("generator_cpu_percent", "gen CPU %"), ("server_cpu_percent", "srv CPU %"),
+           ("cpu_busy_percent", "CPUs busy %"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
            ("server_cpu_us_per_delivery", "CPU us/deliv"), ("server_peak_rss_mib", "peak MiB"),
            ("lost", "lost"), ("duplicated", "dup"), ("out_of_order", "ooo"), ("late", "late"),
            ("slow_client_dropped_after_s", "dropped s"), ("server_rss_growth_mib", "RSS +MiB")]
 
 
-def cell(value: object) -> str:
+def cell(value: object, joint: str = "+") -> str:
     if value is None:
         return "-"
     if isinstance(value, list):
-        return "+".join(f"{item:g}" for item in value) or "-"
+        return joint.join(f"{item:g}" for item in value) or "-"
     return str(value)
 
 
@@ -621,7 +647,8 @@ def table(results: list[Result]) -> str:
     rows = [[title for _, title in COLUMNS]]
     for result in results:
         values = asdict(result)
-        rows.append([cell(values[key]) for key, _ in COLUMNS])
+        # Generators' shares add up ("+"); the CPUs are listed in order, CPU 0 (the server's) first ("/").
+        rows.append([cell(values[key], "/" if key == "cpu_busy_percent" else "+") for key, _ in COLUMNS])
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(text.rjust(width) for text, width in zip(row, widths)) for row in rows]
     for result in results:

@@ -99,6 +99,8 @@ def test_bench_smoke(tmp_path):
     for entry in results:
         assert entry["deliveries"] > 0 and entry["generators"] == 2
         assert len(entry["generator_cpu_percent"]) == 2 and entry["server_cpu_percent"] is not None
+        if sys.platform == "linux":
+            assert len(entry["cpu_busy_percent"]) == os.cpu_count()
         if entry["target"] == "chatroom":
             assert (entry["lost"], entry["duplicated"], entry["out_of_order"]) == (0, 0, 0)
 
