@@ -401,8 +401,9 @@ class Swarm:
                 data = b""
             except BlockingIOError:
                 continue
-            if not data:
+            if not data:  # the server closed this connection
                 self.selector.unregister(key.fileobj)
+                self.ledger.dropped_at.setdefault(key.data, time.monotonic())
                 continue
             self.ledger.account(key.data, data, stamp or time.time_ns())
 
