@@ -29,6 +29,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ SATURATED = 0.9  # a CPU's generators above this share of it may be the limit ra
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
 KERNEL_STAMPS = SO_TIMESTAMPNS is not None
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+HISTORY_SLOT = "{history}"  # in a server's command: the path of a history file made for that run
 STEP_TIMEOUT = 60.0  # longest wait for a generator to log its clients in or to drain, beyond the run itself
 
 
@@ -66,12 +68,16 @@ class Target:
 
 
 def chatroom_flags(server_py: Path) -> list[str]:
-    """Every limit opened; the login limits of issue 9 only for a server that has them (older ones refuse them)."""
+    """Every limit opened; the login limits of issue 9 only for a server that has them (older ones refuse them);
+    a server that keeps its history on disk keeps it in a file of the run's own (HISTORY_SLOT), as it would
+    by default, but not left behind in the user's data directory."""
     flags = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--login-timeout", "120", "-q"]
     usage = subprocess.run([sys.executable, str(server_py), "--help"], capture_output=True, text=True,
                            timeout=30).stdout
     if "--joins-per-ip" in usage:
         flags += ["--joins-per-ip", "0", "--room-joins", "0"]
+    if "--history FILE" in usage:
+        flags += ["--history", HISTORY_SLOT]
     return flags
 
 
@@ -153,16 +159,21 @@ def proc_memory_kib(pid: int, field_name: str) -> int | None:
 
 class Server:
     def __init__(self, target: Target, port: int) -> None:
-        self.proc = subprocess.Popen(target.command, stdout=subprocess.DEVNULL,
+        self.scratch = tempfile.TemporaryDirectory(prefix="chatroom-bench-")
+        history = str(Path(self.scratch.name) / "room.sqlite3")
+        command = [history if arg == HISTORY_SLOT else arg for arg in target.command]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                      preexec_fn=(lambda: pin(0)) if can_pin() else None)
+        self.probe: socket.socket | None = None
         deadline = time.monotonic() + 10
         while True:
             try:
                 # Kept open until the clients are in: ncat quits when a peer closes before it looked at it.
-                self.probe: socket.socket | None = socket.create_connection(("127.0.0.1", port), timeout=1)
+                self.probe = socket.create_connection(("127.0.0.1", port), timeout=1)
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(f"{target.name} did not start") from None
                 time.sleep(0.05)
 
@@ -183,6 +194,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.scratch.cleanup()
 
 
 # --- what one run asks of the generators, and what they answer ---------------------------------

@@ -78,8 +78,24 @@ def test_ledger_notes_when_the_server_drops_a_silent_client():
 def test_an_older_server_gets_only_the_flags_it_accepts(tmp_path):
     (tmp_path / "server.py").write_text("print('usage: server.py [--rate PER_SECOND] [--max-per-ip N]')\n")
     flags = bench.chatroom_flags(tmp_path / "server.py")
-    assert "--rate" in flags and "--joins-per-ip" not in flags
+    assert "--rate" in flags and "--joins-per-ip" not in flags and "--history" not in flags
     assert "--joins-per-ip" in bench.chatroom_flags(ROOT / "server.py")
+
+
+def test_a_server_with_a_history_file_gets_one_of_its_own_for_the_run(tmp_path):
+    told = tmp_path / "history-path"
+    (tmp_path / "server.py").write_text(
+        "import pathlib, sys\n"
+        "if '--help' in sys.argv: print('usage: server.py [--history FILE] [--history-keep N]'); sys.exit()\n"
+        f"pathlib.Path({str(told)!r}).write_text(sys.argv[sys.argv.index('--history') + 1])\n")
+    flags = bench.chatroom_flags(tmp_path / "server.py")
+    assert flags[-2:] == ["--history", bench.HISTORY_SLOT]
+    target = bench.Target("chatroom", [sys.executable, str(tmp_path / "server.py"), *flags], True, "", b"")
+    with pytest.raises(RuntimeError, match="did not start"):  # it exits without listening
+        bench.Server(target, bench.free_port())
+    history = Path(told.read_text())
+    assert history.name == "room.sqlite3" and history.parent.name.startswith("chatroom-bench-")
+    assert not history.parent.exists()  # removed with the server
 
 
 @pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc and raises limits with resource (POSIX)")
