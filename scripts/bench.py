@@ -67,17 +67,17 @@ class Target:
     welcome: bytes  # what the welcome line contains
 
 
-def chatroom_flags(server_py: Path) -> list[str]:
+def chatroom_flags(server_py: Path, history: bool = True) -> list[str]:
     """Every limit opened; the login limits of issue 9 only for a server that has them (older ones refuse them);
     a server that keeps its history on disk keeps it in a file of the run's own (HISTORY_SLOT), as it would
-    by default, but not left behind in the user's data directory."""
+    by default, but not left behind in the user's data directory (`history` False: in memory only)."""
     flags = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--login-timeout", "120", "-q"]
     usage = subprocess.run([sys.executable, str(server_py), "--help"], capture_output=True, text=True,
                            timeout=30).stdout
     if "--joins-per-ip" in usage:
         flags += ["--joins-per-ip", "0", "--room-joins", "0"]
     if "--history FILE" in usage:
-        flags += ["--history", HISTORY_SLOT]
+        flags += ["--history", HISTORY_SLOT if history else "none"]
     return flags
 
 
@@ -720,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure the server.py of this checkout (e.g. an older commit's worktree) instead "
                              "of this one's; it gets the flags that version accepts")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--no-history", action="store_true",
+                        help="the chatroom server keeps its history in memory only (--history none), to measure "
+                             "what keeping it on disk costs")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 clients, 2 seconds each, saturation N=20")
     args = parser.parse_args(argv)
@@ -746,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen.remove("ncat")
         skipped.append("ncat is not installed: skipped (Debian/Ubuntu: apt-get install ncat)")
     root = args.chatroom_root.resolve()
-    flags = chatroom_flags(root / "server.py") if "chatroom" in chosen else []
+    flags = chatroom_flags(root / "server.py", history=not args.no_history) if "chatroom" in chosen else []
     results: list[Result] = []
     for name in chosen:
         for scenario in scenarios:

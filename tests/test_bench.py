@@ -96,6 +96,7 @@ def test_a_server_with_a_history_file_gets_one_of_its_own_for_the_run(tmp_path):
     history = Path(told.read_text())
     assert history.name == "room.sqlite3" and history.parent.name.startswith("chatroom-bench-")
     assert not history.parent.exists()  # removed with the server
+    assert bench.chatroom_flags(tmp_path / "server.py", history=False)[-2:] == ["--history", "none"]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc and raises limits with resource (POSIX)")
