@@ -109,7 +109,8 @@ def test_bench_smoke(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "deliv/s" in result.stdout and "gen CPU %" in result.stdout
     report = json.loads(out.read_text())
-    assert report["chatroom_flags"][-4:] == ["--joins-per-ip", "0", "--room-joins", "0"]
+    assert report["chatroom_flags"][-6:] == ["--joins-per-ip", "0", "--room-joins", "0", "--history",
+                                             bench.HISTORY_SLOT]
     results = report["results"]
     assert {(r["target"], r["scenario"]) for r in results} == {
         (target, scenario) for target in ("chatroom", "naive") for scenario in ("light", "saturation", "slow")}
