@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -201,25 +202,34 @@ class _LossReportingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.reported = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.report_lost(record.name)
+        super().emit(record)
+
+    def report_lost(self, name: str = "chatroom.server") -> None:
         lost = self.source.lost
         if lost > self.reported:
             super().emit(logging.makeLogRecord({
-                "name": record.name, "levelno": logging.WARNING, "levelname": "WARNING",
+                "name": name, "levelno": logging.WARNING, "levelname": "WARNING",
                 "msg": "%d log lines were lost while the log output was not being read",
                 "args": (lost - self.reported,)}))
             self.reported = lost
-        super().emit(record)
 
 
 class _LogThread(logging.handlers.QueueListener):
     def stop_within(self, seconds: float) -> None:
-        """Stop, but never wait for ever on a stderr that nobody reads."""
+        """Stop, but never wait for ever on a stderr that nobody reads; once it has drained, say what was
+        lost since the last line it wrote."""
+        deadline = time.monotonic() + seconds
         try:
-            self.enqueue_sentinel()
+            self.queue.put(self._sentinel, timeout=seconds)  # type: ignore[attr-defined]
         except queue.Full:
             return
         if self._thread is not None:
-            self._thread.join(seconds)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            if not self._thread.is_alive():
+                for handler in self.handlers:
+                    if isinstance(handler, _LossReportingHandler):
+                        handler.report_lost()
 
 
 def start_logging(level: int) -> _LogThread:
