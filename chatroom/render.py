@@ -136,7 +136,8 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
                 rows.append(f"  [{number}] {t.name(sanitize(user), you)}{mark}")
             return "\n".join(rows)
         case CaughtUp(count=count, missing=missing):
-            text = f"— {count} message{'' if count == 1 else 's'} while you were away —"
+            text = (f"— {count} message{'' if count == 1 else 's'} while you were away —" if count
+                    else "— nothing new while you were away —")
             if missing:
                 text += f" ({missing} older events could not be replayed: /history shows more)"
             return system(text)

@@ -107,3 +107,11 @@ def test_name_colors_come_from_a_large_palette_and_keep_names_apart():
 def test_color_rgb_for_a_window():
     assert color_rgb(196) == "#ff0000" and color_rgb(21) == "#0000ff" and color_rgb(16) == "#000000"
     assert color_rgb(209) == "#ff875f"
+
+
+def test_the_catch_up_marker_counts_what_was_missed():
+    from chatroom.protocol import CaughtUp
+    assert render(CaughtUp(count=12, ts=0)).endswith("-- — 12 messages while you were away —")
+    assert render(CaughtUp(count=1, ts=0)).endswith("— 1 message while you were away —")
+    assert render(CaughtUp(count=0, ts=0)).endswith("— nothing new while you were away —")
+    assert "3 older events could not be replayed" in render(CaughtUp(count=5, missing=3, ts=0))
