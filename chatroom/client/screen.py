@@ -114,11 +114,13 @@ class Screen:
     def _clear_footer(self) -> str:
         """Erase the status line and the input line, and all below them (what a narrowed window pushed
         down); the cursor ends where the footer began."""
-        erase = "\r"
+        # From the input line down first: an erase from the top-left corner counts as clearing the whole
+        # screen, which tmux (scroll-on-clear) copies into its history, leaving a copy of the footer there.
+        erase = "\r" + clear_screen(0)
         if self._status_shown:
-            erase += Cursor.UP(1)
+            erase += Cursor.UP(1) + "\r" + clear_line()
             self._status_shown = False
-        return erase + clear_screen(0)
+        return erase
 
     def _footer(self) -> str:
         if not self.status:
