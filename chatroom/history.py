@@ -178,25 +178,22 @@ class History:
 
     def query(self, words: str | None, count: int) -> list[Message] | None:
         """The last `count` public messages (containing every word, if `words`); None without a file."""
-        if self._db is None:
-            return None
-        future: Future[list[Message]] = Future()
-        self._jobs.put(("query", (words, count, future)))
-        try:
-            return future.result(QUERY_TIMEOUT)
-        except Exception:
-            return None
+        return self._ask("query", words, count)
 
     def count_between(self, after: int, before: int) -> int:
         """Public events stored with after < id < before (what a resume could not replay)."""
+        return self._ask("count", after, before) or 0
+
+    def _ask(self, kind: str, *args: Any) -> Any:
+        """The writer's answer, after the writes queued before the question; None without a file or answer."""
         if self._db is None:
-            return 0
-        future: Future[int] = Future()
-        self._jobs.put(("count", (after, before, future)))
+            return None
+        future: Future[Any] = Future()
+        self._jobs.put((kind, (*args, future)))
         try:
             return future.result(QUERY_TIMEOUT)
         except Exception:
-            return 0
+            return None
 
     def close(self) -> None:
         if self._thread is not None:

@@ -27,7 +27,7 @@ from .protocol import BANNER, LINE_LIMIT, Error, Event, LineFramer, Shutdown, en
 from .room import Codec, Effects, Member, Room
 from .sender import FLUSH_GRACE, SWEEP_INTERVAL, Outbox, Sender
 from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session
-from .streams import PlainStream, TLSStream
+from .streams import PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
@@ -44,14 +44,6 @@ def json_codec(event: Event, me: str) -> bytes:
 def plain_codec(event: Event, me: str) -> bytes:
     text = render.render(event, me)
     return (text + "\n").encode() if text else b""
-
-
-def _quietly_shut(sock: socket.socket) -> None:
-    try:
-        # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the peer or by us
 
 
 def password_matches(given: str, expected: str) -> bool:
@@ -147,7 +139,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     # --- called from other threads ----------------------------------------
 
     def disconnect(self) -> None:
-        _quietly_shut(self.request)
+        shut(self.request)
 
     def close_for_shutdown(self) -> None:
         """Tell a connection that has not logged in yet; members hear it from the room."""
@@ -232,8 +224,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
                                                               f"in {math.ceil(wait)} seconds")), Close("refused")]
         room = self.server.room
         missing = None
-        if after is not None and room.history.on_disk and after < room.oldest_remembered() - 1:
-            missing = room.history.count_between(after, room.oldest_remembered())
+        oldest = room.oldest_remembered()
+        if after is not None and room.history.on_disk and after < oldest - 1:
+            missing = room.history.count_between(after, oldest)
         try:
             self.member, effects = room.join(name, self.codec, self.outbox, resumable=reconnect,
                                              token=resume, after=after, missing=missing)

@@ -27,6 +27,15 @@ def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> b
     return bool(ready[0] or ready[1])
 
 
+def shut(sock: socket.socket) -> None:
+    """The TCP shutdown both ways (it wakes a reader waiting on the socket), whatever state it is in."""
+    try:
+        # socket.socket's: SSLSocket.shutdown would also drop its SSL object under a running recv.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer or by us
+
+
 class PlainStream:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -62,11 +71,7 @@ class PlainStream:
 
     def finish(self) -> None:
         """Say goodbye and shut the connection both ways, which wakes its reader; never blocks."""
-        try:
-            # The TCP shutdown: SSLSocket.shutdown would also drop its SSL object under a running recv.
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed by the peer
+        shut(self.sock)
 
 
 class TLSStream(PlainStream):
