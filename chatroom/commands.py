@@ -3,7 +3,8 @@
 Pure: `parse` turns a typed line into a Command or a CommandError.
 A form is written the way help shows it. Its first word is the command word;
 NAME, TEXT and COUNT are arguments, "TEXT" (quoted) means quotes around the text
-are removed, and [COUNT] (in brackets) may be left out. Two forms are positional instead: `@NAME TEXT` and `TEXT > NAME`.
+are removed, and [COUNT] (in brackets) may be left out. Two forms are positional instead:
+`@NAME TEXT` and `TEXT > NAME`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from .cli import program_name
 
 def server() -> int:
     deps.require(program_name("server.py", "chatroom-server"), *deps.SERVER)
-    from .serve import main
+    from .server.main import main
 
     return main()
 

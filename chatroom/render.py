@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from . import names
 from .protocol import (
-    LEAVE_REASONS, Bye, CaughtUp, Error, Found, Reconnecting, Event, Help, Joined, Left, Message, Private, Renamed, Shutdown,
-    Users, Welcome, sanitize, sanitize_lines,
+    LEAVE_REASONS, Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed,
+    Shutdown, Users, Welcome, sanitize, sanitize_lines,
 )
-
 
 # Colors for user names, from xterm's 256: two rings of hues of its 6x6x6 cube (channel levels 1-5, and the
 # paler 3-5), readable on a dark background, in hue order; the own name's green and the errors' red left out.

@@ -42,7 +42,8 @@ class Process:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise SystemExit(f"demo check failed: no {text!r} within {TIMEOUT:.0f}s; got: {self.seen[-5:]}")
+                raise SystemExit(f"demo check failed: no {text!r} within {TIMEOUT:.0f}s; "
+                                 f"got: {self.seen[-5:]}") from None
             self.seen.append(line)
             if text in line:
                 return line

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chatroom.protocol import Hello
-from chatroom.config import Config
-from chatroom.server import ChatServer
+from chatroom.server.config import Config
+from chatroom.server.handler import ChatServer
 
 TIMEOUT = 5.0
 

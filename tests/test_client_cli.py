@@ -9,7 +9,8 @@ from chatroom.client import app
 
 @pytest.mark.parametrize("argv, host, port, name", [
     ([], "127.0.0.1", 65432, None), (["127.0.0.1", "80"], "127.0.0.1", 80, None),
-    (["10.0.0.2", "8080", "alice"], "10.0.0.2", 8080, "alice"), (["--port", "9", "--name", "zoë"], "127.0.0.1", 9, "zoë"),
+    (["10.0.0.2", "8080", "alice"], "10.0.0.2", 8080, "alice"),
+    (["--port", "9", "--name", "zoë"], "127.0.0.1", 9, "zoë"),
     (["::1", "--port", "9"], "::1", 9, None),
 ])
 def test_command_line_forms(argv, host, port, name):

@@ -386,7 +386,8 @@ def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(pee
         peer.say(Users(["amy", "bob"], "amy"), Joined(1, "carol"))
         assert states.get(timeout=TIMEOUT) == liveness.CONNECTED
         shown = background.inbox.get(timeout=TIMEOUT)
-        assert isinstance(shown.event, Joined) and shown.users == ("amy", "bob", "carol")  # the probe's answer is not shown
+        # the probe's answer is not shown
+        assert isinstance(shown.event, Joined) and shown.users == ("amy", "bob", "carol")
     finally:
         background.quit()
         background.join(TIMEOUT)

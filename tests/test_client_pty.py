@@ -175,7 +175,7 @@ def test_message_arriving_mid_typing_leaves_the_typed_line_intact(pty_clients, b
     carol.until(lambda c: c.input_line() == "> half typ")  # a terminal may get the lines in several reads
     assert carol.screen.cursor.x == len("> half typ")
     lines = carol.text().splitlines()
-    assert lines.index(next(l for l in lines if "interrupting" in l)) < carol.screen.cursor.y
+    assert lines.index(next(line for line in lines if "interrupting" in line)) < carol.screen.cursor.y
     carol.type("ed\r")
     assert bob.expect_event("message", sender="carol")["text"] == "half typed"
 
@@ -314,12 +314,12 @@ def test_colors_by_default(pty_clients, bob):
     carol.shows("Welcome")
     bob.say("colorful")
     carol.shows("<bob> colorful")
-    from chatroom.client.screen import COLORS_16
+    from chatroom.client.console.screen import COLORS_16
     assert any(f"<{code}bob{COLORS_16.reset}> colorful" in carol.raw for code in COLORS_16.palette)
 
 
 def test_256_colors_mentions_highlighted_and_long_lines_indented(pty_clients, bob):
-    from chatroom.client.screen import COLORS_256
+    from chatroom.client.console.screen import COLORS_256
     carol = joined(pty_clients, "carol", env={"TERM": "xterm-256color"})
     bob.say("hello carol, " + "this is a long message " * 5 + "end")
     carol.shows("end")
@@ -534,7 +534,7 @@ def test_connection_refused_is_one_sentence_and_status_1():
 
 
 def test_full_room_is_one_sentence_and_status_1(make_server):
-    from chatroom.config import Config
+    from chatroom.server.config import Config
     server = make_server(Config(max_members=1))
     first = JsonClient(server.port)
     try:
@@ -576,7 +576,7 @@ def test_the_room_password_is_asked_without_echo(make_server, pty_clients):
 
 
 def test_a_long_paste_is_paced_under_the_servers_limit(make_server, pty_clients):
-    from chatroom.config import Config
+    from chatroom.server.config import Config
     server = make_server(Config(rate=20, burst=3))
     bob = JsonClient(server.port)
     try:

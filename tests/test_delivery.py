@@ -21,9 +21,9 @@ import pytest
 import trustme
 from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
-from chatroom import sender as sender_module
-from chatroom.config import Config
 from chatroom.protocol import LINE_LIMIT, Hello
+from chatroom.server import sender as sender_module
+from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 

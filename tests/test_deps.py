@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,20 @@ def test_the_entry_points_check_first():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'chatroom-server = "chatroom.launch:server"' in text
     assert 'chatroom-client = "chatroom.launch:client"' in text
+
+
+def _pyproject_dependencies() -> list[str]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs tomllib (Python 3.11+)")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def test_requirements_txt_lists_exactly_pyprojects_dependencies():
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert sorted(listed) == sorted(_pyproject_dependencies())
+
+
+def test_the_start_up_check_knows_every_dependency_and_no_other():
+    names = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0] for requirement in _pyproject_dependencies()}
+    assert set(deps.IMPORT_NAMES) == names
+    assert set(deps.SERVER) | set(deps.CLIENT) == names

@@ -3,9 +3,9 @@
 import pytest
 from readchar import key
 
-from chatroom.client.editor import Bell, Candidates, LineEditor, Quit, Submit, text_width
+from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit, text_width
+from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 from chatroom.client.graphemes import graphemes
-from chatroom.client.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
 def typed(editor: LineEditor, *keys: str) -> list:

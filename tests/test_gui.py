@@ -23,8 +23,9 @@ import pytest
 from conftest import TIMEOUT, JsonClient
 
 from chatroom.client import app, core
-from chatroom.config import Config
-from chatroom.protocol import BANNER, Hello, Private, Welcome, encode_json
+from chatroom.codecs import encode_json
+from chatroom.protocol import BANNER, Hello, Private, Welcome
+from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 

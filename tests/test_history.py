@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient, PlainClient
 
-from chatroom.config import Config
-from chatroom.history import History, HistoryError, default_path
 from chatroom.protocol import Hello, Joined, Message
+from chatroom.server.config import Config
+from chatroom.server.history import History, HistoryError, default_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,8 @@ def test_the_default_file_is_in_the_data_directory_per_port():
     assert default_path(8080, {"HOME": "/h"}, "linux") == Path("/h/.local/share/chatroom/room-8080.sqlite3")
     assert default_path(8080, {"HOME": "/h", "XDG_DATA_HOME": "/x"}, "linux") == Path("/x/chatroom/room-8080.sqlite3")
     assert default_path(80, {"HOME": "/h"}, "darwin") == Path("/h/Library/Application Support/chatroom/room-80.sqlite3")
-    assert default_path(80, {"LOCALAPPDATA": "C:/L", "USERPROFILE": "C:/U"}, "win32") == Path("C:/L/chatroom/room-80.sqlite3")
+    windows = {"LOCALAPPDATA": "C:/L", "USERPROFILE": "C:/U"}
+    assert default_path(80, windows, "win32") == Path("C:/L/chatroom/room-80.sqlite3")
 
 
 # --- resume and grace, in-process -------------------------------------------------------------------
@@ -215,10 +216,10 @@ def test_history_and_search_in_both_modes(make_server, tmp_path):
         assert [m["text"] for m in alice.expect_event("found")["messages"]] == [
             "note 0 lunch", "note 10 lunch", "note 20 lunch"]
         plain.send("/search lunch\n")
-        assert plain.expect(lambda l: l.startswith('Messages with "lunch"')) == 'Messages with "lunch" (3):'
+        assert plain.expect(lambda line: line.startswith('Messages with "lunch"')) == 'Messages with "lunch" (3):'
         assert plain.line().endswith("<alice> note 0 lunch")
         plain.send("/history\n")
-        assert plain.expect(lambda l: l.startswith("The last messages")) == "The last messages (20):"
+        assert plain.expect(lambda line: line.startswith("The last messages")) == "The last messages (20):"
     finally:
         alice.close()
         plain.close()

@@ -3,7 +3,7 @@
 import pytest
 from readchar import key
 
-from chatroom.client.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, KeyDecoder, Paste
+from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, KeyDecoder, Paste
 
 
 @pytest.mark.parametrize("sequence, name", [
@@ -81,7 +81,7 @@ def test_a_large_paste_in_many_reads():
 
 
 def test_a_failing_key_source_is_reported_not_taken_for_the_end_of_input():
-    from chatroom.client.keys import KeyboardFailed, KeyReader
+    from chatroom.client.console.keys import KeyboardFailed, KeyReader
 
     def source(stopped):
         yield "a"
@@ -98,7 +98,7 @@ def test_a_failing_key_source_is_reported_not_taken_for_the_end_of_input():
 
 
 def test_the_end_of_input_is_none():
-    from chatroom.client.keys import KeyReader
+    from chatroom.client.console.keys import KeyReader
     reader = KeyReader(lambda stopped: iter("ab"))
     reader.start()
     reader._thread.join(5)

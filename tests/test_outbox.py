@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from chatroom.config import EVENT_BYTES, Config
-from chatroom.sender import Outbox
+from chatroom.server.config import EVENT_BYTES, Config
+from chatroom.server.sender import Outbox
 
 CONFIG = Config(sendq=1000, slow_after=10, stall_after=30, rate=0)
 
@@ -73,7 +73,7 @@ def test_a_closed_outbox_keeps_its_goodbye_after_the_bytes_under_way():
 def test_a_cascade_of_members_over_the_cap_is_a_loop_not_a_recursion():
     """Each leave notice pushes the next stuck member over the cap; 400 of them must not recurse."""
     from chatroom.commands import Command
-    from chatroom.room import Room
+    from chatroom.server.room import Room
 
     def codec(event, me):
         return repr(event).encode()

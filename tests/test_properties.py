@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatroom import commands
-from chatroom.protocol import (
-    BadEncoding, Line, LineFramer, LineTooLong, Message, Private, _UNSAFE, decode_event, encode_json, sanitize,
-)
+from chatroom.codecs import decode_event, encode_json
+from chatroom.protocol import BadEncoding, Line, LineFramer, LineTooLong, Message, Private, sanitize
+from chatroom.protocol.text import _UNSAFE
 from chatroom.render import render
 
 LIMIT = 64

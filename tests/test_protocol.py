@@ -2,9 +2,10 @@
 
 import pytest
 
+from chatroom.codecs import decode_event, encode_json
 from chatroom.protocol import (
-    BadEncoding, Error, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError,
-    Users, decode_event, encode_json, is_hello, parse_hello, sanitize,
+    BadEncoding, Error, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError, Users, is_hello,
+    parse_hello, sanitize,
 )
 
 

@@ -4,9 +4,7 @@ import time
 
 import pytest
 
-from chatroom.protocol import (
-    Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
-)
+from chatroom.protocol import Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome
 from chatroom.render import NAME_COLORS, PLAIN, Theme, color_rgb, name_color, render, wants_attention
 
 TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
@@ -54,8 +52,8 @@ def test_colors_mark_time_own_name_and_give_each_user_a_stable_color():
 
 def test_kinds_look_distinct_with_colors():
     assert render(Error(code="x", message="m"), theme=COLORS).startswith("<e>")
-    assert "<p>[private from </><c3>alice</><p>]</>" in render(Private(seq=1, sender="alice", to="bob", text="x", ts=TS),
-                                                  me="bob", theme=COLORS)
+    private = Private(seq=1, sender="alice", to="bob", text="x", ts=TS)
+    assert "<p>[private from </><c3>alice</><p>]</>" in render(private, me="bob", theme=COLORS)
     assert "<s>-- " in render(Joined(seq=1, name="x", ts=TS), theme=COLORS)
     assert "<old>(earlier)</>" in render(Message(seq=1, sender="a", text="x", earlier=True, ts=TS), theme=COLORS)
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import os
 import socket
-import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import trustme
 from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
-from chatroom import server as server_module
 from chatroom import tls
 from chatroom.protocol import Hello
 from chatroom.ratelimit import GuessDelay
-from chatroom.config import Config
+from chatroom.server import handler as server_module
+from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,7 +244,8 @@ def test_tls_client_to_a_plain_server_is_told(server):
 
 def test_server_refuses_bad_certificate_files(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "server.py"), "0", "--tls-cert", str(tmp_path / "no.pem"),
-                             "--tls-key", str(tmp_path / "no.key")], capture_output=True, text=True, timeout=TIMEOUT * 2)
+                             "--tls-key", str(tmp_path / "no.key")],
+                            capture_output=True, text=True, timeout=TIMEOUT * 2)
     assert result.returncode == 2 and "cannot use --tls-cert" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -415,6 +414,6 @@ def test_refused_names_do_not_use_up_the_login_allowance(make_server):
     try:
         client.line()
         client.send("bad name\nbad name\nalice\n")
-        assert client.expect(lambda l: l.startswith("-- Welcome") or "Welcome, alice!" in l)
+        assert client.expect(lambda line: line.startswith("-- Welcome") or "Welcome, alice!" in line)
     finally:
         client.close()

@@ -18,8 +18,8 @@ import pytest
 from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
 
 from chatroom import render
-from chatroom.config import Config
-from chatroom.serve import bind_error_message, parse_args
+from chatroom.server.config import Config
+from chatroom.server.main import bind_error_message, parse_args
 
 UNLIMITED = Config(rate=0)
 
@@ -120,7 +120,7 @@ def test_plain_mode_dialects(clients):
     alice, bob = clients(PlainClient), clients(PlainClient)
     assert alice.login("alice").endswith("Welcome, alice! Here now: alice. Type /help for the commands.")
     bob.login("bob")
-    assert alice.expect(lambda l: "bob joined" in l)
+    assert alice.expect(lambda line: "bob joined" in line)
     bob.send("hello > alice\n")
     assert alice.line().endswith("[private from bob] hello")
     assert bob.line().endswith("[private to alice] hello")
@@ -129,10 +129,10 @@ def test_plain_mode_dialects(clients):
     bob.send("/me waves\n")
     assert alice.line().endswith("* bob waves")
     bob.send("/help\n")
-    assert bob.expect(lambda l: not l.endswith("waves")) == "Commands:"
+    assert bob.expect(lambda line: not line.endswith("waves")) == "Commands:"
     bob.send("/quit\n")
     assert bob.expect_closed()[-1] == "-- Goodbye!"
-    assert alice.expect(lambda l: "bob left (quit)" in l)
+    assert alice.expect(lambda line: "bob left (quit)" in line)
 
 
 def test_plain_and_json_users_chat_together(clients):
@@ -140,7 +140,7 @@ def test_plain_and_json_users_chat_together(clients):
     alice.login("alice")
     bob.login("bob")
     bob.say("hi from json")
-    assert alice.expect(lambda l: "<bob> hi from json" in l)
+    assert alice.expect(lambda line: "<bob> hi from json" in line)
     alice.send("hi from plain\n")
     assert bob.expect_event("message", sender="alice")["text"] == "hi from plain"
 
@@ -248,7 +248,7 @@ def test_control_characters_never_reach_others(trio, clients):
     plain = clients(PlainClient)
     plain.login("dave")
     alice.say("\x1b[31mred")
-    assert plain.expect(lambda l: "red" in l).endswith("<alice> [31mred")
+    assert plain.expect(lambda line: "red" in line).endswith("<alice> [31mred")
 
 
 def test_unicode_passes_untouched(trio):
@@ -363,7 +363,7 @@ def test_signal_stops_the_server_and_tells_every_client(sig):
         json_client.expect_event("join", name="bob")
         proc.send_signal(sig)
         assert json_client.expect_event("shutdown")["message"] == "the server is shutting down"
-        assert plain_client.expect(lambda l: "shutting down" in l)
+        assert plain_client.expect(lambda line: "shutting down" in line)
         json_client.expect_closed()
         plain_client.expect_closed()
         assert proc.wait(timeout=TIMEOUT) == 0
@@ -442,7 +442,7 @@ def test_a_pasted_block_is_one_message_verbatim_in_both_modes(clients):
     sender.send(json.dumps({"type": "say", "text": block}) + "\n")
     expected = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/quit\n[31m/* c */"
     assert json_reader.expect_event("message")["text"] == expected
-    first = plain_reader.expect(lambda l: "<alice>" in l)
+    first = plain_reader.expect(lambda line: "<alice>" in line)
     indent = " " * first.index("@dataclass")
     assert [plain_reader.line() for _ in range(4)] == [indent + "class A:", indent + "    x: int = 1  # if a > b",
                                                         indent + "/quit", indent + "[31m/* c */"]

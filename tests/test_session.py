@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from chatroom.commands import Command
-from chatroom.config import Config
 from chatroom.protocol import BadEncoding, Error, Hello, Line, LineTooLong, Ping
-from chatroom.session import PASSWORD_PROMPT, Ask, Close, Login, Prompt, Reply, Run, Session, State
+from chatroom.server.config import Config
+from chatroom.server.session import PASSWORD_PROMPT, Ask, Close, Login, Prompt, Reply, Run, Session, State
 
 CONFIG = Config(login_timeout=15, answer_timeout=60, login_total=120, login_tries=5, rate=2, burst=3,
                 ping_interval=30)

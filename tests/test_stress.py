@@ -20,7 +20,7 @@ import pytest
 from conftest import TIMEOUT, JsonClient, wait_until
 
 from chatroom.protocol import Hello
-from chatroom.config import Config
+from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN = Config(rate=0, max_per_address=10_000, joins_per_address=0, room_joins=0, max_members=1000)
@@ -32,7 +32,8 @@ def churn(port: int, seed: int, count: int) -> None:
     for number in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         try:
-            how = rng.choice(["at once", "mid-name", "mid-login", "after login", "mid-line", "reset", "garbage", "quit"])
+            how = rng.choice(["at once", "mid-name", "mid-login", "after login", "mid-line", "reset", "garbage",
+                              "quit"])
             name = f"c{seed}x{number}"
             if how == "mid-name":
                 sock.sendall(name[:2].encode())
@@ -165,7 +166,7 @@ def test_200_clients_20_senders_and_one_that_never_reads():
                 sock.sendall(f"{number}:{rounds} {payload}\n".encode())
                 sock.setblocking(False)
             rounds += 1
-            swarm.pump(lambda: min(len(s) for s in swarm.seqs.values()) >= (rounds - 1) * 20, 30)
+            swarm.pump(lambda done=(rounds - 1) * 20: min(len(s) for s in swarm.seqs.values()) >= done, 30)
         total = rounds * 20
         swarm.pump(lambda: all(len(s) >= total for s in swarm.seqs.values()), 60)
         first = swarm.seqs[swarm.clients[0]]

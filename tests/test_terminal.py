@@ -12,9 +12,10 @@ from pathlib import Path
 from conftest import TIMEOUT
 from test_winconsole import VK_C, VK_LEFT, VK_RETURN, alt_numpad, pasted, press, shifted, typed
 
-from chatroom.client import app, terminal
-from chatroom.client.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
-from chatroom.client.winconsole import (
+from chatroom.client import app
+from chatroom.client.console import terminal
+from chatroom.client.console.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
+from chatroom.client.console.winconsole import (
     ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, NUMLOCK_ON, WINDOW_BUFFER_SIZE_EVENT, KeyRecord,
     OtherRecord,
 )

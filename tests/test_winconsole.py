@@ -8,10 +8,10 @@ of their own, Alt+numpad characters on the Alt key-up. They run on every OS.
 import pytest
 from readchar import key
 
-from chatroom.client.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, NUMLOCK_ON,
-    RESIZE, RIGHT_ALT_PRESSED, SHIFT_PRESSED, VK_CANCEL, VK_MENU, WINDOW_BUFFER_SIZE_EVENT, ConsoleDecoder,
-    KeyRecord, OtherRecord,
+from chatroom.client.console.winconsole import (
+    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, NUMLOCK_ON, RESIZE,
+    RIGHT_ALT_PRESSED, SHIFT_PRESSED, VK_CANCEL, VK_MENU, WINDOW_BUFFER_SIZE_EVENT, ConsoleDecoder, KeyRecord,
+    OtherRecord,
 )
 
 VK_BACK, VK_RETURN, VK_SHIFT, VK_CONTROL, VK_ESCAPE = 0x08, 0x0D, 0x10, 0x11, 0x1B
@@ -143,12 +143,12 @@ def test_editing_keys(records, name):
 
 
 def test_backspace_is_one_of_the_editors_backspace_keys():
-    from chatroom.client.editor import BACKSPACE_KEYS
+    from chatroom.client.console.editor import BACKSPACE_KEYS
     assert decode(press(VK_BACK, "\b"))[0] in BACKSPACE_KEYS
 
 
 def test_arrow_names_are_those_the_editor_acts_on():
-    from chatroom.client.editor import LineEditor
+    from chatroom.client.console.editor import LineEditor
     editor = LineEditor()
     for pressed in decode(typed("ab") + press(VK_LEFT, state=ENHANCED_KEY) + typed("x")):
         editor.feed(pressed)
@@ -188,6 +188,6 @@ def test_mouse_focus_and_menu_records_are_ignored_and_a_resize_asks_for_a_redraw
     records = [OtherRecord(MOUSE_EVENT), OtherRecord(FOCUS_EVENT), OtherRecord(MENU_EVENT), *typed("a"),
                OtherRecord(WINDOW_BUFFER_SIZE_EVENT)]
     assert decode(records) == ["a", RESIZE]
-    from chatroom.client.editor import LineEditor
+    from chatroom.client.console.editor import LineEditor
     editor = LineEditor()
     assert editor.feed(RESIZE) is None and editor.text == ""

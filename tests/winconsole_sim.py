@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # What looks at the platform when imported is imported as what it is (ssl would look for Windows' certificate
 # store, colorama for kernel32); only chatroom.client, imported last, sees "win32".
-import colorama  # noqa: E402,F401
 import getpass  # noqa: E402,F401
 import ssl  # noqa: E402,F401
+
+import colorama  # noqa: E402,F401
 
 import chatroom.tls  # noqa: E402,F401
 

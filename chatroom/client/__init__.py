@@ -2,4 +2,4 @@
 (app: the command line and the console; keys, terminal, editor, screen) and the window front end (gui)."""
 
 # First: on Cygwin and MSYS2, terminal must load readchar (its POSIX half) before any other module does.
-from . import terminal  # noqa: F401
+from .console import terminal  # noqa: F401

@@ -19,18 +19,18 @@ from collections.abc import Callable, Sequence
 from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import LINE_LIMIT, Error, Event, Hello, Message, Welcome
-from . import gui, terminal
+from . import gui
+from .console import terminal
 from .core import (  # the exit statuses are this command's too
     DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Dial, Link, Session, connect, dialer, login,
     tls_context,
 )
 
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
-from .editor import Bell, Candidates, LineEditor, Quit, Submit
-from .keys import KeyboardFailed, KeyReader
-from .screen import Screen
+from .console.editor import Bell, Candidates, LineEditor, Quit, Submit
+from .console.keys import KeyboardFailed, KeyReader
+from .console.screen import Screen
 from .status import Status, security
-
 
 END_OF_HISTORY = "— end of history —"
 INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("--insecure", action="store_true",
                         help="with --tls: accept any certificate (only for a test setup: anyone could pose "
                              "as the server)")
-    parser.epilog = (parser.epilog or "") + f"  A room password is asked for when needed (or taken from {PASSWORD_ENV})."
+    parser.epilog = ((parser.epilog or "")
+                     + f"  A room password is asked for when needed (or taken from {PASSWORD_ENV}).")
     return parser
 
 

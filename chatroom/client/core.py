@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import render, tls
+from .. import tls
+from ..codecs import decode_event
 from ..protocol import (
-    BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping,
-    ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome, decode_event,
+    BANNER_PREFIX, SERVER_LINE_LIMIT, Bye, Error, Event, Hello, Joined, Left, Line, LineFramer, Ping, ProtocolError,
+    Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize,
 )
 from ..ratelimit import TokenBucket
 from .liveness import CONNECTED, NOT_ANSWERING, PROBE, RECONNECTING, Liveness
@@ -129,7 +130,7 @@ class Connection:
         try:
             event = decode_event(line)
         except ProtocolError:
-            self.said = render.sanitize(line.lstrip("! "))
+            self.said = sanitize(line.lstrip("! "))
             return []
         return [event] if event is not None else []
 
@@ -180,9 +181,9 @@ def connect(host: str, port: int, hello: Hello | None, context: ssl.SSLContext |
     if banner is None or not banner.startswith(BANNER_PREFIX):
         sock.close()
         if banner and banner.startswith("! "):
-            raise ClientError(f"{where} says: {render.sanitize(banner[2:])}")
+            raise ClientError(f"{where} says: {sanitize(banner[2:])}")
         raise ClientError(f"{where} is not a chatroom server")
-    connection.banner = render.sanitize(banner.removeprefix(BANNER_PREFIX))
+    connection.banner = sanitize(banner.removeprefix(BANNER_PREFIX))
     return connection
 
 
@@ -203,11 +204,11 @@ def login(connection: Connection, hello: Hello, ask_name: Ask, ask_password: Ask
         if isinstance(answer, Welcome):
             return answer
         if isinstance(answer, Error) and answer.code in NAME_PROBLEMS:
-            name = ask_name(f"Sorry, {render.sanitize(answer.message)}. ")
+            name = ask_name(f"Sorry, {sanitize(answer.message)}. ")
         elif isinstance(answer, Error) and answer.code in PASSWORD_PROBLEMS:
             password = ask_password("Wrong password. " if answer.code == "wrong_password" else "")
         elif isinstance(answer, Error):
-            raise ClientError(render.sanitize(answer.message))
+            raise ClientError(sanitize(answer.message))
         elif answer is None or isinstance(answer, Shutdown):
             said = f": {connection.said}" if connection.said else ""
             raise ClientError(f"the server closed the connection during login{said}")
@@ -574,8 +575,8 @@ class Ended:
 class Background:
     """A session run by a thread of its own, for a front end whose thread must never block (the window).
 
-    What arrives goes into `inbox` as Received items (and Notices, and the connection's Links), then one Ended; lines to send are handed in with
-    `send` from any thread. The thread owns the connection and closes it.
+    What arrives goes into `inbox` as Received items (and Notices, and the connection's Links), then one Ended;
+    lines to send are handed in with `send` from any thread. The thread owns the connection and closes it.
     """
 
     def __init__(self, session: Session) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ... import render
-from ...protocol import Event, Message, Private
+from ...protocol import Event, Message, Private, sanitize
 
 _OPEN, _CLOSE, _RESET = "\x0e", "\x0f", "\x10"
 
@@ -60,7 +60,7 @@ def event_runs(event: Event, me: str) -> Runs:
 
 def note(text: str, role: str = "system") -> Runs:
     """A line of the client's own (not from the server) in one role's style."""
-    return runs(MARKERS.paint(_mark(role), render.sanitize(text)) + "\n")
+    return runs(MARKERS.paint(_mark(role), sanitize(text)) + "\n")
 
 
 def plain(text_runs: Runs) -> str:

@@ -15,8 +15,8 @@ from readchar import key
 
 from ... import names, render
 from ...protocol import Welcome, sanitize
+from ..console.editor import Bell, Candidates, LineEditor, Submit
 from ..core import LOST, OK, QUIT_WAIT, Background, Connection, Dial, Ended, Link, Notice, Received, Session
-from ..editor import Bell, Candidates, LineEditor, Submit
 from . import styling
 
 POLL_MS = 15
@@ -104,8 +104,8 @@ class ChatWindow:
         self.here = ttk.Label(side, text="Here now")
         self.here.pack(anchor="w")
         self.user_list = tk.Listbox(side, activestyle="none", background=BACKGROUND, foreground=FOREGROUND,
-                                    selectbackground="#3b3f45", selectforeground="#ffffff", borderwidth=0, highlightthickness=0, width=18,
-                                    exportselection=False)
+                                    selectbackground="#3b3f45", selectforeground="#ffffff", borderwidth=0,
+                                    highlightthickness=0, width=18, exportselection=False)
         self.user_list.pack(fill="both", expand=True)
         self.user_list.bind("<Double-Button-1>", self._double_click)
         ttk.Label(side, text="Double-click a name to write privately", foreground=GREY,
@@ -165,14 +165,14 @@ class ChatWindow:
         self.prefill(f"/msg {sanitize(name)} ")
 
     def private_to_selected(self) -> None:
-        selected = self.user_list.curselection()
+        selected = self.user_list.curselection()  # type: ignore[no-untyped-call]  # untyped in typeshed
         if selected:
             self.private_to(self.users[selected[0]])
         else:
             self.prefill("/msg ")
 
     def _double_click(self, event: tk.Event) -> None:
-        index = self.user_list.nearest(event.y)
+        index: int = self.user_list.nearest(event.y)  # type: ignore[no-untyped-call]  # untyped in typeshed
         if 0 <= index < len(self.users) and names.key(self.users[index]) != names.key(self.me):
             self.private_to(self.users[index])
         else:

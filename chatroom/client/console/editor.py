@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from readchar import key
 
-from ..commands import COMMAND_WORDS
-from ..protocol import sanitize
-from .graphemes import graphemes
+from ...commands import COMMAND_WORDS
+from ...protocol import sanitize
+from ..graphemes import graphemes
 from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 

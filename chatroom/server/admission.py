@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from ..ratelimit import TokenBucket
 from .config import Config
-from .ratelimit import TokenBucket
 
 TRACKED_ADDRESSES = 4096  # past this many, addresses whose login allowance is full again are forgotten
 

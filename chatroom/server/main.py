@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import tls
-from .cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
-from .config import Config
+from .. import tls
+from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from . import history
-from .server import ChatServer
+from .config import Config
+from .handler import ChatServer
 
 LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, not kept
 
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where to listen; one argument is the port (default {DEFAULT_HOST} {DEFAULT_PORT})")
     parser.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST}, this computer only; "
                                        "0.0.0.0 shares the room on your network)")
-    parser.add_argument("--port", type=_port, help=f"TCP port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument("--port", type=_port,
+                        help=f"TCP port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
     defaults = Config()
     parser.add_argument("--max-clients", type=int, default=defaults.max_members, metavar="N",
                         help=f"most users in the room at once (default {defaults.max_members})")

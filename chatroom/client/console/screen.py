@@ -15,9 +15,9 @@ from typing import TextIO
 from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line, clear_screen
 
-from ..render import NAME_COLORS, PLAIN, Theme
+from ...render import NAME_COLORS, PLAIN, Theme
+from ..graphemes import graphemes
 from .editor import LineEditor, text_width
-from .graphemes import graphemes
 
 COLORS_16 = Theme(
     time=Style.DIM,
@@ -109,7 +109,7 @@ class Screen:
         visible, cursor = self.editor.view(columns)
         line = "\r" + clear_line() + self.prompt + visible
         back = text_width(visible) - cursor
-        return line + Cursor.BACK(back) if back else line
+        return line + str(Cursor.BACK(back)) if back else line
 
     def _clear_footer(self) -> str:
         """Erase the status line and the input line, and all below them (what a narrowed window pushed

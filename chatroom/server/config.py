@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .protocol import LINE_LIMIT
+from ..protocol import LINE_LIMIT
 
 # The most bytes one chat line can become on the wire: JSON escapes every '\' and '"' as two bytes,
 # plus the event's fields (type, seq, sender, timestamp).

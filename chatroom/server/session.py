@@ -14,13 +14,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from . import commands, names
-from .config import Config
-from .protocol import (
-    NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line, LineTooLong, Ping,
-    ProtocolError, is_hello, parse_hello, parse_structured, sanitize,
+from .. import commands, names
+from ..protocol import (
+    NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line, LineTooLong, Ping, ProtocolError,
+    is_hello, parse_hello, parse_structured, sanitize,
 )
-from .ratelimit import TokenBucket
+from ..ratelimit import TokenBucket
+from .config import Config
 
 PASSWORD_PROMPT = "Password:"
 

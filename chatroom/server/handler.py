@@ -17,13 +17,14 @@ import ssl
 import threading
 import time
 
-from . import render, tls
+from .. import render, tls
+from ..codecs import json_codec, plain_codec
+from ..names import NameProblem
+from ..protocol import BANNER, LINE_LIMIT, Error, LineFramer, Shutdown
+from ..ratelimit import GuessDelay
 from .admission import Admission
 from .config import Config
 from .history import History
-from .names import NameProblem
-from .ratelimit import GuessDelay
-from .protocol import BANNER, LINE_LIMIT, Error, Event, LineFramer, Shutdown, encode_json
 from .room import Codec, Effects, Member, Room
 from .sender import FLUSH_GRACE, SWEEP_INTERVAL, Outbox, Sender
 from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session
@@ -35,15 +36,6 @@ TLS_HINT_AFTER = 2.0  # seconds of silence after which a TLS port tells a plain-
 CLOSE_WAIT = FLUSH_GRACE + 2 * SWEEP_INTERVAL + 0.5  # the sender gives up on a closed outbox before this
 
 log = logging.getLogger("chatroom.server")
-
-
-def json_codec(event: Event, me: str) -> bytes:
-    return encode_json(event)
-
-
-def plain_codec(event: Event, me: str) -> bytes:
-    text = render.render(event, me)
-    return (text + "\n").encode() if text else b""
 
 
 def password_matches(given: str, expected: str) -> bool:
@@ -58,7 +50,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     request: socket.socket
 
     def setup(self) -> None:
-        self.peer = "%s:%s" % self.client_address[:2]
+        self.peer = "{}:{}".format(*self.client_address[:2])
         self.address = self.client_address[0]
         self.config = self.server.config
         self.session = Session(self.config, time.monotonic(), needs_password=self.server.password is not None)

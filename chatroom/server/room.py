@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import commands, names
+from .. import commands, names
+from ..protocol import (
+    Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users,
+    Welcome,
+)
 from .config import Config
 from .history import History, matches, token_hash
-from .protocol import (
-    Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown,
-    Users, Welcome,
-)
 from .sender import Outbox
 
 GRACE_REASONS = ("lost", "closed", "timeout", "slow")  # endings a client did not choose

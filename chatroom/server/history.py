@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .protocol import EVENT_TYPES, Event, Message, encode_json
+from ..codecs import encode_json
+from ..protocol import EVENT_TYPES, Event, Message
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
@@ -178,7 +179,8 @@ class History:
 
     def query(self, words: str | None, count: int) -> list[Message] | None:
         """The last `count` public messages (containing every word, if `words`); None without a file."""
-        return self._ask("query", words, count)
+        messages: list[Message] | None = self._ask("query", words, count)
+        return messages
 
     def count_between(self, after: int, before: int) -> int:
         """Public events stored with after < id < before (what a resume could not replay)."""
@@ -274,7 +276,8 @@ class History:
 
     @staticmethod
     def _count(db: sqlite3.Connection, after: int, before: int) -> int:
-        return db.execute("SELECT count(*) FROM events WHERE id > ? AND id < ?", (after, before)).fetchone()[0]
+        count: int = db.execute("SELECT count(*) FROM events WHERE id > ? AND id < ?", (after, before)).fetchone()[0]
+        return count
 
     def _select(self, db: sqlite3.Connection, words: str | None, count: int) -> list[Message]:
         if not words:
