@@ -9,12 +9,28 @@ are removed, and [COUNT] (in brackets) may be left out. Two forms are positional
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+
+class Kind(str, enum.Enum):
+    """What a command does; each kind has one entry in TABLE and one handler in the room, whose dispatch is a
+    `match` that mypy checks for every kind. A str, so the client can compare it with plain strings."""
+    SAY = "say"
+    MSG = "msg"
+    ME = "me"
+    USERS = "users"
+    NICK = "nick"
+    HISTORY = "history"
+    SEARCH = "search"
+    HELP = "help"
+    QUIT = "quit"
+    PONG = "pong"
 
 
 @dataclass(frozen=True)
 class Spec:
-    kind: str  # names the room's handler for it
+    kind: Kind
     forms: tuple[str, ...]
     summary: str
     rated: bool = True  # counts against the flood limit
@@ -22,24 +38,24 @@ class Spec:
 
 
 TABLE: tuple[Spec, ...] = (
-    Spec("say", ("TEXT", '/bc "TEXT"'), "send a message to everybody"),
-    Spec("msg", ("TEXT > NAME", "@NAME TEXT", "/msg NAME TEXT", '/dm NAME "TEXT"'),
+    Spec(Kind.SAY, ("TEXT", '/bc "TEXT"'), "send a message to everybody"),
+    Spec(Kind.MSG, ("TEXT > NAME", "@NAME TEXT", "/msg NAME TEXT", '/dm NAME "TEXT"'),
          "send a private message to NAME"),
-    Spec("me", ("/me TEXT",), "describe an action: /me waves shows * you waves"),
-    Spec("users", ("?", "*users", "/users", "/list", "/names"), "list who is here"),
-    Spec("nick", ("/nick NAME",), "change your username"),
-    Spec("history", ("/history [COUNT]",), "show the last COUNT public messages (20 if left out, at most 500)"),
-    Spec("search", ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT"),
-    Spec("help", ("*help", "/help", "/?"), "show this help"),
-    Spec("quit", ("/quit", "/exit"), "leave the chat"),
-    Spec("pong", ("/pong",), "answer the server's ping (the console client does it for you)", rated=False,
+    Spec(Kind.ME, ("/me TEXT",), "describe an action: /me waves shows * you waves"),
+    Spec(Kind.USERS, ("?", "*users", "/users", "/list", "/names"), "list who is here"),
+    Spec(Kind.NICK, ("/nick NAME",), "change your username"),
+    Spec(Kind.HISTORY, ("/history [COUNT]",), "show the last COUNT public messages (20 if left out, at most 500)"),
+    Spec(Kind.SEARCH, ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT"),
+    Spec(Kind.HELP, ("*help", "/help", "/?"), "show this help"),
+    Spec(Kind.QUIT, ("/quit", "/exit"), "leave the chat"),
+    Spec(Kind.PONG, ("/pong",), "answer the server's ping (the console client does it for you)", rated=False,
          listed=False),
 )
 
 
 @dataclass(frozen=True)
 class Command:
-    kind: str
+    kind: Kind
     target: str = ""
     text: str = ""
     line: str = field(default="", compare=False)  # the typed line of `TEXT > NAME`: it may have meant text

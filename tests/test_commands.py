@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatroom.commands import TABLE, Command, CommandError, help_lines, parse
+from chatroom.commands import TABLE, Command, CommandError, Kind, help_lines, parse
 
 
 @pytest.mark.parametrize("line", ["?", "*users", "/users", "/list", "/names", "/USERS", "  ?  "])
@@ -74,3 +74,7 @@ def test_an_empty_quoted_message_is_missing_not_sent(line):
 
 def test_quotes_keep_the_spaces_inside_a_message():
     assert parse('/bc " hi "') == Command("say", text=" hi ")
+
+
+def test_every_kind_has_one_entry():
+    assert sorted(spec.kind for spec in TABLE) == sorted(Kind)

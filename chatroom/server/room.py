@@ -19,11 +19,11 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from .. import commands, names
+from ..commands import Kind
 from ..protocol import (
     Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users,
     Welcome,
@@ -107,6 +107,11 @@ def _wire_bytes(event: Event) -> int:
     return 160
 
 
+def _unhandled(kind: NoReturn) -> NoReturn:
+    """typing.assert_never, which Python 3.10 lacks: mypy refuses a call that a kind can reach."""
+    raise AssertionError(f"no handler for {kind!r}")
+
+
 def _no_codec(event: Event, me: str) -> bytes:
     return b""
 
@@ -128,12 +133,6 @@ class Room:
         self._effects: Effects | None = None
         self._over_cap: list[Member] = []
         self._dropping = False
-        self._handlers: dict[str, Callable[[Member, commands.Command], None]] = {
-            "say": self._say, "me": self._act, "msg": self._whisper, "users": self._users,
-            "nick": self._nick, "history": self._ask_history, "search": self._ask_history, "help": self._help,
-            "quit": self._quit, "pong": self._pong,
-        }
-        assert set(self._handlers) == {spec.kind for spec in commands.TABLE}
         # Names kept across a restart wait for their owners as if their connections had just been lost.
         until = time.monotonic() + config.grace
         for kept in self.history.reservations if config.grace else ():
@@ -337,8 +336,35 @@ class Room:
     def handle(self, member: Member, command: commands.Command) -> Effects:
         with self._changing() as effects:
             if not member.gone:
-                self._handlers[command.kind](member, command)
+                self._run(member, command)
             return effects
+
+    def _run(self, member: Member, command: commands.Command) -> None:
+        """Each kind's handler: mypy checks that every kind has one (the last case is unreachable)."""
+        match command.kind:
+            case Kind.SAY:
+                self._say(member, command)
+            case Kind.ME:
+                self._say(member, command, action=True)
+            case Kind.MSG:
+                self._whisper(member, command)
+            case Kind.USERS:
+                self._send(member, Users(users=self.names(), you=member.name, away=self._away()))
+            case Kind.NICK:
+                self._nick(member, command)
+            case Kind.HISTORY:
+                count = min(int(command.text or HISTORY_DEFAULT), HISTORY_MAX)
+                self._ask(Question(member, None, count))
+            case Kind.SEARCH:
+                self._ask(Question(member, command.text, SEARCH_RESULTS))
+            case Kind.HELP:
+                self._send(member, Help(lines=commands.help_lines()))
+            case Kind.QUIT:
+                self.leave(member, "quit")
+            case Kind.PONG:
+                pass  # the line itself showed the connection is alive
+            case unhandled:
+                _unhandled(unhandled)
 
     def send(self, member: Member, event: Event) -> Effects:
         """One event for one member, in order with the room's."""
@@ -371,13 +397,9 @@ class Room:
             found = [e for e in self._recent if isinstance(e, Message) and (not words or matches(words, e.text))]
         return found[-count:]
 
-    def _ask_history(self, member: Member, command: commands.Command) -> None:
+    def _ask(self, question: Question) -> None:
         assert self._effects is not None
-        if command.kind == "search":
-            self._effects.questions.append(Question(member, command.text, SEARCH_RESULTS))
-        else:
-            count = min(int(command.text or HISTORY_DEFAULT), HISTORY_MAX)
-            self._effects.questions.append(Question(member, None, count))
+        self._effects.questions.append(question)
 
     def answer(self, question: Question, stored: list[Message] | None) -> Effects:
         """Send the answer to /history or /search: what the disk found, completed from memory."""
@@ -385,9 +407,6 @@ class Room:
         merged = {message.seq: message for message in [*(stored or []), *recent]}
         found = [merged[seq] for seq in sorted(merged)][-question.count:]
         return self.send(question.member, Found(query=question.words, messages=[m.to_dict() for m in found]))
-
-    def _act(self, member: Member, command: commands.Command) -> None:
-        self._say(member, command, action=True)
 
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
@@ -416,12 +435,6 @@ class Room:
         if target is not member:
             self._send(member, message)
 
-    def _users(self, member: Member, command: commands.Command) -> None:
-        self._send(member, Users(users=self.names(), you=member.name, away=self._away()))
-
-    def _help(self, member: Member, command: commands.Command) -> None:
-        self._send(member, Help(lines=commands.help_lines()))
-
     def _nick(self, member: Member, command: commands.Command) -> None:
         try:
             new = names.check(command.target)
@@ -439,12 +452,6 @@ class Room:
         self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
         self.history.reserve(new_key, new, member.token_digest or None)
         self._public(Renamed(seq=self._next_seq(), old=old, new=new))
-
-    def _quit(self, member: Member, command: commands.Command) -> None:
-        self.leave(member, "quit")
-
-    def _pong(self, member: Member, command: commands.Command) -> None:
-        pass  # the line itself showed the connection is alive
 
     # --- delivery -------------------------------------------------------
 

@@ -179,7 +179,7 @@ class Session:
             block = parse_structured(text) if self.json else None
         except ProtocolError as exc:
             return [self._error("bad_message", str(exc))]
-        command = commands.parse(text) if block is None else commands.Command("say", text=block)
+        command = commands.parse(text) if block is None else commands.Command(commands.Kind.SAY, text=block)
         if command is None:
             return []
         if isinstance(command, commands.CommandError):
