@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from chatroom.server.config import EVENT_BYTES, Config
-from chatroom.server.sender import Outbox
+from chatroom.server.outbox import Outbox
 
 CONFIG = Config(sendq=1000, slow_after=10, stall_after=30, rate=0)
 
@@ -68,6 +68,17 @@ def test_a_closed_outbox_keeps_its_goodbye_after_the_bytes_under_way():
     box.close(flush=False, last=b"bye\n", now=0)
     assert box.take() == b"bye\n"
     assert Outbox.put_all([box], b"late", now=0) == ([], [])
+
+
+def test_an_outbox_given_up_on_holds_nothing_and_takes_nothing():
+    box = outbox()
+    Outbox.put_all([box], b"queued", now=0)
+    box.take()
+    box.sent(2, now=1)
+    Outbox.put_all([box], b"more", now=1)
+    box.discard()
+    assert box.closed and box.size == 0 and box.unsent == b"" and box.take() == b""
+    assert Outbox.put_all([box], b"late", now=2) == ([], [])
 
 
 def test_a_cascade_of_members_over_the_cap_is_a_loop_not_a_recursion():

@@ -26,7 +26,8 @@ from .admission import Admission
 from .config import Config
 from .history import History
 from .room import Codec, Effects, Member, Room
-from .sender import FLUSH_GRACE, SWEEP_INTERVAL, Outbox, Sender
+from .outbox import FLUSH_GRACE, Outbox
+from .sender import SWEEP_INTERVAL, Sender
 from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session
 from .streams import PlainStream, TLSStream, shut
 

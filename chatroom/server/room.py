@@ -30,7 +30,7 @@ from ..protocol import (
 )
 from .config import Config
 from .history import History, matches, token_hash
-from .sender import Outbox
+from .outbox import Outbox
 
 GRACE_REASONS = ("lost", "closed", "timeout", "slow")  # endings a client did not choose
 HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
