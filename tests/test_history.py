@@ -18,6 +18,7 @@ from conftest import TIMEOUT, JsonClient, PlainClient
 from chatroom.protocol import Hello, Joined, Message
 from chatroom.server.config import Config
 from chatroom.server.history import History, HistoryError, default_path
+from chatroom.server.room import Room
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,6 +187,35 @@ def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_s
         assert welcome["type"] == "welcome"
         carol.close()
     finally:
+        bob.close()
+
+
+def test_a_server_error_keeps_the_name_as_a_lost_connection_does(make_server, monkeypatch):
+    """The user did not choose it: their client reconnects, and the name and private messages wait for it."""
+    handle = Room.handle
+
+    def failing(self, member, command):
+        if command.text == "trip the bug":
+            raise RuntimeError("a bug in the server")
+        return handle(self, member, command)
+
+    monkeypatch.setattr(Room, "handle", failing)
+    server = make_server(Config(rate=0))
+    bob, _ = login(server.port, "bob")
+    alice, welcome = login(server.port, "alice")
+    try:
+        alice.say("trip the bug")
+        assert alice.expect_event("bye")["reason"] == "error"
+        bob.expect_event("reconnecting", name="alice")
+        bob.say("still there? > alice")
+        bob.expect_event("error", code="held")
+        again, back = login(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
+        assert back["resumed"]
+        assert again.expect_event("private")["text"] == "still there?"
+        assert bob.expect_event("join", name="alice")["back"] is True
+        again.close()
+    finally:
+        alice.close()
         bob.close()
 
 

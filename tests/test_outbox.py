@@ -59,7 +59,7 @@ def test_the_unsent_remainder_counts_towards_the_hard_cap():
 
 def test_the_hard_cap_is_above_every_burst_the_limits_allow():
     config = Config()
-    assert config.hard_cap >= config.max_members * config.burst * EVENT_BYTES + config.history_bytes
+    assert config.hard_cap >= config.max_members * config.burst * EVENT_BYTES + config.newcomer_bytes
 
 
 def test_a_closed_outbox_keeps_its_goodbye_after_the_bytes_under_way():

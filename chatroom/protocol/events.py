@@ -187,3 +187,7 @@ LEAVE_REASONS = {
     "shutdown": "server shutdown",
     "error": "dropped after a server error",
 }
+
+# The endings the user did not choose: the client reconnects after them, and the server keeps the name (and the
+# private messages sent to it) for the grace period. A server's own error is one: the user did nothing wrong.
+UNCHOSEN_ENDINGS = ("lost", "closed", "timeout", "slow", "error")

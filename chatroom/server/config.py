@@ -17,8 +17,8 @@ EVENT_BYTES = 2 * LINE_LIMIT + 256
 @dataclass(frozen=True)
 class Config:
     max_members: int = 100  # users in the room at once
-    history: int = 50  # public messages a newcomer is shown ...
-    history_bytes: int = 128 * 1024  # ... and at most this many bytes of them, so a join always fits
+    newcomer_messages: int = 50  # public messages a newcomer is shown ...
+    newcomer_bytes: int = 128 * 1024  # ... and at most this many bytes of them, so a join always fits
     catchup: int = 2000  # public events kept in memory for a reconnecting client to catch up ...
     catchup_bytes: int = 1024 * 1024  # ... and at most this many bytes of them
     history_keep: int = 100_000  # public events kept on disk

@@ -25,14 +25,13 @@ from typing import NoReturn, Protocol
 from .. import commands, names
 from ..commands import Kind
 from ..protocol import (
-    Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users,
-    Welcome,
+    UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed,
+    Shutdown, Users, Welcome,
 )
 from .config import Config
 from .history import History, matches, token_hash
 from .outbox import Outbox
 
-GRACE_REASONS = ("lost", "closed", "timeout", "slow")  # endings a client did not choose
 HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
 HISTORY_DEFAULT, HISTORY_MAX, SEARCH_RESULTS = 20, 500, 20
 
@@ -242,7 +241,7 @@ class Room:
             for event in reversed(self._recent):
                 if isinstance(event, Message):
                     size += _wire_bytes(event)
-                    if len(shown) == self.config.history or size > self.config.history_bytes:
+                    if len(shown) == self.config.newcomer_messages or size > self.config.newcomer_bytes:
                         break
                     shown.append(dataclasses.replace(event, earlier=True))
             return [codec(event, me) for event in reversed(shown)]
@@ -281,7 +280,7 @@ class Room:
             member.outbox.close(flush=reason != "slow", last=goodbye)
             effects.ready.append(member.outbox)
             self._groups = None
-            if reason in GRACE_REASONS and member.token_digest and self.config.grace and not self._closed:
+            if reason in UNCHOSEN_ENDINGS and member.token_digest and self.config.grace and not self._closed:
                 member.away_until = time.monotonic() + self.config.grace
                 effects.left.append((member, f"{reason}, reconnecting"))
                 self._public(Reconnecting(seq=self._next_seq(), name=member.name))
