@@ -25,7 +25,8 @@ from ..ratelimit import GuessDelay
 from .admission import Admission
 from .config import Config
 from .history import History
-from .room import Codec, Effects, Member, Room
+from .member import Codec, Member
+from .room import Effects, Room
 from .outbox import FLUSH_GRACE, Outbox
 from .sender import SWEEP_INTERVAL, Sender
 from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session

@@ -296,10 +296,3 @@ class History:
                               "LIMIT ?", (*patterns, count)).fetchall()
         found = [event_from_json(body) for (body,) in reversed(rows)]
         return [event for event in found if isinstance(event, Message)]
-
-
-def matches(words: str, text: str) -> bool:
-    """The in-memory search: every word, ignoring case."""
-    folded = text.casefold()
-    return all(word.casefold() in folded for word in words.split())
-

@@ -1,64 +1,35 @@
-"""Who is here and where a message goes: join, leave (the cleanup hook), say, whisper, list, history.
+"""Who is here and where an event goes: join, leave (the one cleanup hook), the commands, and the delivery
+of every event into the members' outboxes in one order.
 
-Socket-free. Every public method changes the room under its lock and returns `Effects`: the outboxes
-to hand to the sender, the members who left and the history questions to ask the disk. The caller
-performs them after the lock is released, so nothing that can block (a socket, a log, the disk, a
-callback) ever runs while the room is locked.
-
-A member whose connection is lost (not one who quits) stays in the room for `Config.grace` seconds,
-shown as reconnecting: its name waits for the holder of its resume token, and private messages to it wait
-too. Public events stay in memory (`Config.catchup`) so a returning client gets exactly what it missed.
+Socket-free. Every public method changes the room under its lock and returns `Effects`: the outboxes to
+hand to the sender, the members who left and the history questions to ask the disk. The caller performs
+them after the lock is released, so nothing that can block (a socket, a log, the disk, a callback) ever
+runs while the room is locked. Beside it, under the same lock: `catchup.Recent` (the public events in
+memory) and `grace` (members who are reconnecting).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
-import math
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from .. import commands, names
 from ..commands import Kind
 from ..protocol import (
-    UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed,
-    Shutdown, Users, Welcome,
+    Bye, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users, Welcome,
 )
+from . import grace
+from .catchup import Recent, merged
 from .config import Config
-from .history import History, matches, token_hash
+from .history import History, token_hash
+from .member import Codec, Member
 from .outbox import Outbox
 
-HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
 HISTORY_DEFAULT, HISTORY_MAX, SEARCH_RESULTS = 20, 500, 20
-
-
-class Codec(Protocol):
-    def __call__(self, event: Event, me: str) -> bytes:
-        """The bytes one member receives for an event.
-
-        For room-wide events `me` is "", so one encoding serves every member of that codec.
-        """
-
-
-class Member:
-    def __init__(self, name: str, codec: Codec, outbox: Outbox, token_digest: str = "") -> None:
-        self.name = name
-        self.key = names.key(name)
-        self.skeleton = names.skeleton(name)
-        self.codec = codec
-        self.outbox = outbox
-        self.gone = False  # this connection has ended (the member may still be reconnecting)
-        self.token_digest = token_digest  # the resume token's hash; "" for plain-text members
-        self.away_until: float | None = None  # reconnecting until then
-        self.held: list[Private] = []  # private messages waiting for a reconnecting member
-        self.resumed = False  # this connection took up a session that waited for it
-
-    def __repr__(self) -> str:
-        return f"Member({self.name!r})"
 
 
 class Effects:
@@ -69,6 +40,13 @@ class Effects:
         self.ready: list[Outbox] = []  # outboxes for the sender
         self.left: list[tuple[Member, str]] = []  # members who left, and why
         self.questions: list[Question] = []  # /history and /search, for the disk
+
+
+@dataclass(frozen=True)
+class Question:
+    member: Member
+    words: str | None  # None: the latest messages
+    count: int
 
 
 class _Changing:
@@ -85,34 +63,16 @@ class _Changing:
         self.outer = room._effects
         if self.outer is None:
             room._effects = Effects()
-        return room._effects  # type: ignore[return-value]
+        return room._effects  # type: ignore[return-value]  # set just above when it was None
 
     def __exit__(self, *exc: object) -> None:
         self.room._effects = self.outer
         self.room.lock.release()
 
 
-@dataclass(frozen=True)
-class Question:
-    member: Member
-    words: str | None  # None: the latest messages
-    count: int
-
-
-def _wire_bytes(event: Event) -> int:
-    """An upper bound of a public event's size on the wire (JSON escapes '\\' and '"')."""
-    if isinstance(event, Message):
-        return len(event.text.encode()) + event.text.count("\\") + event.text.count('"') + 160
-    return 160
-
-
 def _unhandled(kind: NoReturn) -> NoReturn:
     """typing.assert_never, which Python 3.10 lacks: mypy refuses a call that a kind can reach."""
     raise AssertionError(f"no handler for {kind!r}")
-
-
-def _no_codec(event: Event, me: str) -> bytes:
-    return b""
 
 
 class Room:
@@ -122,11 +82,7 @@ class Room:
         self.lock = threading.RLock()  # the outboxes of its members share it
         self._members: dict[str, Member] = {}  # by name key, in join order
         self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
-        self._recent: deque[Event] = deque()  # the latest public events, for catching up and newcomers
-        self._recent_sizes: deque[int] = deque()  # their sizes on the wire, bounded by catchup_bytes
-        self._recent_size = 0
-        for event in self.history.loaded:
-            self._remember(event)
+        self._recent = Recent(config, self.history.loaded)
         self._seq = self.history.last_id
         self._closed = False
         self._effects: Effects | None = None
@@ -135,8 +91,7 @@ class Room:
         # Names kept across a restart wait for their owners as if their connections had just been lost.
         until = time.monotonic() + config.grace
         for kept in self.history.reservations if config.grace else ():
-            member = Member(kept.name, _no_codec, self.new_outbox(), kept.token_hash)
-            member.gone, member.away_until, member.outbox.closed = True, until, True
+            member = grace.waiting(kept, self.new_outbox(), until)
             self._members[member.key] = member
 
     def _changing(self) -> _Changing:
@@ -152,9 +107,6 @@ class Room:
     def names(self) -> list[str]:
         with self.lock:
             return [member.name for member in self._members.values()]
-
-    def _away(self) -> list[str]:
-        return [member.name for member in self._members.values() if member.away_until is not None]
 
     def _check_free(self, shown: str, me: Member | None = None) -> None:
         key, look = names.key(shown), names.skeleton(shown)
@@ -184,11 +136,9 @@ class Room:
         """Add a member with its welcome and what it should see first, or raise NameProblem saying why not.
 
         With the resume `token` of a member who is reconnecting (or whose old connection has not ended yet)
-        the name is taken up again. With `after`, the public events after that id are replayed, then the
-        private messages that waited, then a `caught_up` marker saying how many were replayed and how many
-        older ones are no longer in memory (`missing`, counted on disk by the caller; else an upper bound
-        from the ids). All or nothing: the newcomer's first bytes are queued in one piece before anyone
-        hears of it."""
+        the name is taken up again. With `after`, the client catches up (catchup.py: `missing` is the count
+        of older events on disk, if the caller asked it). All or nothing: the newcomer's first bytes are
+        queued in one piece before anyone hears of it."""
         with self._changing() as effects:
             names.check(name)
             existing = self._members.get(names.key(name))
@@ -200,9 +150,7 @@ class Room:
                 shown = existing.name
             else:
                 if existing is not None and existing.away_until is not None:
-                    wait = math.ceil(existing.away_until - time.monotonic())
-                    raise names.NameProblem("name_reserved", f'"{existing.name}" is reconnecting: the name is '
-                                                             f"kept for them for {wait} more seconds")
+                    raise grace.reserved(existing, time.monotonic())
                 shown = self.check_name(name)
             new_token = secrets.token_urlsafe(24) if resumable else ""
             member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "")
@@ -210,11 +158,14 @@ class Room:
             if not resumed:
                 users.append(shown)
             welcome = Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst,
-                              token=new_token, away=[n for n in self._away() if n != shown], resumed=resumed,
-                              seq=self._seq)
-            first = [codec(welcome, shown),
-                     *self._first_events(codec, shown, after, existing if resumed else None, missing)]
-            data = b"".join(first)
+                              token=new_token, away=[n for n in grace.away(self._members.values()) if n != shown],
+                              resumed=resumed, seq=self._seq)
+            if after is None:
+                first: list[Event] = [*self._recent.for_newcomer()]
+            else:
+                held = existing.held if resumed and existing is not None else []
+                first = self._recent.catch_up(after, shown, held, self._seq, missing)
+            data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
             if outbox.size + len(data) > outbox.cap:
                 raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
             if resumed and existing is not None:
@@ -230,35 +181,7 @@ class Room:
     def oldest_remembered(self) -> int:
         """The id of the oldest public event in memory (0 if none)."""
         with self.lock:
-            return getattr(self._recent[0], "seq", 0) if self._recent else 0
-
-    def _first_events(self, codec: Codec, me: str, after: int | None, old: Member | None,
-                      counted: int | None) -> list[bytes]:
-        """After the welcome: the history for a newcomer, or for a returning client what it missed."""
-        if after is None:
-            shown: list[Event] = []
-            size = 0
-            for event in reversed(self._recent):
-                if isinstance(event, Message):
-                    size += _wire_bytes(event)
-                    if len(shown) == self.config.newcomer_messages or size > self.config.newcomer_bytes:
-                        break
-                    shown.append(dataclasses.replace(event, earlier=True))
-            return [codec(event, me) for event in reversed(shown)]
-        missed = [event for event in self._recent if getattr(event, "seq", 0) > after
-                  and not (isinstance(event, Reconnecting) and event.name == me)]
-        oldest = getattr(self._recent[0], "seq", 0) if self._recent else self._seq + 1
-        if after >= oldest - 1:
-            missing = 0
-        elif counted is not None:
-            missing = counted
-        else:  # ids also number private messages, so this is an upper bound
-            missing = oldest - after - 1
-        waiting = old.held if old else []
-        replay = [dataclasses.replace(e, earlier=True) if isinstance(e, Message) else e for e in missed]
-        replay += waiting
-        return [*(codec(event, me) for event in replay),
-                codec(CaughtUp(count=sum(isinstance(e, (Message, Private)) for e in replay), missing=missing), me)]
+            return self._recent.oldest_id()
 
     def _take_over(self, old: Member, effects: Effects) -> None:
         """A resume: the old connection, if it has not ended yet, ends without a word to the room."""
@@ -271,7 +194,7 @@ class Room:
     def leave(self, member: Member, reason: str) -> Effects:
         """The disconnect cleanup hook: idempotent; only the first call for a member has effects.
 
-        A connection lost (not quit) keeps the member as reconnecting for the grace period."""
+        An ending the user did not choose keeps the member as reconnecting for the grace period."""
         with self._changing() as effects:
             if member.gone:
                 return effects
@@ -280,7 +203,7 @@ class Room:
             member.outbox.close(flush=reason != "slow", last=goodbye)
             effects.ready.append(member.outbox)
             self._groups = None
-            if reason in UNCHOSEN_ENDINGS and member.token_digest and self.config.grace and not self._closed:
+            if grace.keeps_name(member, reason, self.config.grace) and not self._closed:
                 member.away_until = time.monotonic() + self.config.grace
                 effects.left.append((member, f"{reason}, reconnecting"))
                 self._public(Reconnecting(seq=self._next_seq(), name=member.name))
@@ -296,18 +219,16 @@ class Room:
     def expire(self, now: float) -> Effects:
         """End the grace of members who did not come back: a leave, and their waiting messages bounce."""
         with self._changing() as effects:
-            for member in [m for m in self._members.values() if m.away_until is not None and m.away_until <= now]:
+            for member in grace.expired(self._members.values(), now):
                 del self._members[member.key]
                 self._groups = None
                 effects.left.append((member, "lost"))
                 self.history.reserve(member.key, member.name, None)
                 self._public(Left(seq=self._next_seq(), name=member.name, reason="lost"))
-                for message in member.held:
-                    sender = self._members.get(names.key(message.sender))
+                for sender_name, notice in grace.bounced(member):
+                    sender = self._members.get(names.key(sender_name))
                     if sender is not None and not sender.gone:
-                        preview = message.text if len(message.text) <= 40 else message.text[:39] + "…"
-                        self._send(sender, Error(code="not_delivered", message=f"{member.name} did not come "
-                                                 f'back in time: your message "{preview}" was not delivered'))
+                        self._send(sender, notice)
             return effects
 
     def drop(self, outbox: Outbox, reason: str) -> Effects:
@@ -348,7 +269,7 @@ class Room:
             case Kind.MSG:
                 self._whisper(member, command)
             case Kind.USERS:
-                self._send(member, Users(users=self.names(), you=member.name, away=self._away()))
+                self._send(member, Users(users=self.names(), you=member.name, away=grace.away(self._members.values())))
             case Kind.NICK:
                 self._nick(member, command)
             case Kind.HISTORY:
@@ -377,24 +298,9 @@ class Room:
 
     def _public(self, event: Event, skip: Member | None = None) -> None:
         """A room-wide event that is remembered: in memory for catching up, and on disk."""
-        self._remember(event)
+        self._recent.remember(event)
         self.history.append(event)
         self._broadcast(event, skip)
-
-    def _remember(self, event: Event) -> None:
-        size = _wire_bytes(event)
-        self._recent.append(event)
-        self._recent_sizes.append(size)
-        self._recent_size += size
-        while len(self._recent) > self.config.catchup or self._recent_size > self.config.catchup_bytes:
-            self._recent.popleft()
-            self._recent_size -= self._recent_sizes.popleft()
-
-    def recent_messages(self, words: str | None, count: int) -> list[Message]:
-        """The latest public messages in memory (containing every word of `words`)."""
-        with self.lock:
-            found = [e for e in self._recent if isinstance(e, Message) and (not words or matches(words, e.text))]
-        return found[-count:]
 
     def _ask(self, question: Question) -> None:
         assert self._effects is not None
@@ -402,9 +308,9 @@ class Room:
 
     def answer(self, question: Question, stored: list[Message] | None) -> Effects:
         """Send the answer to /history or /search: what the disk found, completed from memory."""
-        recent = self.recent_messages(question.words, question.count)
-        merged = {message.seq: message for message in [*(stored or []), *recent]}
-        found = [merged[seq] for seq in sorted(merged)][-question.count:]
+        with self.lock:
+            recent = self._recent.messages(question.words, question.count)
+        found = merged(stored, recent, question.count)
         return self.send(question.member, Found(query=question.words, messages=[m.to_dict() for m in found]))
 
     def _whisper(self, member: Member, command: commands.Command) -> None:
@@ -418,17 +324,15 @@ class Room:
                 code="unknown_user",
                 message=f'no user named "{command.target}" is here: your message was not sent{hint}'))
             return
-        if target.away_until is not None and len(target.held) >= HELD_PRIVATES:
-            self._send(member, Error(code="not_delivered", message=f"{target.name} is reconnecting and has "
-                                     f"{HELD_PRIVATES} messages waiting already: your message was not sent"))
+        if (refusal := grace.cannot_hold(target)) is not None:
+            self._send(member, refusal)
             return
         message = Private(seq=self._next_seq(), sender=member.name, to=target.name, text=command.text)
         self.history.ids_used_up_to(message.seq)
         if target.away_until is not None:
-            target.held.append(message)
+            notice = grace.hold(target, message)
             self._send(member, message)
-            self._send(member, Error(code="held", message=f"{target.name} is reconnecting: your message will "
-                                                          "be delivered when they are back"))
+            self._send(member, notice)
             return
         self._send(target, message)
         if target is not member:

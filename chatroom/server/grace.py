@@ -1,0 +1,76 @@
+"""The grace period: a member whose connection ended without their choice (`UNCHOSEN_ENDINGS`) stays in the
+room as reconnecting for `Config.grace` seconds. Its name waits for the holder of its resume token, and
+private messages to it wait too (at most `HELD_PRIVATES`); when the grace ends they bounce to their senders.
+
+Memory only: the room calls these under its lock and sends what they return.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+from ..names import NameProblem
+from ..protocol import UNCHOSEN_ENDINGS, Error, Event, Private
+from .history import Reservation
+from .member import Member
+from .outbox import Outbox
+
+HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
+
+
+def keeps_name(member: Member, reason: str, seconds: float) -> bool:
+    """Whether this ending starts a grace period: the user did not choose it and their client can resume."""
+    return reason in UNCHOSEN_ENDINGS and bool(member.token_digest) and seconds > 0
+
+
+def waiting(kept: Reservation, outbox: Outbox, until: float) -> Member:
+    """A name kept across a restart: a member whose connection was lost just now, reconnecting `until` then."""
+    member = Member(kept.name, _no_codec, outbox, kept.token_hash)
+    member.gone, member.away_until, outbox.closed = True, until, True
+    return member
+
+
+def _no_codec(event: Event, me: str) -> bytes:
+    return b""
+
+
+def away(members: Iterable[Member]) -> list[str]:
+    """The names of the members who are reconnecting."""
+    return [member.name for member in members if member.away_until is not None]
+
+
+def reserved(member: Member, now: float) -> NameProblem:
+    """Why someone without the token cannot take a reconnecting member's name."""
+    assert member.away_until is not None
+    wait = math.ceil(member.away_until - now)
+    return NameProblem("name_reserved",
+                       f'"{member.name}" is reconnecting: the name is kept for them for {wait} more seconds')
+
+
+def cannot_hold(target: Member) -> Error | None:
+    """Why a private message for a reconnecting member cannot wait (None: it can, or the member is here)."""
+    if target.away_until is None or len(target.held) < HELD_PRIVATES:
+        return None
+    return Error(code="not_delivered", message=f"{target.name} is reconnecting and has {HELD_PRIVATES} "
+                                               "messages waiting already: your message was not sent")
+
+
+def hold(target: Member, message: Private) -> Error:
+    """Keep a private message for a reconnecting member; what its sender is told."""
+    target.held.append(message)
+    return Error(code="held", message=f"{target.name} is reconnecting: your message will be delivered when "
+                                      "they are back")
+
+
+def expired(members: Iterable[Member], now: float) -> list[Member]:
+    """The reconnecting members whose grace has ended."""
+    return [member for member in members if member.away_until is not None and member.away_until <= now]
+
+
+def bounced(member: Member) -> Iterator[tuple[str, Error]]:
+    """For each private message that waited in vain for `member`: its sender's name and what they are told."""
+    for message in member.held:
+        preview = message.text if len(message.text) <= 40 else message.text[:39] + "…"
+        yield message.sender, Error(code="not_delivered", message=f"{member.name} did not come back in time: "
+                                                                  f'your message "{preview}" was not delivered')
