@@ -1,15 +1,13 @@
-"""The serving core: socketserver wiring, a reader thread per connection, admission and shutdown.
+"""The serving core: socketserver wiring, a reader thread per connection, and shutdown.
 
-Only I/O lives here. What a line means is decided by the connection's `Session` and the `Room`; what
-they decide comes back as actions and effects, performed here after the room's lock is released.
-The command line and `main` are in `serve.py`.
+Only I/O lives here. What a line means is decided by the connection's `Session`, a login by `login.decide`,
+everything after it by the `Room`; what they decide comes back as actions, decisions and effects, performed
+here after the room's lock is released. The command line and `main` are in main.py.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import math
 import os
 import socket
 import socketserver
@@ -29,7 +27,8 @@ from .member import Codec, Member
 from .room import Effects, Room
 from .outbox import FLUSH_GRACE, Outbox
 from .sender import SWEEP_INTERVAL, Sender
-from .session import Action, Ask, Close, Login, Prompt, Reply, Run, Session
+from . import login
+from .session import Action, Close, Login, Prompt, Reply, Run, Session
 from .streams import PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
@@ -38,10 +37,6 @@ TLS_HINT_AFTER = 2.0  # seconds of silence after which a TLS port tells a plain-
 CLOSE_WAIT = FLUSH_GRACE + 2 * SWEEP_INTERVAL + 0.5  # the sender gives up on a closed outbox before this
 
 log = logging.getLogger("chatroom.server")
-
-
-def password_matches(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -178,8 +173,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         self.server.sender.put(self.outbox, self.codec(event, ""))
                 case Prompt(text=text):
                     self.server.sender.put(self.outbox, (text + "\n").encode())
-                case Login(name=name, password=password, reconnect=reconnect, resume=resume, after=after):
-                    if (reason := self._perform(self._login(name, password, reconnect, resume, after))) is not None:
+                case Login():
+                    if (reason := self._perform(self._login(action))) is not None:
                         return reason
                 case Run(command=command):
                     assert self.member is not None
@@ -194,48 +189,48 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     return reason
         return None
 
-    def _login(self, name: str, password: str | None, reconnect: bool = False, resume: str | None = None,
-               after: int | None = None) -> list[Action]:
-        """Check the password first (so only people who know it learn who is here), then join."""
-        session, now = self.session, time.monotonic()
-        if self.server.password is not None:
-            if password is None:
-                return session.refused("password_required", "this room needs a password", Ask.PASSWORD, now,
-                                       counts=False)
-            if not password_matches(password, self.server.password):
-                hold = self.server.guesses.fail(self.address, now)
-                log.warning("%s: wrong password", self.peer)
-                message = "wrong password"
-                if hold:
-                    self.server.stopping.wait(hold)  # slows guessing down; a right password never waits
-                    message += (f" (answered after {hold:g} s: each wrong password from your address "
-                                "waits longer, up to 30 s)")
-                return session.refused("wrong_password", message, Ask.PASSWORD, time.monotonic())
-        wait = self.server.admission.login_wait(self.address, now)
-        if wait:
-            log.info("%s: refused, too many logins from that address", self.peer)
-            return [Reply(Error(code="login_limited", message="too many logins from your address: try again "
-                                                              f"in {math.ceil(wait)} seconds")), Close("refused")]
-        room = self.server.room
-        missing = None
-        oldest = room.oldest_remembered()
-        if after is not None and room.history.on_disk and after < oldest - 1:
-            missing = room.history.count_between(after, oldest)
+    def _login(self, attempt: Login) -> list[Action]:
+        """Perform the login's decision (login.py): wait out a wrong password, then join the room."""
+        server, now = self.server, time.monotonic()
+        decision = login.decide(attempt, server.password, server.admission.login_wait(self.address, now))
+        if isinstance(decision, login.WrongPassword):
+            hold = server.guesses.fail(self.address, now)
+            log.warning("%s: wrong password", self.peer)
+            if hold:
+                server.stopping.wait(hold)  # slows guessing down; a right password never waits
+            decision, now = login.wrong_password(hold), time.monotonic()
+        if isinstance(decision, login.Refuse):
+            return self._refuse(decision, now)
+        room = server.room
         try:
-            self.member, effects = room.join(name, self.codec, self.outbox, resumable=reconnect,
-                                             token=resume, after=after, missing=missing)
+            self.member, effects = room.join(attempt.name, self.codec, self.outbox, resumable=attempt.reconnect,
+                                             token=attempt.resume, after=attempt.after,
+                                             missing=self._missing(attempt.after))
         except NameProblem as problem:
             log.debug("%s: refused a name (%s)", self.peer, problem.code)
-            if problem.code in ("room_full", "shutting_down", "too_much_history"):
-                return [Reply(Error(code=problem.code, message=problem.message)), Close("refused")]
-            return session.refused(problem.code, problem.message, Ask.NAME, now)
-        session.admitted(now)
-        self.server.admission.logged_in(self.address, now)
+            return self._refuse(login.name_refused(problem), now)
+        self.session.admitted(now)
+        server.admission.logged_in(self.address, now)
         mode = "JSON" if self.codec is json_codec else "plain-text"
         log.info("%s %s from %s (%s mode)", self.member.name, "is back" if self.member.resumed else "joined",
                  self.peer, mode)
-        self.server.apply(effects)
+        server.apply(effects)
         return []
+
+    def _refuse(self, refusal: login.Refuse, now: float) -> list[Action]:
+        if refusal.logged:
+            log.info("%s: %s", self.peer, refusal.logged)
+        if refusal.ask is None:
+            return [Reply(Error(code=refusal.code, message=refusal.message)), Close("refused")]
+        return self.session.refused(refusal.code, refusal.message, refusal.ask, now, counts=refusal.counts)
+
+    def _missing(self, after: int | None) -> int | None:
+        """For a resume: the public events on disk between `after` and the oldest in memory (None: not asked)."""
+        room = self.server.room
+        oldest = room.oldest_remembered()
+        if after is None or not room.history.on_disk or after >= oldest - 1:
+            return None
+        return room.history.count_between(after, oldest)
 
 
 def _address_family(host: str) -> socket.AddressFamily:
