@@ -1,13 +1,17 @@
 """An event as bytes for each mode: JSON lines (structured clients) and plain text (nc, telnet); and a JSON
-line read back into an event. Pure: what a room encodes under its lock never blocks."""
+line read back into an event, the one decoder for what a server sends and what the history file stores.
+Pure: what a room encodes under its lock never blocks."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
+from typing import Any
 
 from . import render
-from .protocol.events import EVENT_TYPES, Event, ProtocolError
+from .protocol.events import EVENT_TYPES, Event, Found, Message, ProtocolError
 
 
 def encode_json(event: Event) -> bytes:
@@ -20,22 +24,81 @@ def encode_json(event: Event) -> bytes:
 
 
 def decode_event(text: str) -> Event | None:
-    """An event from one JSON line; None for a type this client does not know yet."""
+    """An event from one JSON line; None for a type this version does not know yet."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # as in parse_hello: a hostile server must not crash a client
         raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
+    return event_from_dict(data)
+
+
+def event_from_dict(data: object) -> Event | None:
+    """An event from its JSON object (`to_dict` read back); None for a type this version does not know.
+
+    Fields this version does not know are left out: a newer one may add some. A field missing or of the
+    wrong type is a ProtocolError, so nothing downstream meets a timestamp that is a string."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("an event must be a JSON object with a type")
     cls = EVENT_TYPES.get(data["type"])
     if cls is None:
         return None
-    known = {f.name for f in dataclasses.fields(cls)}
+    hints = _field_types(cls)
+    fields = {name: value for name, value in data.items() if name in hints}
+    if cls is Found and "messages" in fields:
+        fields["messages"] = _messages(fields["messages"])
+    for name, value in fields.items():
+        if not _conforms(value, hints[name]):
+            raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {_describe(hints[name])}")
     try:
-        return cls(**{k: v for k, v in data.items() if k in known})
-    except TypeError as exc:
-        raise ProtocolError(f"bad {data['type']} event: {exc}") from None
+        return cls(**fields)
+    except TypeError as exc:  # a required field is missing
+        raise ProtocolError(f"bad {cls.TYPE} event: {exc}") from None
 
+
+def _messages(value: object) -> list[Message]:
+    """The messages of a `found` answer; one that is not a message is left out (a server's mistake is not shown)."""
+    if not isinstance(value, list):
+        raise ProtocolError("bad found event: messages is not a list")
+    found = []
+    for data in value:
+        try:
+            message = event_from_dict(data)
+        except ProtocolError:
+            continue
+        if isinstance(message, Message):
+            found.append(message)
+    return found
+
+
+_FIELD_TYPES: dict[type[Event], dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Event]) -> dict[str, Any]:
+    if cls not in _FIELD_TYPES:
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = {field.name: hints[field.name] for field in dataclasses.fields(cls)}
+    return _FIELD_TYPES[cls]
+
+
+def _conforms(value: object, hint: Any) -> bool:
+    """Whether a JSON value fits an event field's type (the few kinds events use)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, option) for option in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(element, item) for element in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):  # JSON's true is no number
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint)
 
 
 def json_codec(event: Event, me: str) -> bytes:

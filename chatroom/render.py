@@ -141,16 +141,9 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
                 text += f" ({missing} older events could not be replayed: /history shows more)"
             return system(text)
         case Found(query=query, messages=messages):
-            fields = {f.name for f in dataclasses.fields(Message)}
-            found = []
-            for data in messages:
-                try:
-                    found.append(Message(**{k: v for k, v in data.items() if k in fields}))
-                except (TypeError, AttributeError):
-                    continue  # not a message: a server's mistake is not shown
             head = f'Messages with "{sanitize(query)}"' if query else "The last messages"
-            rows = [f"{head} ({len(found)}):" if found else f"{head}: none"]
-            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme) for m in found])
+            rows = [f"{head} ({len(messages)}):" if messages else f"{head}: none"]
+            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme) for m in messages])
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)
         case Error(message=message):

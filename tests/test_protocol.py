@@ -4,7 +4,7 @@ import pytest
 
 from chatroom.codecs import decode_event, encode_json
 from chatroom.protocol import (
-    BadEncoding, Error, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError, Users, is_hello,
+    BadEncoding, Error, Found, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError, Users, is_hello,
     parse_hello, sanitize,
 )
 
@@ -84,6 +84,24 @@ def test_decode_rejects_garbage_and_skips_unknown_types():
     with pytest.raises(ProtocolError):
         decode_event('{"type": "message"}')
     assert decode_event('{"type": "from-the-future", "x": 1}') is None
+
+
+def test_one_decoder_reads_what_a_newer_version_adds_and_refuses_wrong_types():
+    assert decode_event('{"type":"message","seq":1,"sender":"a","text":"b","reactions":[]}') == Message(
+        seq=1, sender="a", text="b", ts=decode_event('{"type":"message","seq":1,"sender":"a","text":"b"}').ts)
+    for bad in ['{"type":"message","seq":"1","sender":"a","text":"b"}', '{"type":"message","seq":true,'
+                '"sender":"a","text":"b"}', '{"type":"message","seq":1,"sender":"a","text":"b","ts":"noon"}',
+                '{"type":"users","users":["a",2],"you":"a"}', '{"type":"found","query":null,"messages":5}']:
+        with pytest.raises(ProtocolError):
+            decode_event(bad)
+
+
+def test_a_found_answer_carries_messages_and_leaves_out_what_is_not_one():
+    found = Found(query="lunch", messages=[Message(seq=3, sender="a", text="lunch?", ts=1.5)])
+    assert decode_event(encode_json(found).decode()) == found
+    mixed = ('{"type":"found","query":null,"messages":[{"type":"message","seq":1,"sender":"a","text":"x","ts":1},'
+             '{"type":"join","seq":2,"name":"b"},{"type":"message"},7]}')
+    assert decode_event(mixed) == Found(query=None, messages=[Message(seq=1, sender="a", text="x", ts=1)])
 
 
 def test_hello():

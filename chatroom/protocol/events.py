@@ -133,10 +133,14 @@ class CaughtUp(Event):
 
 @dataclass(frozen=True)
 class Found(Event):
-    """The answer to /history (query None) or /search: public messages as `message` objects, oldest first."""
+    """The answer to /history (query None) or /search: public messages, oldest first (on the wire, each a
+    `message` object)."""
     TYPE = "found"
     query: str | None
-    messages: list[dict[str, Any]]
+    messages: list[Message]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "query": self.query, "messages": [m.to_dict() for m in self.messages]}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ goes on in memory. Private messages are never written.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue
@@ -23,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..codecs import encode_json
-from ..protocol import EVENT_TYPES, Event, Message
+from ..codecs import decode_event, encode_json
+from ..protocol import Event, Message
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
@@ -54,12 +53,6 @@ def default_path(port: int, environ: dict[str, str] | None = None, platform: str
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def event_from_json(text: str) -> Event | None:
-    data = json.loads(text)
-    cls = EVENT_TYPES.get(data.pop("type", ""))
-    return cls(**data) if cls else None
 
 
 def _event_json(event: Event) -> str:
@@ -155,7 +148,7 @@ class History:
         meta = db.execute("SELECT value FROM meta WHERE key='last_id'").fetchone()
         self.last_id = max(stored, int(meta[0]) if meta else 0)
         rows = db.execute("SELECT body FROM events ORDER BY id DESC LIMIT 2000").fetchall()
-        self.loaded = [event for (body,) in reversed(rows) if (event := event_from_json(body)) is not None]
+        self.loaded = [event for (body,) in reversed(rows) if (event := decode_event(body)) is not None]
         self.reservations = [Reservation(name, digest) for name, digest in
                              db.execute("SELECT name, hash FROM tokens")]
 
@@ -294,5 +287,5 @@ class History:
                         for word in words.split()]
             rows = db.execute(f"SELECT body FROM events WHERE type='message' AND {clauses} ORDER BY id DESC "
                               "LIMIT ?", (*patterns, count)).fetchall()
-        found = [event_from_json(body) for (body,) in reversed(rows)]
+        found = [decode_event(body) for (body,) in reversed(rows)]
         return [event for event in found if isinstance(event, Message)]

@@ -311,7 +311,7 @@ class Room:
         with self.lock:
             recent = self._recent.messages(question.words, question.count)
         found = merged(stored, recent, question.count)
-        return self.send(question.member, Found(query=question.words, messages=[m.to_dict() for m in found]))
+        return self.send(question.member, Found(query=question.words, messages=found))
 
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
