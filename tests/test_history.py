@@ -118,6 +118,68 @@ def test_a_full_disk_is_logged_once_and_the_room_goes_on_in_memory(tmp_path, cap
         history.close()
 
 
+def add_rows(history: History, *rows: tuple[int, str, str | None]) -> None:
+    """Rows written by another version of chatroom, or damaged: (id, body, searchable text)."""
+    for row_id, body, text in rows:
+        history._db.execute("INSERT INTO events VALUES (?, 'message', ?, ?)", (row_id, body, text))
+        if history.fts and text is not None:
+            history._db.execute("INSERT INTO search(rowid, text) VALUES (?, ?)", (row_id, text))
+
+
+def unreadable_row_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+
+
+def test_rows_of_a_newer_version_or_damaged_ones_do_not_stop_a_start(tmp_path, caplog):
+    """Defect 2 of issue #17: one unknown field in a stored row crashed the server at start."""
+    path = tmp_path / "room.sqlite3"
+    history = History(path)
+    add_rows(history, (1, '{"type":"message","seq":1,"sender":"a","text":"newer","ts":1,"reactions":["+1"]}', None),
+             (2, "{damaged", None), (3, '{"type":"message","seq":"three","sender":"a","text":"x"}', None),
+             (4, '{"type":"poll","seq":4,"question":"lunch?"}', None),  # a type this version does not know
+             (5, '{"type":"message","seq":5,"sender":"a","text":"fine","ts":1}', None))
+    history.close()
+    again = History(path)
+    try:
+        assert [(e.seq, e.text) for e in again.loaded] == [(1, "newer"), (5, "fine")]
+        warnings = unreadable_row_warnings(caplog)
+        assert len(warnings) == 1 and str(path) in warnings[0]
+    finally:
+        again.close()
+
+
+def test_an_old_bad_row_found_by_a_query_is_left_out_and_the_writer_goes_on(tmp_path, caplog):
+    """Defect 2 of issue #17: a bad row met by /search killed the history writer thread."""
+    history = History(tmp_path / "room.sqlite3")
+    try:
+        add_rows(history, (1, "{damaged", "lunch"), (2, '{"type":"message","seq":2,"sender":"a"}', "lunch"))
+        assert history.query("lunch", 10) == []
+        history.append(Message(seq=3, sender="b", text="lunch at noon"))
+        assert [m.seq for m in history.query("lunch", 10)] == [3]
+        assert len(unreadable_row_warnings(caplog)) == 1
+    finally:
+        history.close()
+
+
+def test_a_writer_that_fails_unexpectedly_is_logged_and_the_room_goes_on_in_memory(tmp_path, caplog, monkeypatch):
+    """Defect 2 of issue #17: the writer thread died silently; appends piled up and each query waited 5 s."""
+    def gremlin(self, db):
+        raise RuntimeError("an unexpected failure")
+
+    monkeypatch.setattr(History, "_trim", gremlin)
+    history = History(tmp_path / "room.sqlite3")
+    try:
+        history.append(Message(seq=1, sender="a", text="one"))
+        assert history.query(None, 5) is None  # answered at once: nothing on disk to ask any more
+        for seq in range(2, 1000):
+            history.append(Message(seq=seq, sender="a", text="more"))
+        assert history._jobs.qsize() == 0 and not history.on_disk
+        errors = [r for r in caplog.records if "history writer failed" in r.getMessage()]
+        assert len(errors) == 1 and errors[0].exc_info and "in memory only" in errors[0].getMessage()
+    finally:
+        history.close()
+
+
 def test_the_default_file_is_in_the_data_directory_per_port():
     assert default_path(8080, {"HOME": "/h"}, "linux") == Path("/h/.local/share/chatroom/room-8080.sqlite3")
     assert default_path(8080, {"HOME": "/h", "XDG_DATA_HOME": "/x"}, "linux") == Path("/x/chatroom/room-8080.sqlite3")

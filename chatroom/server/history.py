@@ -3,8 +3,9 @@
 The room never waits for the disk: `append` puts an event on a queue, and the writer thread commits what
 has queued at most `COMMIT_EVERY` seconds apart. The writer owns the one connection to the file (kept in
 exclusive locking mode, so a second server cannot use the same file); queries (`/history`, `/search`) and
-the resume tokens go through it too. If the disk fails (read-only, full), that is logged once and the room
-goes on in memory. Private messages are never written.
+the resume tokens go through it too. If the disk fails (read-only, full), or the writer meets anything
+unexpected, that is logged once and the room goes on in memory. A stored row this version cannot read (a
+newer version's, or a damaged one) is left out, and said once. Private messages are never written.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..codecs import decode_event, encode_json
-from ..protocol import Event, Message
+from ..protocol import Event, Message, ProtocolError
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
@@ -85,6 +87,8 @@ class History:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._db: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
+        self._writing = False  # the writer takes jobs: it runs, and has not failed
+        self._unreadable_said = False
         self.last_id = 0
         self.loaded: list[Event] = []
         self.reservations: list[Reservation] = []
@@ -139,7 +143,8 @@ class History:
             db.close()
             raise
         self._db = db
-        self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
+        self._writing = True
+        self._thread = threading.Thread(target=self._supervised, name="history writer", daemon=True)
         self._thread.start()
 
     def _load(self, db: sqlite3.Connection) -> None:
@@ -147,25 +152,25 @@ class History:
         stored = db.execute("SELECT max(id) FROM events").fetchone()[0] or 0
         meta = db.execute("SELECT value FROM meta WHERE key='last_id'").fetchone()
         self.last_id = max(stored, int(meta[0]) if meta else 0)
-        rows = db.execute("SELECT body FROM events ORDER BY id DESC LIMIT 2000").fetchall()
-        self.loaded = [event for (body,) in reversed(rows) if (event := decode_event(body)) is not None]
+        rows = db.execute("SELECT id, body FROM events ORDER BY id DESC LIMIT 2000").fetchall()
+        self.loaded = self._events(reversed(rows))
         self.reservations = [Reservation(name, digest) for name, digest in
                              db.execute("SELECT name, hash FROM tokens")]
 
     # --- the room's side: never blocks ---------------------------------------------------------------
 
     def append(self, event: Event) -> None:
-        if self._db is not None:
+        if self._writing:
             self._jobs.put(("event", event))
 
     def ids_used_up_to(self, last_id: int) -> None:
         """Ids up to `last_id` were handed out (private messages too), so a restart starts above them."""
-        if self._db is not None:
+        if self._writing:
             self._jobs.put(("last_id", last_id))
 
     def reserve(self, key: str, name: str, digest: str | None) -> None:
         """Keep (or with None, forget) a resume token's hash for a name, so it survives a restart."""
-        if self._db is not None:
+        if self._writing:
             self._jobs.put(("token", (key, name, digest)))
 
     # --- queries (from a connection's own thread; they wait for the writer) --------------------------
@@ -181,7 +186,7 @@ class History:
 
     def _ask(self, kind: str, *args: Any) -> Any:
         """The writer's answer, after the writes queued before the question; None without a file or answer."""
-        if self._db is None:
+        if not self._writing:
             return None
         future: Future[Any] = Future()
         self._jobs.put((kind, (*args, future)))
@@ -194,25 +199,44 @@ class History:
         if self._thread is not None:
             self._jobs.put(("stop", None))
             self._thread.join(5)
+        self._writing = False
         if self._db is not None:
             self._db.close()
             self._db = None
 
     # --- the writer thread ---------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _supervised(self) -> None:
+        """The writer's loop; an unexpected failure is said once, and the room goes on in memory: no more jobs
+        are taken, and the ones already queued are answered (a query with None) instead of waiting."""
         assert self._db is not None
         db = self._db
         while True:
-            batch = [self._jobs.get()]
-            deadline = time.monotonic() + COMMIT_EVERY
-            while batch[-1][0] in ("event", "last_id", "token") and (left := deadline - time.monotonic()) > 0:
-                try:
-                    batch.append(self._jobs.get(timeout=left))
-                except queue.Empty:
-                    break
-            if not self._write(db, batch):
-                return
+            batch = self._next_batch()
+            try:
+                if self._writing and not self._write(db, batch):
+                    return
+            except Exception:
+                self._writing = self.on_disk = False
+                log.exception("the history writer failed: the room goes on, but keeps its history in memory "
+                              "only from now on (the file %s keeps what was written before)", self.path)
+            if not self._writing:
+                kind, job = batch[-1]
+                if kind == "stop":
+                    return
+                if kind in ("query", "count") and not job[-1].done():
+                    job[-1].set_result(None)
+
+    def _next_batch(self) -> list[tuple[str, Any]]:
+        """The next job, and the changes that follow it within COMMIT_EVERY (up to a query or a stop)."""
+        batch = [self._jobs.get()]
+        deadline = time.monotonic() + COMMIT_EVERY
+        while batch[-1][0] in ("event", "last_id", "token") and (left := deadline - time.monotonic()) > 0:
+            try:
+                batch.append(self._jobs.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
 
     def _write(self, db: sqlite3.Connection, batch: list[tuple[str, Any]]) -> bool:
         """Commit one group of changes, then answer the query or stop that ended it; False to stop."""
@@ -274,18 +298,34 @@ class History:
 
     def _select(self, db: sqlite3.Connection, words: str | None, count: int) -> list[Message]:
         if not words:
-            rows = db.execute("SELECT body FROM events WHERE type='message' ORDER BY id DESC LIMIT ?",
+            rows = db.execute("SELECT id, body FROM events WHERE type='message' ORDER BY id DESC LIMIT ?",
                               (count,)).fetchall()
         elif self.fts:
             # Every word a quoted phrase: the user's text is never FTS syntax.
             match = " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
-            rows = db.execute("SELECT body FROM events WHERE id IN (SELECT rowid FROM search WHERE search "
+            rows = db.execute("SELECT id, body FROM events WHERE id IN (SELECT rowid FROM search WHERE search "
                               "MATCH ?) ORDER BY id DESC LIMIT ?", (match, count)).fetchall()
         else:
             clauses = " AND ".join(["text LIKE ? ESCAPE '\\'"] * len(words.split()))
             patterns = ["%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                         for word in words.split()]
-            rows = db.execute(f"SELECT body FROM events WHERE type='message' AND {clauses} ORDER BY id DESC "
+            rows = db.execute(f"SELECT id, body FROM events WHERE type='message' AND {clauses} ORDER BY id DESC "
                               "LIMIT ?", (*patterns, count)).fetchall()
-        found = [decode_event(body) for (body,) in reversed(rows)]
-        return [event for event in found if isinstance(event, Message)]
+        return [event for event in self._events(reversed(rows)) if isinstance(event, Message)]
+
+    def _events(self, rows: Iterable[tuple[int, str]]) -> list[Event]:
+        """The stored rows (id, body) as events. A type this version does not know yet is left out; a row it
+        cannot read (damaged, or a newer version's) too, and the first one is logged."""
+        events = []
+        for row_id, body in rows:
+            try:
+                event = decode_event(body)
+            except ProtocolError as exc:
+                if not self._unreadable_said:
+                    self._unreadable_said = True
+                    log.warning("the history file %s has a row this version cannot read (id %d: %s); it is left "
+                                "out, and so is any other like it", self.path, row_id, exc)
+                continue
+            if event is not None:
+                events.append(event)
+        return events
