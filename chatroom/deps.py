@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 # Distribution (what pip installs) -> the module it provides.
-IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs"}
-SERVER = ("confusable-homoglyphs",)
+IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
+                "platformdirs": "platformdirs"}
+SERVER = ("confusable-homoglyphs", "platformdirs")
 CLIENT = ("readchar", "colorama")
 _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 

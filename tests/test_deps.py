@@ -23,9 +23,10 @@ def run_bare(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("program, args, missing", [
-    ("server.py", ["server.py", "0"], "the package confusable-homoglyphs is"),
+    ("server.py", ["server.py", "0"], "the packages confusable-homoglyphs, platformdirs are"),
     ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are"),
-    ("server.py", ["-c", "from chatroom.launch import server; server()"], "the package confusable-homoglyphs is"),
+    ("server.py", ["-c", "from chatroom.launch import server; server()"],
+     "the packages confusable-homoglyphs, platformdirs are"),
     ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are"),
 ])
 def test_a_program_without_its_packages_exits_with_one_line(program, args, missing):

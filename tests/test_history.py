@@ -180,12 +180,26 @@ def test_a_writer_that_fails_unexpectedly_is_logged_and_the_room_goes_on_in_memo
         history.close()
 
 
-def test_the_default_file_is_in_the_data_directory_per_port():
-    assert default_path(8080, {"HOME": "/h"}, "linux") == Path("/h/.local/share/chatroom/room-8080.sqlite3")
-    assert default_path(8080, {"HOME": "/h", "XDG_DATA_HOME": "/x"}, "linux") == Path("/x/chatroom/room-8080.sqlite3")
-    assert default_path(80, {"HOME": "/h"}, "darwin") == Path("/h/Library/Application Support/chatroom/room-80.sqlite3")
-    windows = {"LOCALAPPDATA": "C:/L", "USERPROFILE": "C:/U"}
-    assert default_path(80, windows, "win32") == Path("C:/L/chatroom/room-80.sqlite3")
+# The README's three places (platformdirs chooses them on Linux and Windows).
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG rules of Linux and the other Unixes")
+def test_the_default_file_is_in_the_xdg_data_directory_per_port(monkeypatch):
+    monkeypatch.setenv("HOME", "/h")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_path(8080) == Path("/h/.local/share/chatroom/room-8080.sqlite3")
+    monkeypatch.setenv("XDG_DATA_HOME", "/x")
+    assert default_path(8080) == Path("/x/chatroom/room-8080.sqlite3")
+
+
+def test_on_macos_the_default_file_is_in_application_support_whatever_xdg_says(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setenv("XDG_DATA_HOME", "/x")
+    assert default_path(80) == Path.home() / "Library" / "Application Support" / "chatroom" / "room-80.sqlite3"
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="Windows' known folder for local application data")
+def test_on_windows_the_default_file_is_in_local_app_data():
+    assert default_path(80) == Path(os.environ["LOCALAPPDATA"]) / "chatroom" / "room-80.sqlite3"
 
 
 # --- resume and grace, in-process -------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
 import sqlite3
 import sys
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from ..codecs import decode_event, encode_json
 from ..protocol import Event, Message, ProtocolError
 
@@ -32,6 +33,7 @@ APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
 SCHEMA_VERSION = 1
 ID_RESERVE = 100_000  # ids handed out between two commits stay below this many; see `last_id`
 QUERY_TIMEOUT = 5.0
+APP_NAME = "chatroom"  # the data directory's name
 
 log = logging.getLogger("chatroom.server")
 
@@ -40,17 +42,15 @@ class HistoryError(Exception):
     """The history file cannot be used; the message says which file and what to do."""
 
 
-def default_path(port: int, environ: dict[str, str] | None = None, platform: str = sys.platform) -> Path:
-    """The per-user data directory's file for a port: room-8080.sqlite3."""
-    env = os.environ if environ is None else environ
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
-    if platform == "win32":
-        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
+def default_path(port: int) -> Path:
+    """The file for a port in the per-user data directory: room-8080.sqlite3 (the README says where)."""
+    if sys.platform == "darwin":
+        # platformdirs 4 follows $XDG_DATA_HOME on macOS too (earlier versions did not); the README's place,
+        # where the files of earlier versions are, stays.
+        directory = Path.home() / "Library" / "Application Support" / APP_NAME
     else:
-        base = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "chatroom" / f"room-{port}.sqlite3"
+        directory = platformdirs.user_data_path(APP_NAME, appauthor=False)  # no author level on Windows
+    return directory / f"room-{port}.sqlite3"
 
 
 def token_hash(token: str) -> str:
