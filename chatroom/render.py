@@ -79,6 +79,11 @@ def clock(ts: float) -> str:
     return time.strftime("%H:%M", time.localtime(ts))
 
 
+def preview(text: str) -> str:
+    """The start of a message, for a notice that quotes it: at most 40 characters."""
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def leave_reason(code: str) -> str:
     return LEAVE_REASONS.get(code, sanitize(code))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
+from .. import render
 from ..names import NameProblem
 from ..protocol import UNCHOSEN_ENDINGS, Error, Event, Private
 from .history import Reservation
@@ -71,6 +72,5 @@ def expired(members: Iterable[Member], now: float) -> list[Member]:
 def bounced(member: Member) -> Iterator[tuple[str, Error]]:
     """For each private message that waited in vain for `member`: its sender's name and what they are told."""
     for message in member.held:
-        preview = message.text if len(message.text) <= 40 else message.text[:39] + "…"
         yield message.sender, Error(code="not_delivered", message=f"{member.name} did not come back in time: "
-                                                                  f'your message "{preview}" was not delivered')
+                                    f'your message "{render.preview(message.text)}" was not delivered')

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .. import commands, names
+from .. import commands, names, render
 from ..protocol import (
     NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line, LineTooLong, Ping, ProtocolError,
     is_hello, parse_hello, parse_structured, sanitize,
@@ -185,9 +185,9 @@ class Session:
         if isinstance(command, commands.CommandError):
             return [self._error(command.code, command.message)]
         if command.spec.rated and not self._bucket.take(now):
-            preview = text if len(text) <= 40 else text[:39] + "…"
-            return [self._error("rate_limited", f'not sent: "{preview}" (at most {self.config.burst} messages '
-                                                f"at once, then {self.config.rate:g} per second)")]
+            return [self._error("rate_limited", f'not sent: "{render.preview(text)}" (at most '
+                                                f"{self.config.burst} messages at once, then {self.config.rate:g} "
+                                                "per second)")]
         return [Run(command)]
 
     def _bad_line(self, code: str, message: str, now: float) -> list[Action]:
