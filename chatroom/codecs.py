@@ -8,6 +8,7 @@ import dataclasses
 import json
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from . import render
@@ -42,13 +43,13 @@ def event_from_dict(data: object) -> Event | None:
     cls = EVENT_TYPES.get(data["type"])
     if cls is None:
         return None
-    hints = _field_types(cls)
-    fields = {name: value for name, value in data.items() if name in hints}
+    kinds = _field_kinds(cls)
+    fields = {name: value for name, value in data.items() if name in kinds}
     if cls is Found and "messages" in fields:
         fields["messages"] = _messages(fields["messages"])
     for name, value in fields.items():
-        if not _conforms(value, hints[name]):
-            raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {_describe(hints[name])}")
+        if not kinds[name].fits(value):
+            raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {kinds[name]}")
     try:
         return cls(**fields)
     except TypeError as exc:  # a required field is missing
@@ -70,35 +71,49 @@ def _messages(value: object) -> list[Message]:
     return found
 
 
-_FIELD_TYPES: dict[type[Event], dict[str, Any]] = {}
+@dataclass(frozen=True)
+class _Kind:
+    """What a field takes, as isinstance wants it: `types`, and for a list the types of its `items`."""
+    types: tuple[type, ...]
+    items: tuple[type, ...] = ()
+    hint: str = ""
+
+    def fits(self, value: object) -> bool:
+        if not _instance(value, self.types):
+            return False
+        return not (self.items and isinstance(value, list)) or all(_instance(item, self.items) for item in value)
+
+    def __str__(self) -> str:
+        return self.hint
 
 
-def _field_types(cls: type[Event]) -> dict[str, Any]:
-    if cls not in _FIELD_TYPES:
+def _instance(value: object, types: tuple[type, ...]) -> bool:
+    # JSON's true is no number, though bool is an int to isinstance.
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def _kind(hint: Any) -> _Kind:
+    """The few field types events use: a class, float (an int will do), list[X], and unions of these."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    accepted: list[type] = []
+    items: tuple[type, ...] = ()
+    for option in options:
+        if typing.get_origin(option) is list:
+            accepted.append(list)
+            items = typing.get_args(option)
+        else:
+            accepted += [int, float] if option is float else [option]
+    return _Kind(tuple(accepted), items, getattr(hint, "__name__", None) or str(hint))
+
+
+_FIELD_KINDS: dict[type[Event], dict[str, _Kind]] = {}
+
+
+def _field_kinds(cls: type[Event]) -> dict[str, _Kind]:
+    if cls not in _FIELD_KINDS:
         hints = typing.get_type_hints(cls)
-        _FIELD_TYPES[cls] = {field.name: hints[field.name] for field in dataclasses.fields(cls)}
-    return _FIELD_TYPES[cls]
-
-
-def _conforms(value: object, hint: Any) -> bool:
-    """Whether a JSON value fits an event field's type (the few kinds events use)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, option) for option in typing.get_args(hint))
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_conforms(element, item) for element in value)
-    if hint is type(None):
-        return value is None
-    if isinstance(value, bool):  # JSON's true is no number
-        return hint is bool
-    if hint is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, hint)
-
-
-def _describe(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint)
+        _FIELD_KINDS[cls] = {field.name: _kind(hints[field.name]) for field in dataclasses.fields(cls)}
+    return _FIELD_KINDS[cls]
 
 
 def json_codec(event: Event, me: str) -> bytes:
