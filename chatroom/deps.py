@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 # Distribution (what pip installs) -> the module it provides.
-IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs"}
+IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
+                "wcwidth": "wcwidth"}
 SERVER = ("confusable-homoglyphs",)
-CLIENT = ("readchar", "colorama")
+CLIENT = ("readchar", "colorama", "wcwidth")
 _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 
 

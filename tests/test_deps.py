@@ -22,11 +22,14 @@ def run_bare(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
+CLIENT_MISSING = "the packages readchar, colorama, wcwidth are"
+
+
 @pytest.mark.parametrize("program, args, missing", [
     ("server.py", ["server.py", "0"], "the package confusable-homoglyphs is"),
-    ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are"),
+    ("client.py", ["client.py", "127.0.0.1", "1"], CLIENT_MISSING),
     ("server.py", ["-c", "from chatroom.launch import server; server()"], "the package confusable-homoglyphs is"),
-    ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are"),
+    ("client.py", ["-c", "from chatroom.launch import client; client()"], CLIENT_MISSING),
 ])
 def test_a_program_without_its_packages_exits_with_one_line(program, args, missing):
     result = run_bare(*args)

@@ -3,9 +3,9 @@
 import pytest
 from readchar import key
 
-from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit, text_width
+from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit
 from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
-from chatroom.client.graphemes import graphemes
+from chatroom.client.graphemes import graphemes, text_width
 
 
 def typed(editor: LineEditor, *keys: str) -> list:
@@ -195,11 +195,27 @@ SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e00
      ["\U0001f1e9\U0001f1ea", "\U0001f1eb\U0001f1f7", "\U0001f1ee"]),
     (SCOTLAND + "x", [SCOTLAND, "x"]),  # tags
     ("a\u200db", ["a\u200d", "b"]),  # a joiner joins pictographs only
-    ("\u0915\u094d\u0937", ["\u0915\u094d", "\u0937"]),  # Devanagari: virama is a mark
+    ("\u0915\u094d\u0937\u093f", ["\u0915\u094d\u0937\u093f"]),  # Devanagari: a conjunct is one (GB9c)
+    ("\u1100\u1161\u11a8", ["\u1100\u1161\u11a8"]),  # Hangul jamo make one syllable
     ("a\nb", ["a", "\n", "b"]),
 ])
 def test_grapheme_clusters(text, clusters):
     assert graphemes(text) == clusters
+
+
+@pytest.mark.parametrize("text, width", [
+    ("abc", 3), ("你好", 4), (FAMILY, 2), ("e\u0301", 1), ("\U0001f44d\U0001f3fd", 2), ("\u2764\ufe0f", 2),
+    ("\U0001f1e9\U0001f1ea", 2), ("a\u200bb", 2), ("\u00ad", 1),
+])
+def test_display_widths_are_the_terminals(text, width):
+    # unicodedata's east_asian_width counted a family of three as 6, a red heart as 1, a thumb with its tone as 4
+    assert text_width(text) == width
+
+
+def test_the_cursor_column_counts_emoji_as_two():
+    editor = LineEditor()
+    typed(editor, *"a" + FAMILY + "\u2764\ufe0fb")
+    assert editor.view(20) == ("a" + FAMILY + "\u2764\ufe0fb", 6)
 
 
 def test_cursor_moves_and_deletes_by_grapheme_cluster():

@@ -7,7 +7,6 @@ The line is a list of grapheme clusters, so the cursor never lands inside one.
 from __future__ import annotations
 
 import os
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from readchar import key
 
 from ...commands import COMMAND_WORDS
 from ...protocol import sanitize
-from ..graphemes import graphemes
+from ..graphemes import graphemes, text_width
 from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
@@ -48,17 +47,6 @@ Outcome = Submit | Quit | Bell | Candidates | None
 ENTER_KEYS = {key.CR, key.LF}
 BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
 NAME_COMMANDS = {"/msg", "/dm"}
-
-
-def char_width(ch: str) -> int:
-    """Columns a character takes in a terminal."""
-    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def text_width(text: str) -> int:
-    return sum(char_width(ch) for ch in text)
 
 
 class LineEditor:

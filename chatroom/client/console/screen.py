@@ -16,8 +16,8 @@ from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line, clear_screen
 
 from ...render import NAME_COLORS, PLAIN, Theme
-from ..graphemes import graphemes
-from .editor import LineEditor, text_width
+from ..graphemes import graphemes, text_width
+from .editor import LineEditor
 
 COLORS_16 = Theme(
     time=Style.DIM,
