@@ -3,9 +3,8 @@
 import pytest
 from readchar import key
 
-from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit
+from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit, graphemes, text_width
 from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
-from chatroom.client.graphemes import graphemes, text_width
 
 
 def typed(editor: LineEditor, *keys: str) -> list:
@@ -129,20 +128,20 @@ def test_completion_in_the_middle_of_the_line():
 def test_short_line_is_shown_whole():
     editor = LineEditor()
     typed(editor, "hello", key.LEFT)
-    assert editor.view(20) == ("hello", 4)
+    assert editor.view(20) == ("hello", 4, 1)
 
 
 def test_long_line_scrolls_to_keep_the_cursor_visible():
     editor = LineEditor()
     text = "".join(chr(ord("a") + n % 26) for n in range(100))
     typed(editor, text)
-    shown, cursor = editor.view(20)
+    shown, cursor, _ = editor.view(20)
     assert shown == text[-18:] and cursor == 18
     typed(editor, key.HOME)
-    shown, cursor = editor.view(20)
+    shown, cursor, _ = editor.view(20)
     assert shown == text[:19] and cursor == 0
     typed(editor, *[key.RIGHT] * 30)
-    shown, cursor = editor.view(20)
+    shown, cursor, _ = editor.view(20)
     assert text[30] in shown and shown[cursor] == text[30]
     assert typed(editor, key.CR) == [Submit(text)]
 
@@ -150,7 +149,7 @@ def test_long_line_scrolls_to_keep_the_cursor_visible():
 def test_wide_characters_take_two_columns():
     editor = LineEditor()
     typed(editor, "你好世界" * 5)
-    shown, cursor = editor.view(11)
+    shown, cursor, _ = editor.view(11)
     assert text_width(shown) <= 10 and cursor == text_width(shown)
     assert shown == "你好世界你"[:5] or shown.endswith("界")
 
@@ -215,7 +214,7 @@ def test_display_widths_are_the_terminals(text, width):
 def test_the_cursor_column_counts_emoji_as_two():
     editor = LineEditor()
     typed(editor, *"a" + FAMILY + "\u2764\ufe0fb")
-    assert editor.view(20) == ("a" + FAMILY + "\u2764\ufe0fb", 6)
+    assert editor.view(20) == ("a" + FAMILY + "\u2764\ufe0fb", 6, 0)
 
 
 def test_cursor_moves_and_deletes_by_grapheme_cluster():

@@ -5,8 +5,7 @@ import io
 import pytest
 from readchar import key
 
-from chatroom.client.console.editor import LineEditor
-from chatroom.client.graphemes import text_width
+from chatroom.client.console.editor import LineEditor, text_width
 from chatroom.client.console.screen import COLORS_16, COLORS_256, Screen, color_theme, wrap
 from chatroom.protocol import Message
 from chatroom.render import PLAIN, render

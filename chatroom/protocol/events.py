@@ -187,3 +187,6 @@ LEAVE_REASONS = {
     "shutdown": "server shutdown",
     "error": "dropped after a server error",
 }
+
+# The leave reasons that were not the member's choice: a client that can reconnects by itself after these.
+UNCHOSEN_ENDINGS = ("lost", "closed", "timeout", "slow", "error")
