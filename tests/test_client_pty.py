@@ -19,9 +19,9 @@ from conftest import TIMEOUT, JsonClient
 termios = pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 fcntl = pytest.importorskip("fcntl")
 from client_process import ROWS, PtyClient, run_client  # noqa: E402 (after the skip: POSIX only)
-from fakeserver import FakeServer  # noqa: E402
+from fakeserver import FakeServer, Peer  # noqa: E402
 
-from chatroom.protocol import Bye, Error, Message  # noqa: E402
+from chatroom.protocol import Bye, Error, Event, Message  # noqa: E402
 
 
 def assert_terminal_restored(tty: str) -> None:
@@ -264,41 +264,29 @@ def test_the_status_line_shows_the_server_the_users_and_unread_mentions(server, 
     carol.until(lambda c: c.text().count("clear text") == 1 and c.input_line() == "> x")
 
 
-def test_a_message_the_server_has_not_echoed_is_pending():
-    with FakeServer() as fake:
-        carol = PtyClient(fake.port, "carol")
-        try:
-            peer = fake.accept()
-            peer.welcome()
-            carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
-            carol.type("anyone there?\r")
-            carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
-            assert peer.line() == "anyone there?"
-            carol.type("\x03")
-            goodbye(peer)
-            assert carol.finish()[0] == 0
-        finally:
-            carol.close()
+def test_a_message_the_server_has_not_echoed_is_pending(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server)
+    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
+    carol.type("anyone there?\r")
+    carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
+    assert peer.line() == "anyone there?"
+    carol.type("\x03")
+    goodbye(peer)
+    assert carol.finish()[0] == 0
 
 
-def test_only_a_refused_message_ends_its_pending_an_answer_to_a_private_one_does_not():
-    with FakeServer() as fake:
-        carol = PtyClient(fake.port, "carol")
-        try:
-            peer = fake.accept()
-            peer.welcome()
-            carol.type("anyone there?\r")
-            assert peer.line() == "anyone there?"
-            carol.type("/msg dave psst\r")
-            assert peer.line() == "/msg dave psst"
-            peer.say(Error("unknown_user", 'no user named "dave" is here: your message was not sent'))
-            carol.shows('no user named "dave" is here')
-            assert "1 message pending" in status_line(carol)
-            peer.say(Error("rate_limited", 'not sent: "anyone there?"'))
-            carol.shows('not sent: "anyone there?"')
-            carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
-        finally:
-            carol.close()
+def test_only_a_refused_message_ends_its_pending_an_answer_to_a_private_one_does_not(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server)
+    carol.type("anyone there?\r")
+    assert peer.line() == "anyone there?"
+    carol.type("/msg dave psst\r")
+    assert peer.line() == "/msg dave psst"
+    peer.say(Error("unknown_user", 'no user named "dave" is here: your message was not sent'))
+    carol.shows('no user named "dave" is here')
+    assert "1 message pending" in status_line(carol)
+    peer.say(Error("rate_limited", 'not sent: "anyone there?"'))
+    carol.shows('not sent: "anyone there?"')
+    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
 
 
 def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pty_clients, tmp_path):
@@ -314,7 +302,15 @@ def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pt
                                             "TLS, certificate not checked")
 
 
-def goodbye(peer) -> None:
+def welcomed(pty_clients, fake: FakeServer, *events: Event) -> tuple[PtyClient, Peer]:
+    """carol in a pseudo-terminal, welcomed by the fake server, which then says `events`."""
+    carol = pty_clients("carol", port=fake.port)
+    peer = fake.accept()
+    peer.welcome(*events)
+    return carol, peer
+
+
+def goodbye(peer: Peer) -> None:
     """The fake server answers the client's /quit as a server does (else the client waits 2 s for it)."""
     assert peer.line() == "/quit"
     peer.say(Bye("quit"))
@@ -323,61 +319,53 @@ def goodbye(peer) -> None:
 
 # --- a hostile server ---------------------------------------------------------------
 
-def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients):
-    with FakeServer() as fake:
-        carol = pty_clients("--no-reconnect", port=fake.port)
-        first = fake.accept()
-        first.say("chatroom/1 Welcome! Choose a username:",
-                  Error("login_timeout", "no login within 15 seconds"))
-        first.close()
-        carol.shows("Username:")
-        carol.type("carol\r")
-        second = fake.accept()
-        assert second.welcome().name == "carol"
-        carol.shows("Welcome, carol!")
-        second.close()
-        assert carol.finish()[0] == 3  # this server hangs up after the welcome
+def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients, fake_server):
+    carol = pty_clients("--no-reconnect", port=fake_server.port)
+    first = fake_server.accept()
+    first.say("chatroom/1 Welcome! Choose a username:", Error("login_timeout", "no login within 15 seconds"))
+    first.close()
+    carol.shows("Username:")
+    carol.type("carol\r")
+    second = fake_server.accept()
+    assert second.welcome().name == "carol"
+    carol.shows("Welcome, carol!")
+    second.close()
+    assert carol.finish()[0] == 3  # this server hangs up after the welcome
 
 
-def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients):
+def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients, fake_server):
     evil = Message(1, "mal\x1b[8mlory", "\x1b]0;pwned title\x07\x1b[2J\x1b[H\x9b2Jboom \u202eevil")
-    with FakeServer() as fake:
-        carol = pty_clients("carol", port=fake.port)
-        peer = fake.accept()
-        peer.welcome(evil)
-        carol.shows("boom")
-        assert "\x1b]0" not in carol.raw and "\x1b[2J" not in carol.raw and "\x1b[8m" not in carol.raw
-        assert "\x9b" not in carol.raw and "\u202e" not in carol.raw
-        assert "<mal[8mlory> ]0;pwned title[2J[H2Jboom evil" in carol.text()
-        carol.type("\x03")
-        goodbye(peer)
-        status, tty = carol.finish()
-        assert status == 0
+    carol, peer = welcomed(pty_clients, fake_server, evil)
+    carol.shows("boom")
+    assert "\x1b]0" not in carol.raw and "\x1b[2J" not in carol.raw and "\x1b[8m" not in carol.raw
+    assert "\x9b" not in carol.raw and "\u202e" not in carol.raw
+    assert "<mal[8mlory> ]0;pwned title[2J[H2Jboom evil" in carol.text()
+    carol.type("\x03")
+    goodbye(peer)
+    status, tty = carol.finish()
+    assert status == 0
 
 
 PASTED = "\x1b[200~@dataclass\rclass A:\r    x: int = 1\t# if a > b\r/* c */\rrun: git log > out.txt\r\x1b[201~"
 BLOCK = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\nrun: git log > out.txt"
 
 
-def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one_message(pty_clients):
-    with FakeServer() as fake:
-        carol = pty_clients("carol", port=fake.port)
-        peer = fake.accept()
-        peer.welcome(Message(1, "bob", "def f():\n    return 1"))
-        carol.shows("return 1")
-        assert "\x1b[?2004h" in carol.raw
-        rows = carol.text().splitlines()
-        first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
-        assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
-        carol.type(PASTED)
-        assert json.loads(peer.line()) == {"type": "say", "text": BLOCK}
-        carol.until(lambda c: c.input_line() == ">")
-        carol.type("\x03")
-        goodbye(peer)
-        status, tty = carol.finish()
-        assert status == 0
-        assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
-        assert_terminal_restored(tty)
+def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one_message(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server, Message(1, "bob", "def f():\n    return 1"))
+    carol.shows("return 1")
+    assert "\x1b[?2004h" in carol.raw
+    rows = carol.text().splitlines()
+    first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
+    assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
+    carol.type(PASTED)
+    assert json.loads(peer.line()) == {"type": "say", "text": BLOCK}
+    carol.until(lambda c: c.input_line() == ">")
+    carol.type("\x03")
+    goodbye(peer)
+    status, tty = carol.finish()
+    assert status == 0
+    assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
+    assert_terminal_restored(tty)
 
 
 def test_a_pasted_block_over_the_line_limit_is_not_sent_and_says_why(pty_clients, bob):
@@ -432,11 +420,10 @@ def test_full_room_is_one_sentence_and_status_1(make_server):
     assert result.stderr == "client.py: error: the room is full (1 users): try again later\n"
 
 
-def test_not_a_chatroom_server():
-    with FakeServer() as fake:
-        answer = fake.serve("SSH-2.0-OpenSSH")
-        result = run_client("127.0.0.1", str(fake.port), "x")
-        answer()
+def test_not_a_chatroom_server(fake_server):
+    answer = fake_server.serve("SSH-2.0-OpenSSH")
+    result = run_client("127.0.0.1", str(fake_server.port), "x")
+    answer()
     assert result.returncode == 1 and "is not a chatroom server" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -195,9 +195,6 @@ def connect(host: str, port: int, hello: Hello | None, context: ssl.SSLContext |
     return connection
 
 
-Ask = Callable[[str], str]
-
-
 def refuse_name(reason: str) -> str:
     raise Refused("name", reason)
 
@@ -206,8 +203,8 @@ def refuse_password(reason: str) -> str:
     raise Refused("password", reason)
 
 
-def login(connection: Connection, hello: Hello, ask_name: Ask = refuse_name, ask_password: Ask = refuse_password,
-          timeout: float = CONNECT_TIMEOUT) -> Welcome:
+def login(connection: Connection, hello: Hello, ask_name: Callable[[str], str] = refuse_name,
+          ask_password: Callable[[str], str] = refuse_password, timeout: float = CONNECT_TIMEOUT) -> Welcome:
     """Answer the server until it welcomes us: a refused name or a password is asked for, with the reason.
 
     `connect` sent the first `hello` already. An `ask_*` callback returns the new answer or raises to give up;
