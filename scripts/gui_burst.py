@@ -2,7 +2,7 @@
 
 Starts a server on 127.0.0.1 in a process of its own (flood limit off), opens the window client on the current
 display (on a machine without one: xvfb-run python scripts/gui_burst.py), and has a raw-socket client send N messages
-at once. Measures, per message, the time from its arrival (the session thread decoding it) to its display
+at once. Measures, per message, the time from its arrival (the loop's thread handing it over) to its display
 (the window's Text holding it, after Tk's redraw), and the Tk event loop's longest stall (the longest gap
 between ticks of a 5 ms after() timer beyond those 5 ms).
 """

@@ -260,7 +260,7 @@ class ClientSession:
         return actions
 
     def _say_block(self, text: str) -> list[Action]:
-        block = sanitize_lines(text.replace("\r\n", "\n")).strip("\n")
+        block = sanitize_lines(text).strip("\n")  # sanitize removes a CR before a line break too
         line = json.dumps({"type": "say", "text": block}, ensure_ascii=False)
         if len(line.encode()) > LINE_LIMIT:
             return [Notice(f"! The paste was not sent: {len(line.encode())} bytes, the server takes at most "
