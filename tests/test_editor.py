@@ -253,9 +253,8 @@ def test_a_multi_line_paste_is_one_verbatim_submit_with_the_typed_text_around_it
     assert editor.text == "" and editor.history == []
 
 
-def test_typing_a_long_line_stays_linear():
-    import time
+def test_a_long_line_typed_key_by_key_is_whole():
+    # How fast: python scripts/bench_typing.py (a benchmark, not a timed assertion).
     editor = LineEditor()
-    started = time.perf_counter()
-    typed(editor, "abcdefghij" * 400)  # the protocol's line limit is 4096 bytes
-    assert editor.cursor == 4000 and time.perf_counter() - started < 1.0  # about 0.01 s; 4 s when quadratic
+    typed(editor, *"abcdefghij" * 400)  # the protocol's line limit is 4096 bytes
+    assert editor.cursor == 4000 and editor.text == "abcdefghij" * 400

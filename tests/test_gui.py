@@ -437,11 +437,10 @@ def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server)
     until(root, lambda: gone(root))
 
 
-def test_the_scrollback_is_bounded(root, server, monkeypatch):
-    from chatroom.client.gui import window
-    monkeypatch.setattr(window, "SCROLLBACK", 50)
+def test_the_scrollback_is_bounded(root, server):
     client = connected(root, server.port)
     chat = client.chat
+    chat.scrollback = 50
     chat._insert([[(f"line {number}\n", ())] for number in range(200)])
     assert int(chat.text.index("end-1c").split(".")[0]) <= 51
     assert "line 199" in shown(client) and "line 100\n" not in shown(client)

@@ -41,6 +41,7 @@ class ChatWindow:
         self.ended: Ended | None = None
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
+        self.scrollback = SCROLLBACK
         self.editor = LineEditor(names=lambda: self.users)
         self._build()
         self._show_users(view.users, view.away)
@@ -252,8 +253,8 @@ class ChatWindow:
         self.text.insert("end", first, first_tags, *rest)  # one call for the whole batch
         self.text.tag_add("hanging", start, "end-1c")
         lines = int(self.text.index("end-1c").split(".")[0])
-        if lines > SCROLLBACK + 1:
-            self.text.delete("1.0", f"{lines - SCROLLBACK}.0")
+        if lines > self.scrollback + 1:
+            self.text.delete("1.0", f"{lines - self.scrollback}.0")
         self.text.configure(state="disabled")
         if at_bottom:
             self.text.see("end")
