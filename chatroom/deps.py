@@ -15,9 +15,9 @@ from pathlib import Path
 
 # Distribution (what pip installs) -> the module it provides.
 IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
-                "platformdirs": "platformdirs"}
+                "platformdirs": "platformdirs", "wcwidth": "wcwidth"}
 SERVER = ("confusable-homoglyphs", "platformdirs")
-CLIENT = ("readchar", "colorama")
+CLIENT = ("readchar", "colorama", "wcwidth")
 _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 
 

@@ -16,6 +16,6 @@ def server() -> int:
 
 def client() -> int:
     deps.require(program_name("client.py", "chatroom-client"), *deps.CLIENT)
-    from .client.app import main
+    from .client.main import main
 
     return main()

@@ -2,7 +2,7 @@
 
 Starts a server on 127.0.0.1 in a process of its own (flood limit off), opens the window client on the current
 display (on a machine without one: xvfb-run python scripts/gui_burst.py), and has a raw-socket client send N messages
-at once. Measures, per message, the time from its arrival (the session thread decoding it) to its display
+at once. Measures, per message, the time from its arrival (the loop's thread handing it over) to its display
 (the window's Text holding it, after Tk's redraw), and the Tk event loop's longest stall (the longest gap
 between ticks of a 5 ms after() timer beyond those 5 ms).
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatroom.client import app  # noqa: E402
-from chatroom.client.core import Received  # noqa: E402
+from chatroom.client.loop import Received  # noqa: E402
+from chatroom.client.main import parse_args  # noqa: E402
 from chatroom.client.gui.client import WindowClient  # noqa: E402
 from chatroom.protocol import Hello  # noqa: E402
 
@@ -58,7 +58,7 @@ def measure(root: tk.Tk, count: int) -> dict[str, float]:
 
 
 def _measure(root: tk.Tk, port: int, count: int) -> dict[str, float]:
-    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), "watcher"]))
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(port), "watcher"]))
     deadline = time.monotonic() + TIMEOUT
     while client.chat is None and time.monotonic() < deadline:
         root.update()

@@ -157,3 +157,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+@pytest.fixture
+def fake_server() -> Iterator[object]:
+    """A chatroom server the test plays (tests/fakeserver.py), closed after the test."""
+    from fakeserver import FakeServer  # here: fakeserver imports this module
+
+    with FakeServer() as fake:
+        yield fake

@@ -5,110 +5,23 @@ pyte plays the terminal, so the tests check what a person would see on the scree
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
-import re
-import select
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, wait_until
+from conftest import TIMEOUT, JsonClient
 
 termios = pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 fcntl = pytest.importorskip("fcntl")
-pyte = pytest.importorskip("pyte")
+from client_process import ROWS, PtyClient, run_client  # noqa: E402 (after the skip: POSIX only)
+from fakeserver import FakeServer, Peer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-COLUMNS, ROWS = 80, 24
-
-
-class PtyClient:
-    """client.py in a pseudo-terminal; after it exits the shell prints its status and the tty mode.
-
-    subprocess starts it (no fork of this multi-threaded test process in Python code), on the slave side of
-    os.openpty(); pyte reads the master side like a terminal would.
-    """
-
-    def __init__(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
-        command = " ".join([sys.executable, str(ROOT / "client.py"), "127.0.0.1", str(port), *args])
-        script = f'stty sane; {command}; echo "EXIT=$?"; stty -a'
-        environment = {**os.environ, "TERM": "xterm"}
-        environment.pop("NO_COLOR", None)
-        environment.pop("COLORTERM", None)
-        environment.update(env or {})
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-        self.proc = subprocess.Popen(["bash", "--norc", "-c", script], stdin=slave, stdout=slave, stderr=slave,
-                                     env=environment, start_new_session=True)
-        os.close(slave)
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self.stream = pyte.Stream(self.screen)
-        self.raw = ""
-        self.ended = False
-
-    def _pump(self, wait: float) -> bool:
-        """Read what the terminal got within `wait` seconds; False once the other side is gone."""
-        if self.ended:
-            return False
-        if not select.select([self.master], [], [], wait)[0]:
-            return True
-        try:
-            data = os.read(self.master, 65536)
-        except OSError:  # EIO: every process on the slave side has ended
-            data = b""
-        if not data:
-            self.ended = True
-            return False
-        text = self.decoder.decode(data)
-        self.raw += text
-        self.stream.feed(text)
-        return True
-
-    def until(self, condition: Callable[[PtyClient], bool], timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; screen:\n{self.text()}")
-            if not self._pump(0.05) and not condition(self):
-                raise AssertionError(f"client ended; screen:\n{self.text()}")
-
-    def shows(self, text: str, timeout: float = TIMEOUT) -> None:
-        self.until(lambda client: text in client.text(), timeout)
-
-    def text(self) -> str:
-        return "\n".join(line.rstrip() for line in self.screen.display)
-
-    def input_line(self) -> str:
-        return self.screen.display[self.screen.cursor.y].rstrip()
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def finish(self) -> tuple[int, str]:
-        """Wait for the client to end; its exit status and the shell's `stty -a` output."""
-        self.until(lambda client: re.search(r"EXIT=\d+", client.raw) is not None)
-        deadline = time.monotonic() + TIMEOUT
-        while self._pump(0.05) and time.monotonic() < deadline:
-            pass
-        self.proc.wait(TIMEOUT)
-        match = re.search(r"EXIT=(\d+)", self.raw)
-        return int(match.group(1)), self.raw[match.end():]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(TIMEOUT)
-        os.close(self.master)
+from chatroom.protocol import Bye, Error, Event, Message  # noqa: E402
 
 
 def assert_terminal_restored(tty: str) -> None:
@@ -351,21 +264,29 @@ def test_the_status_line_shows_the_server_the_users_and_unread_mentions(server, 
     carol.until(lambda c: c.text().count("clear text") == 1 and c.input_line() == "> x")
 
 
-def test_a_message_the_server_has_not_echoed_is_pending():
-    listener, thread = fake_server([])
-    try:
-        carol = PtyClient(listener.getsockname()[1], "carol")
-        try:
-            carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
-            carol.type("anyone there?\r")
-            carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
-            carol.type("\x03")
-            assert carol.finish()[0] == 0
-        finally:
-            carol.close()
-    finally:
-        listener.close()
-        thread.join(TIMEOUT)
+def test_a_message_the_server_has_not_echoed_is_pending(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server)
+    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
+    carol.type("anyone there?\r")
+    carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
+    assert peer.line() == "anyone there?"
+    carol.type("\x03")
+    goodbye(peer)
+    assert carol.finish()[0] == 0
+
+
+def test_only_a_refused_message_ends_its_pending_an_answer_to_a_private_one_does_not(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server)
+    carol.type("anyone there?\r")
+    assert peer.line() == "anyone there?"
+    carol.type("/msg dave psst\r")
+    assert peer.line() == "/msg dave psst"
+    peer.say(Error("unknown_user", 'no user named "dave" is here: your message was not sent'))
+    carol.shows('no user named "dave" is here')
+    assert "1 message pending" in status_line(carol)
+    peer.say(Error("rate_limited", 'not sent: "anyone there?"'))
+    carol.shows('not sent: "anyone there?"')
+    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
 
 
 def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pty_clients, tmp_path):
@@ -381,112 +302,70 @@ def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pt
                                             "TLS, certificate not checked")
 
 
+def welcomed(pty_clients, fake: FakeServer, *events: Event) -> tuple[PtyClient, Peer]:
+    """carol in a pseudo-terminal, welcomed by the fake server, which then says `events`."""
+    carol = pty_clients("carol", port=fake.port)
+    peer = fake.accept()
+    peer.welcome(*events)
+    return carol, peer
+
+
+def goodbye(peer: Peer) -> None:
+    """The fake server answers the client's /quit as a server does (else the client waits 2 s for it)."""
+    assert peer.line() == "/quit"
+    peer.say(Bye("quit"))
+    peer.hang_up()
+
+
 # --- a hostile server ---------------------------------------------------------------
 
-def fake_server(events: list[dict], received: list[bytes] | None = None) -> tuple[socket.socket, threading.Thread]:
-    """A server that logs anyone in and sends them the given events; what the client sends goes to `received`."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.sendall(b"chatroom/1 hi\n")
-            conn.recv(4096)
-            welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
-            for event in [welcome, *events]:
-                conn.sendall(json.dumps(event).encode() + b"\n")
-            conn.settimeout(TIMEOUT)
-            try:
-                while data := conn.recv(4096):
-                    if received is not None:
-                        received.append(data)
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener, thread
+def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients, fake_server):
+    carol = pty_clients("--no-reconnect", port=fake_server.port)
+    first = fake_server.accept()
+    first.say("chatroom/1 Welcome! Choose a username:", Error("login_timeout", "no login within 15 seconds"))
+    first.close()
+    carol.shows("Username:")
+    carol.type("carol\r")
+    second = fake_server.accept()
+    assert second.welcome().name == "carol"
+    carol.shows("Welcome, carol!")
+    second.close()
+    assert carol.finish()[0] == 3  # this server hangs up after the welcome
 
 
-def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients):
-    listener = socket.create_server(("127.0.0.1", 0))
-    gave_up = threading.Event()
-    hellos: list[bytes] = []
-
-    def serve() -> None:
-        with listener.accept()[0] as first:
-            first.sendall(b"chatroom/1 Welcome! Choose a username:\n")
-            first.sendall(b'{"type": "error", "code": "login_timeout", "message": "no login within 15 seconds"}\n')
-        gave_up.set()
-        with listener.accept()[0] as second:
-            second.sendall(b"chatroom/1 Welcome! Choose a username:\n")
-            hellos.append(second.recv(4096))
-            welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
-            second.sendall(json.dumps(welcome).encode() + b"\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        carol = pty_clients("--no-reconnect", port=listener.getsockname()[1])
-        carol.shows("Username:")
-        assert gave_up.wait(TIMEOUT)
-        carol.type("carol\r")
-        carol.shows("Welcome, carol!")
-        assert json.loads(hellos[0])["name"] == "carol"
-        assert carol.finish()[0] == 3  # this server hangs up after the welcome
-    finally:
-        listener.close()
-        thread.join(TIMEOUT)
-
-
-def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients):
-    evil = {"type": "message", "seq": 1, "sender": "mal\x1b[8mlory", "ts": time.time(),
-            "text": "\x1b]0;pwned title\x07\x1b[2J\x1b[H\x9b2Jboom \u202eevil"}
-    listener, thread = fake_server([evil])
-    try:
-        carol = pty_clients("carol", port=listener.getsockname()[1])
-        carol.shows("boom")
-        assert "\x1b]0" not in carol.raw and "\x1b[2J" not in carol.raw and "\x1b[8m" not in carol.raw
-        assert "\x9b" not in carol.raw and "\u202e" not in carol.raw
-        assert "<mal[8mlory> ]0;pwned title[2J[H2Jboom evil" in carol.text()
-        carol.type("\x03")
-        status, tty = carol.finish()
-        assert status == 0
-    finally:
-        listener.close()
-        thread.join(TIMEOUT)
+def test_escape_sequences_from_the_network_never_reach_the_terminal(pty_clients, fake_server):
+    evil = Message(1, "mal\x1b[8mlory", "\x1b]0;pwned title\x07\x1b[2J\x1b[H\x9b2Jboom \u202eevil")
+    carol, peer = welcomed(pty_clients, fake_server, evil)
+    carol.shows("boom")
+    assert "\x1b]0" not in carol.raw and "\x1b[2J" not in carol.raw and "\x1b[8m" not in carol.raw
+    assert "\x9b" not in carol.raw and "\u202e" not in carol.raw
+    assert "<mal[8mlory> ]0;pwned title[2J[H2Jboom evil" in carol.text()
+    carol.type("\x03")
+    goodbye(peer)
+    status, tty = carol.finish()
+    assert status == 0
 
 
 PASTED = "\x1b[200~@dataclass\rclass A:\r    x: int = 1\t# if a > b\r/* c */\rrun: git log > out.txt\r\x1b[201~"
 BLOCK = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\nrun: git log > out.txt"
 
 
-def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one_message():
-    code = {"type": "message", "seq": 1, "sender": "bob", "ts": time.time(), "text": "def f():\n    return 1"}
-    received: list[bytes] = []
-    listener, thread = fake_server([code], received)
-    try:
-        carol = PtyClient(listener.getsockname()[1], "carol")
-        try:
-            carol.shows("return 1")
-            assert "\x1b[?2004h" in carol.raw
-            rows = carol.text().splitlines()
-            first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
-            assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
-            carol.type(PASTED)
-            said = (json.dumps({"type": "say", "text": BLOCK}, ensure_ascii=False) + "\n").encode()
-            wait_until(lambda: said in b"".join(received))
-            carol.until(lambda c: c.input_line() == ">")
-            carol.type("\x03")
-            status, tty = carol.finish()
-            assert status == 0
-            assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
-            assert_terminal_restored(tty)
-        finally:
-            carol.close()
-    finally:
-        listener.close()
-        thread.join(TIMEOUT)
+def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one_message(pty_clients, fake_server):
+    carol, peer = welcomed(pty_clients, fake_server, Message(1, "bob", "def f():\n    return 1"))
+    carol.shows("return 1")
+    assert "\x1b[?2004h" in carol.raw
+    rows = carol.text().splitlines()
+    first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
+    assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
+    carol.type(PASTED)
+    assert json.loads(peer.line()) == {"type": "say", "text": BLOCK}
+    carol.until(lambda c: c.input_line() == ">")
+    carol.type("\x03")
+    goodbye(peer)
+    status, tty = carol.finish()
+    assert status == 0
+    assert carol.raw.rindex("\x1b[?2004l") > carol.raw.rindex("\x1b[?2004h")
+    assert_terminal_restored(tty)
 
 
 def test_a_pasted_block_over_the_line_limit_is_not_sent_and_says_why(pty_clients, bob):
@@ -509,11 +388,6 @@ def test_a_pasted_block_reaches_the_others_as_one_message(pty_clients, bob):
 
 
 # --- without a terminal, and errors -------------------------------------------------------
-
-def run_client(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True,
-                          text=True, timeout=TIMEOUT * 3, cwd=ROOT)
-
 
 def test_piped_input_and_output_write_no_escape_codes(server, bob):
     result = run_client("127.0.0.1", str(server.port), "pipe", stdin="hello from a pipe\n")
@@ -546,20 +420,10 @@ def test_full_room_is_one_sentence_and_status_1(make_server):
     assert result.stderr == "client.py: error: the room is full (1 users): try again later\n"
 
 
-def test_not_a_chatroom_server(make_server):
-    listener = socket.create_server(("127.0.0.1", 0))
-    def answer() -> None:
-        with listener.accept()[0] as peer:
-            peer.sendall(b"SSH-2.0-OpenSSH\n")
-            peer.recv(1024)
-
-    answering = threading.Thread(target=answer, daemon=True)
-    answering.start()
-    try:
-        result = run_client("127.0.0.1", str(listener.getsockname()[1]), "x")
-    finally:
-        answering.join(TIMEOUT)
-        listener.close()
+def test_not_a_chatroom_server(fake_server):
+    answer = fake_server.serve("SSH-2.0-OpenSSH")
+    result = run_client("127.0.0.1", str(fake_server.port), "x")
+    answer()
     assert result.returncode == 1 and "is not a chatroom server" in result.stderr
     assert "Traceback" not in result.stderr
 

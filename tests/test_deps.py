@@ -22,12 +22,15 @@ def run_bare(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
+CLIENT_MISSING = "the packages readchar, colorama, wcwidth are"
+SERVER_MISSING = "the packages confusable-homoglyphs, platformdirs are"
+
+
 @pytest.mark.parametrize("program, args, missing", [
-    ("server.py", ["server.py", "0"], "the packages confusable-homoglyphs, platformdirs are"),
-    ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are"),
-    ("server.py", ["-c", "from chatroom.launch import server; server()"],
-     "the packages confusable-homoglyphs, platformdirs are"),
-    ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are"),
+    ("server.py", ["server.py", "0"], SERVER_MISSING),
+    ("client.py", ["client.py", "127.0.0.1", "1"], CLIENT_MISSING),
+    ("server.py", ["-c", "from chatroom.launch import server; server()"], SERVER_MISSING),
+    ("client.py", ["-c", "from chatroom.launch import client; client()"], CLIENT_MISSING),
 ])
 def test_a_program_without_its_packages_exits_with_one_line(program, args, missing):
     result = run_bare(*args)

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT, JsonClient
+from fakeserver import Relay
 
-from chatroom.client import app, core
+from chatroom.client.main import parse_args
+from chatroom.client.session import DISCONNECTED, OK
 from chatroom.codecs import encode_json
 from chatroom.protocol import BANNER, Hello, Private, Welcome
 from chatroom.server.config import Config
@@ -117,14 +119,14 @@ def shown(client: WindowClient) -> str:
 
 def start(root: tkinter.Tk, port: int) -> WindowClient:
     """The dialog, prefilled with the address (without a username, so it waits for the user)."""
-    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port)]))
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(port)]))
     until(root, lambda: True)
     return client
 
 
 def connected(root: tkinter.Tk, port: int, name: str = "amy", *options: str) -> WindowClient:
     """Everything given on the command line: the dialog connects at once."""
-    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(port), name, *options]))
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(port), name, *options]))
     until(root, lambda: client.chat is not None)
     return client
 
@@ -154,7 +156,8 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     until(root, lambda: client.chat is not None)
     chat = client.chat
     until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amy (you)"))
-    assert "Welcome, amy!" in shown(client) and "amy" in root.title()
+    until(root, lambda: "Welcome, amy!" in shown(client))  # after the history, which the session holds it for
+    assert "amy" in root.title()
 
     type_line(root, client, "hello bob")
     assert bob.expect_event("message", sender="amy")["text"] == "hello bob"
@@ -206,7 +209,24 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     root.tk.call(root.protocol("WM_DELETE_WINDOW"))  # the window's close button
     assert bob.expect_event("leave", name="amelia")["reason"] == "quit"
     until(root, lambda: gone(root))
-    assert client.finish() == core.OK
+    assert client.finish() == OK
+
+
+def test_a_pasted_block_goes_as_one_message_as_in_the_console(root, server, clients):
+    bob = clients()
+    bob.login("bob")
+    client = connected(root, server.port)
+    chat = client.chat
+    root.clipboard_clear()
+    root.clipboard_append("first line\n  second line\n")
+    chat.entry.focus_force()
+    until(root, lambda: root.focus_get() is chat.entry)
+    chat.entry.event_generate("<<Paste>>")
+    chat.entry.event_generate("<Return>")
+    assert bob.expect_event("message", sender="amy")["text"] == "first line\n  second line"
+    until(root, lambda: "  second line" in shown(client))
+    chat.close()
+    until(root, lambda: gone(root))
 
 
 def test_the_dialog_says_what_went_wrong_and_lets_the_user_retry(root, make_server, clients):
@@ -253,21 +273,30 @@ def test_the_dialog_says_what_went_wrong_and_lets_the_user_retry(root, make_serv
     bob.close()
     client.chat.close()
     until(root, lambda: gone(root))
-    assert client.finish() == core.OK
+    assert client.finish() == OK
 
 
-def test_not_a_chatroom_server_in_the_console_words(root):
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        client = start(root, port)
-        client.dialog.name.set("amy")
-        client.dialog.connect_button.invoke()
-        listener.settimeout(TIMEOUT)
-        other, _ = listener.accept()
-        with other:
-            other.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
-            until(root, lambda: "Connecting" not in client.dialog.status.cget("text"))
-    assert client.dialog.status.cget("text") == f"127.0.0.1 port {port} is not a chatroom server"
+def test_not_a_chatroom_server_in_the_console_words(root, fake_server):
+    client = start(root, fake_server.port)
+    client.dialog.name.set("amy")
+    client.dialog.connect_button.invoke()
+    fake_server.accept().say("SSH-2.0-OpenSSH_9.2")
+    until(root, lambda: "Connecting" not in client.dialog.status.cget("text"))
+    assert client.dialog.status.cget("text") == f"127.0.0.1 port {fake_server.port} is not a chatroom server"
+
+
+def test_a_connection_made_after_the_dialogs_quit_is_closed(root, fake_server):
+    client = start(root, fake_server.port)
+    client.dialog.name.set("amy")
+    client.dialog.connect_button.invoke()
+    peer = fake_server.accept()  # the attempt has connected and waits for the greeting
+    quit_button = next(button for button in client.dialog.frame.winfo_children()[-1].winfo_children()
+                       if button.cget("text") == "Quit")
+    quit_button.invoke()
+    until(root, lambda: gone(root))
+    assert client.finish() == OK
+    peer.welcome()  # the server answers late: nobody is there to take the connection
+    assert peer.closed()
 
 
 def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
@@ -302,13 +331,11 @@ def test_the_servers_shutdown_shows_in_the_window_and_the_status_is_3(root, serv
     assert chat.entry.instate(["disabled"]) and "(disconnected)" in root.title()
     chat.close()
     until(root, lambda: gone(root))
-    assert client.finish() == core.DISCONNECTED
+    assert client.finish() == DISCONNECTED
 
 
 def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
-    from test_reconnect import Relay  # passes the window's connections on, and cuts them
-
-    relay = Relay(server.port)
+    relay = Relay(server.port)  # passes the window's connections on, and cuts them
     try:
         client = connected(root, relay.port)
         bob = clients()
@@ -328,7 +355,7 @@ def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
         assert bob.expect_event("message", sender="amy")["text"] == "back"
         client.chat.close()
         until(root, lambda: gone(root))
-        assert client.finish() == core.OK
+        assert client.finish() == OK
     finally:
         relay.close()
 
@@ -342,7 +369,7 @@ def test_use_tls_in_the_dialog(root, make_server, tmp_path):
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
-    client = WindowClient(root, app.parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
                                                 str(tmp_path / "ca.pem")]))
     dialog = client.dialog
     assert dialog.tls.get()
@@ -355,36 +382,15 @@ def test_use_tls_in_the_dialog(root, make_server, tmp_path):
     dialog.connect_button.invoke()
     until(root, lambda: client.chat is not None)
     chat = client.chat
-    assert chat.session.connection.sock.version() in ("TLSv1.2", "TLSv1.3")
+    assert chat.background.loop.connection.sock.version() in ("TLSv1.2", "TLSv1.3")
     type_line(root, client, "over TLS")
     until(root, lambda: "<amy> over TLS" in shown(client))
     chat.close()
     until(root, lambda: gone(root))
-    assert client.finish() == core.OK
+    assert client.finish() == OK
 
 
-class HostileServer:
-    """A fake chatroom server that welcomes the client, then sends `lines` and hangs up."""
-
-    def __init__(self, lines: list[bytes]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.lines = lines
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        with self.listener:
-            self.listener.settimeout(TIMEOUT)
-            conn, _ = self.listener.accept()
-        with conn:
-            conn.sendall(BANNER.encode() + b"\n")
-            conn.settimeout(TIMEOUT)
-            conn.recv(4096)  # the hello
-            conn.sendall(encode_json(Welcome("amy", ["amy", "m\x1b[2Jallory"])) + b"".join(self.lines))
-
-
-def test_a_hostile_server_never_breaks_the_window(root):
+def test_a_hostile_server_never_breaks_the_window(root, fake_server):
     evil = "\x1b]0;owned\x07\x1b[2J\x9b31m" + "\u202egnp.exe\u202c" + "\u2066iso\u2069" + "\x00\x08\r"
     long_line = "x" * 4000
     lines = [json.dumps({"type": "message", "seq": 1, "sender": "mallory", "text": evil, "ts": 1}).encode(),
@@ -393,8 +399,9 @@ def test_a_hostile_server_never_breaks_the_window(root):
              b"not json \x1b[31m at all", b"\xff\xfe broken utf-8",
              json.dumps({"type": "users", "users": ["amy", "\x1b[31mred"], "you": "amy"}).encode(),
              json.dumps({"type": "message", "seq": 4, "sender": "mallory", "text": "still here", "ts": 1}).encode()]
-    server = HostileServer([line + b"\n" for line in lines])
-    client = connected(root, server.port, "amy", "--no-reconnect")
+    served = fake_server.serve(BANNER, Welcome("amy", ["amy", "m\x1b[2Jallory"]), *[line + b"\n" for line in lines])
+    client = connected(root, fake_server.port, "amy", "--no-reconnect")
+    served().hang_up()
     chat = client.chat
     until(root, lambda: chat.ended is not None)
     text = shown(client)
@@ -403,10 +410,9 @@ def test_a_hostile_server_never_breaks_the_window(root):
               if ch != "\n" and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u202e\u202c\u2066\u2069")]
     assert unsafe == []
     assert chat.entry.instate(["disabled"])
-    server.thread.join(TIMEOUT)
     chat.close()  # after the loss, closing the window ends with the console's status for it
     until(root, lambda: gone(root))
-    assert client.finish() == core.DISCONNECTED
+    assert client.finish() == DISCONNECTED
 
 
 def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server):
@@ -431,11 +437,10 @@ def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server)
     until(root, lambda: gone(root))
 
 
-def test_the_scrollback_is_bounded(root, server, monkeypatch):
-    from chatroom.client.gui import window
-    monkeypatch.setattr(window, "SCROLLBACK", 50)
+def test_the_scrollback_is_bounded(root, server):
     client = connected(root, server.port)
     chat = client.chat
+    chat.scrollback = 50
     chat._insert([[(f"line {number}\n", ())] for number in range(200)])
     assert int(chat.text.index("end-1c").split(".")[0]) <= 51
     assert "line 199" in shown(client) and "line 100\n" not in shown(client)
@@ -475,6 +480,6 @@ def test_a_user_who_is_reconnecting_is_marked_in_the_list(root, server):
         until(root, lambda: "bob (reconnecting)" in client.chat.user_list.get(0, "end"))
         client.chat.close()
         until(root, lambda: gone(root))
-        assert client.finish() == core.OK
+        assert client.finish() == OK
     finally:
         bob.close()

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT
 
-from chatroom.client import app, core
+from chatroom.client.main import main
+from chatroom.client.session import USAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_missing_tkinter_is_one_line_naming_the_package_and_status_2(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tkinter", None)  # what `import tkinter` meets without python3-tk
-    assert app.main(["--gui", "127.0.0.1", "1", "amy"]) == core.USAGE
+    assert main(["--gui", "127.0.0.1", "1", "amy"]) == USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("client.py: error: ") and "python3-tk" in err
 

@@ -377,6 +377,7 @@ def test_kill_9_mid_chat_loses_nothing_accepted_and_names_wait_across_the_restar
         carol.close()
         bob2, _ = login(int(port), "bob2")
         bob2.say("after the restart")
+        bob2.expect_event("message", text="after the restart")  # its echo: the room has it before alice is back
         alice2, back = login(int(port), "alice", resume=welcome["token"], after=0)
         assert back["resumed"]
         replayed = []

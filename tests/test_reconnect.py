@@ -1,6 +1,6 @@
 """Sessions that survive, from the client's side: the console client (in a pty) loses its connection to a real
 server process mid-chat and comes back by itself, with exactly what it missed, its name and its typed line;
-the client core does the same against the in-process server, compared by event ids.
+the loop does the same against the in-process server, compared by event ids.
 
 A relay in front of the server cuts the client's connections and keeps it out while others talk, so what it
 misses does not depend on timing.
@@ -9,90 +9,22 @@ misses does not depend on timing.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT, JsonClient
+from fakeserver import Relay
 
-from chatroom.client import core
+from chatroom.client.connection import connect, dialer, login
+from chatroom.client.loop import Background, Ended, Loop, Received
+from chatroom.client.session import OK, Notice
 from chatroom.protocol import CaughtUp, Hello
 
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
-from test_client_pty import ROOT, PtyClient  # noqa: E402
-
-
-class Relay:
-    """Passes TCP connections on to the server's port. `cut` ends every connection through it; while `held`,
-    it listens no more, so a client's attempts are refused until `release`."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self.pairs: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.listener: socket.socket | None = None
-        self.release()
-
-    def release(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def hold(self) -> None:
-        assert self.listener is not None
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread, which then ends
-        self.listener.close()
-        self.listener = None
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=TIMEOUT)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self.lock:
-                self.pairs += [client, server]
-            for source, target in [(client, server), (server, client)]:
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, target):  # one side gone: the other goes too, as a lost connection would
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        with self.lock:
-            pairs, self.pairs = self.pairs, []
-        for sock in pairs:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def close(self) -> None:
-        if self.listener is not None:
-            self.hold()
-        self.cut()
+from client_process import ROOT, PtyClient  # noqa: E402
 
 
 class ServerProcess:
@@ -242,25 +174,28 @@ def test_ctrl_c_while_waiting_to_reconnect_quits_with_status_0(room, alice):
     assert status == 0
 
 
-def test_the_core_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_the_held_private(server, clients):
+def test_the_loop_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_the_held_private(server, clients):
     relay = Relay(server.port)
     hello = Hello("amy", reconnect=True)
-    connection = core.connect("127.0.0.1", relay.port, hello)
-    welcome = core.login(connection, hello, lambda reason: "", lambda reason: "")
-    background = core.Background(core.Session(connection, welcome, core.dialer("127.0.0.1", relay.port, None)))
+    connection = connect("127.0.0.1", relay.port, hello)
+    welcome = login(connection, hello)
+    background = Background(Loop(connection, welcome, dialer("127.0.0.1", relay.port, None)))
     background.start()
 
     def next_item() -> object:
-        item = background.inbox.get(timeout=TIMEOUT * 2)
-        return getattr(item, "event", item)
+        """The next event shown, or notice, past the session's views."""
+        while not isinstance(item := background.inbox.get(timeout=TIMEOUT * 2), (Received, Notice)):
+            pass
+        return item.event if isinstance(item, Received) else item
 
     try:
+        assert isinstance(next_item(), type(welcome))
         bob = clients()
         bob.login("bob")
         assert next_item().name == "bob"  # joined: amy has seen an id
         relay.hold()
         relay.cut()
-        assert next_item().state == "lost"
+        assert next_item().text.startswith("-- connection lost")
         bob.expect_event("reconnecting", name="amy")
         missed = []
         for text in ["m1", "m2"]:
@@ -270,7 +205,7 @@ def test_the_core_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_th
         missed.append(bob.expect_event("private", text="psst")["seq"])
         assert bob.expect_event("error")["code"] == "held"
         relay.release()
-        assert next_item().state == "back"
+        assert next_item() == Notice("-- reconnected")
         assert next_item().resumed is True
         replayed = []
         while not isinstance(item := next_item(), CaughtUp):
@@ -282,6 +217,6 @@ def test_the_core_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_th
         background.quit()
         background.join(TIMEOUT)
         relay.close()
-    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), core.Ended):
+    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), Ended):
         pass
-    assert item == core.Ended(core.OK, lost=False)
+    assert item == Ended(OK)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from client_process import run_client
 from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
 from chatroom import tls
@@ -20,11 +20,6 @@ from chatroom.server import handler as server_module
 from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_client(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True,
-                          text=True, timeout=TIMEOUT * 3, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 # --- floods --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import TIMEOUT
 from test_winconsole import VK_C, VK_LEFT, VK_RETURN, alt_numpad, pasted, press, shifted, typed
 
-from chatroom.client import app
+from chatroom.client import main as app
 from chatroom.client.console import terminal
 from chatroom.client.console.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
 from chatroom.client.console.winconsole import (
@@ -55,7 +55,7 @@ def test_cygwin_and_msys_load_readchars_posix_half():
     # readchar picks its msvcrt reader for sys.platform "cygwin" (MSYS2's Python says "cygwin" too).
     # (ctypes is imported first: on this OS it would look for Cygwin's libpython DLL.)
     code = ("import ctypes, sys; sys.platform = 'cygwin'\n"
-            "import chatroom.client.app\n"
+            "import chatroom.client.main\n"
             "from readchar import key\n"
             "assert sys.platform == 'cygwin' and key.UP == '\\x1b[A', (sys.platform, key.UP)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30)

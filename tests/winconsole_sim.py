@@ -113,7 +113,7 @@ class Console:
 
 sys.stdin = Console()  # type: ignore[assignment]
 sys.platform = "win32"
-from chatroom.client import app  # noqa: E402
+from chatroom.client import main as app  # noqa: E402
 
 try:
     status = app.main(sys.argv[3:])

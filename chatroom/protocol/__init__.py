@@ -5,8 +5,8 @@ client says first, and a structured message), `text` (what is safe to show). Pur
 The names most modules need are importable from here."""
 
 from .events import (
-    EVENT_TYPES, LEAVE_REASONS, PROTOCOL_VERSION, Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Ping,
-    UNCHOSEN_ENDINGS, Private, ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome,
+    EVENT_TYPES, LEAVE_REASONS, PROTOCOL_VERSION, UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Found, Help, Joined,
+    Left, Message, Ping, Private, ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome,
 )
 from .framing import LINE_LIMIT, SERVER_LINE_LIMIT, BadEncoding, FrameEvent, Line, LineFramer, LineTooLong
 from .hello import BANNER, BANNER_PREFIX, NAME_PROMPT, Hello, is_hello, parse_hello, parse_structured
@@ -14,8 +14,8 @@ from .text import is_unicode, sanitize, sanitize_lines
 
 __all__ = [
     "BANNER", "BANNER_PREFIX", "EVENT_TYPES", "LEAVE_REASONS", "LINE_LIMIT", "NAME_PROMPT", "PROTOCOL_VERSION",
-    "SERVER_LINE_LIMIT", "UNCHOSEN_ENDINGS", "BadEncoding", "Bye", "CaughtUp", "Error", "Event", "Found", "FrameEvent",
-    "Help", "Hello", "Joined", "Left", "Line", "LineFramer", "LineTooLong", "Message", "Ping", "Private",
-    "ProtocolError", "Reconnecting", "Renamed", "Shutdown", "Users", "Welcome", "is_hello", "is_unicode",
-    "parse_hello", "parse_structured", "sanitize", "sanitize_lines",
+    "SERVER_LINE_LIMIT", "UNCHOSEN_ENDINGS", "BadEncoding", "Bye", "CaughtUp", "Error", "Event", "Found",
+    "FrameEvent", "Help", "Hello", "Joined", "Left", "Line", "LineFramer", "LineTooLong", "Message", "Ping",
+    "Private", "ProtocolError", "Reconnecting", "Renamed", "Shutdown", "Users", "Welcome", "is_hello",
+    "is_unicode", "parse_hello", "parse_structured", "sanitize", "sanitize_lines",
 ]

@@ -1,21 +1,22 @@
 """The input line: buffer, cursor, history, completion and horizontal scrolling. Pure.
 
 Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform), or a `Paste`.
-The line is a list of grapheme clusters, so the cursor never lands inside one.
+The line is a list of grapheme clusters (user-perceived characters, Unicode UAX #29, as wcwidth segments
+them), so the cursor never lands inside 👨‍👩‍👧, é written as e + U+0301, 👍🏽, 🇩🇪 or the conjunct क्षि; the
+columns are wcwidth's too: an emoji takes two, a combining mark or a zero-width space none.
 """
 
 from __future__ import annotations
 
 import os
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from readchar import key
+from wcwidth import iter_graphemes, width
 
 from ...commands import COMMAND_WORDS
 from ...protocol import sanitize
-from ..graphemes import graphemes
 from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
@@ -50,15 +51,14 @@ BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
 NAME_COMMANDS = {"/msg", "/dm"}
 
 
-def char_width(ch: str) -> int:
-    """Columns a character takes in a terminal."""
-    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+def graphemes(text: str) -> list[str]:
+    return list(iter_graphemes(text))
 
 
 def text_width(text: str) -> int:
-    return sum(char_width(ch) for ch in text)
+    """Columns in a terminal. Control characters take none: what is drawn has been sanitized, and the
+    screen measures its own style codes apart."""
+    return width(text, control_codes="ignore")
 
 
 class LineEditor:
@@ -223,8 +223,8 @@ class LineEditor:
 
     # --- display ----------------------------------------------------------
 
-    def view(self, columns: int) -> tuple[str, int]:
-        """The part of the line that fits in `columns`, and the cursor's column in it.
+    def view(self, columns: int) -> tuple[str, int, int]:
+        """The part of the line that fits in `columns`, the cursor's column in it, and the columns after it.
 
         The window scrolls horizontally so the cursor is always visible.
         """
@@ -232,7 +232,9 @@ class LineEditor:
         self._scroll = min(self._scroll, self.cursor)
         # The cell under the cursor must show too; past the end of the text it is a blank one.
         cell = text_width(self.chars[self.cursor]) if self.cursor < len(self.chars) else 1
-        while text_width("".join(self.chars[self._scroll:self.cursor])) + cell > columns - 1:
+        before = text_width("".join(self.chars[self._scroll:self.cursor]))  # the cursor's column
+        while before + cell > columns - 1:
+            before -= text_width(self.chars[self._scroll])
             self._scroll += 1
         shown: list[str] = []
         used = 0
@@ -242,4 +244,4 @@ class LineEditor:
                 break
             shown.append(cluster)
             used += width
-        return "".join(shown), text_width("".join(self.chars[self._scroll:self.cursor]))
+        return "".join(shown), before, used - before

@@ -16,8 +16,7 @@ from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line, clear_screen
 
 from ...render import NAME_COLORS, PLAIN, Theme
-from ..graphemes import graphemes
-from .editor import LineEditor, text_width
+from .editor import LineEditor, graphemes, text_width
 
 COLORS_16 = Theme(
     time=Style.DIM,
@@ -101,14 +100,15 @@ class Screen:
         self.interactive = interactive
         self.theme = color_theme(environ) if colors and interactive else PLAIN
         self.prompt = "> "
+        self._prompt_columns = text_width(self.prompt)
         self.status = ""  # the status line, shown above the input line when set
         self._status_shown = False  # whether the row above the cursor is the status line
+        self._status_cut, self._status_row = ("", 0), ""  # the status line and the width it was cut to, painted
 
     def _input_line(self) -> str:
-        columns = shutil.get_terminal_size().columns - text_width(self.prompt)
-        visible, cursor = self.editor.view(columns)
+        columns = shutil.get_terminal_size().columns - self._prompt_columns
+        visible, _, back = self.editor.view(columns)
         line = "\r" + clear_line() + self.prompt + visible
-        back = text_width(visible) - cursor
         return line + str(Cursor.BACK(back)) if back else line
 
     def _clear_footer(self) -> str:
@@ -126,8 +126,10 @@ class Screen:
         if not self.status:
             return self._input_line()
         self._status_shown = True
-        status = wrap(self.status, shutil.get_terminal_size().columns - 1)[0]
-        return self.theme.paint(self.theme.system, status) + "\n" + self._input_line()
+        cut = (self.status, shutil.get_terminal_size().columns - 1)
+        if cut != self._status_cut:  # drawn after every key: cut and painted once
+            self._status_cut, self._status_row = cut, self.theme.paint(self.theme.system, wrap(*cut)[0])
+        return self._status_row + "\n" + self._input_line()
 
     def set_status(self, text: str) -> None:
         if text != self.status:

@@ -11,7 +11,8 @@ import importlib
 import signal
 from types import ModuleType
 
-from ..core import USAGE, ClientError
+from ..connection import ClientError
+from ..session import USAGE
 
 MISSING_TK = ("the window needs Python's tkinter, which this Python lacks: on Debian/Ubuntu install "
               "python3-tk (sudo apt install python3-tk); the python.org installers for Windows and macOS "

@@ -6,7 +6,9 @@ import argparse
 import tkinter as tk
 
 from ...protocol import Welcome
-from ..core import OK, QUIT_WAIT, Connection, Dial
+from ..connection import Connection, Dial
+from ..loop import Background, Loop
+from ..session import OK, QUIT_WAIT
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -21,7 +23,8 @@ class WindowClient:
 
     def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
         host, port = connection.sock.getpeername()[:2]
-        self.chat = ChatWindow(self.root, connection, welcome, f"{host} port {port}", self._end, dial)
+        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit")
+        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here
@@ -33,10 +36,13 @@ class WindowClient:
         if self.chat is not None:
             self.chat.close()
         else:
+            self.dialog.abandon()
             self._end(OK)
 
     def finish(self) -> int:
-        """After the window closed: let the session's thread end (it closes the connection)."""
+        """After the window closed: a connect attempt still under way is abandoned (its connection closed when
+        it comes), and the session's thread ends (it closes its connection)."""
+        self.dialog.abandon()
         if self.chat is not None:
             self.chat.background.join(QUIT_WAIT + 1)
         return self.status

@@ -1,66 +1,31 @@
 """The connect dialog: where to and as whom. Errors show here in the console client's words; fix and retry.
 
-Connecting and logging in run in a thread (they may wait seconds); the result comes back through a queue.
+Connecting and logging in run in an `Attempt` (a thread: they may wait seconds), which the dialog polls.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import queue
-import threading
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
 from ...cli import PASSWORD_ENV, port_type
 from ...protocol import Hello, Welcome
-from ..core import ClientError, Connection, Dial, connect, dialer, login, tls_context
+from ..connection import Attempt, ClientError, Connection, Dial, Refused, dialer, tls_context
 
 POLL_MS = 50
 _port = port_type(1)
 
 
-class Refused(ClientError):
-    """The server refused the name or wants a (right) password: the dialog asks, the user tries again."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _name_refused(reason: str) -> str:
-    raise Refused(f"{reason}Choose another username.", "name")
-
-
-def _password_asked(reason: str) -> str:
-    raise Refused(f"{reason or 'This room needs a password. '}Type the room password.", "password")
-
-
-Result = tuple[Connection, Welcome, Dial | None] | ClientError
-
-
-def attempt(results: queue.SimpleQueue[Result], host: str, port: int, hello: Hello, use_tls: bool,
-            cafile: str | None, insecure: bool) -> None:
-    """Connect and log in once, in a thread; the connection (with how to dial again if the hello asks to be
-    kept) or the ClientError (or Refused) goes to `results`.
-
-    It holds nothing of Tk: a Tk object freed in another thread than Tk's aborts the process.
-    """
-    try:
-        context = tls_context(use_tls, cafile, insecure)
-        connection = connect(host, port, hello, context)
-    except ClientError as exc:
-        results.put(exc)
-        return
-    try:
-        welcome = login(connection, hello, _name_refused, _password_asked)
-        results.put((connection, welcome, dialer(host, port, context) if hello.reconnect else None))
-    except BaseException as exc:
-        connection.sock.close()
-        if not isinstance(exc, ClientError):
-            raise
-        results.put(exc)
+def _words(error: ClientError) -> tuple[str, str | None]:
+    """What the dialog says about a failed attempt, and the field to fix."""
+    if isinstance(error, Refused) and error.refusal == "name":
+        return f"{error.reason}Choose another username.", "name"
+    if isinstance(error, Refused):
+        return f"{error.reason or 'This room needs a password. '}Type the room password.", "password"
+    return str(error), None
 
 
 class ConnectDialog:
@@ -69,7 +34,8 @@ class ConnectDialog:
         self.root = root
         self.args = args
         self.on_connected = on_connected
-        self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self._attempt: Attempt | None = None
+        self._dial: Dial | None = None
         self.frame = ttk.Frame(root, padding=16)
         self.frame.pack(fill="both", expand=True)
         self.host = tk.StringVar(value=args.host)
@@ -96,7 +62,7 @@ class ConnectDialog:
         buttons.grid(row=6, column=0, columnspan=2, sticky="e")
         self.connect_button = ttk.Button(buttons, text="Connect", command=self.connect, default="active")
         self.connect_button.pack(side="right")
-        ttk.Button(buttons, text="Quit", command=root.destroy).pack(side="right", padx=(0, 8))
+        ttk.Button(buttons, text="Quit", command=self.quit).pack(side="right", padx=(0, 8))
         self.frame.columnconfigure(1, weight=1)
         root.bind("<Return>", lambda _event: self.connect())  # from any field, or the focused Connect button
         root.title("chatroom: connect")
@@ -127,24 +93,40 @@ class ConnectDialog:
         if not host or not name:
             self.fail("Type the server's address." if not host else "Type a username.", "name" if host else "host")
             return
+        try:
+            context = tls_context(self.tls.get(), self.args.cafile, self.args.insecure)
+        except ClientError as exc:
+            self.fail(str(exc))
+            return
         self.connect_button.state(["disabled"])
         self.status.configure(text=f"Connecting to {host} port {port} ...")
         hello = Hello(name, password=self.password.get() or None, reconnect=not self.args.no_reconnect)
-        threading.Thread(target=attempt, args=(self._results, host, port, hello, self.tls.get(), self.args.cafile,
-                                               self.args.insecure), daemon=True).start()
+        self._dial = dialer(host, port, context)
+        self._attempt = Attempt(self._dial, hello)  # it holds nothing of Tk: one freed in its thread aborts
         self.root.after(POLL_MS, self._poll)
 
     def _poll(self) -> None:
-        if not self.frame.winfo_exists():
+        attempt = self._attempt
+        if attempt is None or not self.frame.winfo_exists():
             return
-        try:
-            result = self._results.get_nowait()
-        except queue.Empty:
+        if not attempt.done.is_set():
             self.root.after(POLL_MS, self._poll)
             return
-        if isinstance(result, ClientError):
-            self.fail(str(result), getattr(result, "field", None))
-            return
-        self.frame.destroy()
-        self.root.unbind("<Return>")
-        self.on_connected(*result)
+        self._attempt = None
+        match attempt.result:
+            case ClientError() as error:
+                self.fail(*_words(error))
+            case (connection, welcome):
+                self.frame.destroy()
+                self.root.unbind("<Return>")
+                self.on_connected(connection, welcome, None if self.args.no_reconnect else self._dial)
+
+    def abandon(self) -> None:
+        """The window goes: a connection the attempt under way makes is closed, now or when it comes."""
+        if self._attempt is not None:
+            self._attempt.abandon()
+            self._attempt = None
+
+    def quit(self) -> None:
+        self.abandon()
+        self.root.destroy()

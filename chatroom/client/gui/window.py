@@ -1,7 +1,7 @@
-"""The chat window: the conversation, the user list, the entry line and a menu, over a Background session.
+"""The chat window: the conversation, the user list, the entry line and a menu, over a Background loop.
 
-The session's thread hands events over through a queue; Tk's thread polls it with after(), a bounded slice
-of work per tick, so the window stays responsive under a burst.
+The loop's thread hands what it has to show over through a queue; Tk's thread polls it with after(), a bounded
+slice of work per tick, so the window stays responsive under a burst.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from tkinter import font, simpledialog, ttk
 from readchar import key
 
 from ... import names, render
-from ...protocol import Welcome, sanitize
+from ...protocol import sanitize
 from ..console.editor import Bell, Candidates, LineEditor, Submit
-from ..core import LOST, OK, QUIT_WAIT, Background, Connection, Dial, Ended, Link, Notice, Received, Session
+from ..loop import Background, Ended, Handed, Received
+from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
 from . import styling
 
 POLL_MS = 15
@@ -28,24 +29,22 @@ AWAY_COLOR = "#888a85"  # the grey of the notices: a user who is reconnecting
 
 
 class ChatWindow:
-    def __init__(self, root: tk.Tk, connection: Connection, welcome: Welcome, where: str,
-                 on_end: Callable[[int], None], dial: Dial | None = None) -> None:
+    def __init__(self, root: tk.Tk, background: Background, where: str, on_end: Callable[[int], None]) -> None:
         self.root = root
         self.where = where
         self.on_end = on_end  # called once the window should close, with the exit status
-        self.session = Session(connection, welcome, dial)
-        self.background = Background(self.session)
-        self.me = welcome.name
+        self.background = background
+        view = background.loop.session.view
+        self.me, self.state = view.me, view.state
         self.users: tuple[str, ...] = ()
         self.away: frozenset[str] = frozenset()
         self.ended: Ended | None = None
-        self.link: Link | None = None  # the connection's last change; "lost" shows in the title
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
+        self.scrollback = SCROLLBACK
         self.editor = LineEditor(names=lambda: self.users)
         self._build()
-        self._show_users(tuple(welcome.users), frozenset(welcome.away))
-        self._insert([styling.event_runs(welcome, self.me)])
+        self._show_users(view.users, view.away)
         self._set_title()
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<FocusIn>", self._focus_in, add="+")
@@ -142,9 +141,7 @@ class ChatWindow:
         self.entry.icursor(self.editor.cursor)
         match outcome:
             case Submit(line=line):
-                for part in line.splitlines():  # a pasted text: one message per line, as in the console
-                    if part.strip():
-                        self.send(part)
+                self.send(line)  # a pasted text of several lines goes as one message, as in the console
             case Bell():
                 self.root.bell()
             case Candidates(options=options):
@@ -193,10 +190,10 @@ class ChatWindow:
             self.background.quit()
             self.root.after(int((QUIT_WAIT + 1) * 1000), lambda: self.on_end(OK))
 
-    # --- what the session hands over ----------------------------------------------------
+    # --- what the loop hands over -------------------------------------------------------
 
     def _poll(self) -> None:
-        batch: list[Received | Notice | Link | Ended] = []
+        batch: list[Handed] = []
         while len(batch) < BATCH:
             try:
                 batch.append(self.background.inbox.get_nowait())
@@ -209,27 +206,25 @@ class ChatWindow:
         if self.ended is None:
             self.root.after(1 if batch else POLL_MS, self._poll)
 
-    def show(self, batch: list[Received | Notice | Link | Ended]) -> None:
+    def show(self, batch: list[Handed]) -> None:
         shown = []
         attention = 0
-        users = None
-        away = self.away
+        view: View | None = None
         for item in batch:
             if isinstance(item, Received):
-                self.me, users, away = item.me, item.users, item.away
-                shown.append(styling.event_runs(item.event, self.me))
-                attention += render.wants_attention(item.event, self.me)
+                view = item.view
+                shown.append(styling.event_runs(item.event, view.me))
+                attention += render.wants_attention(item.event, view.me)
             elif isinstance(item, Notice):
-                shown.append(styling.note(item.text))
-            elif isinstance(item, Link):
-                self.link = item
-                text = f"{item.text}, close the window to quit" if item.state == "lost" else item.text
-                shown.append(styling.note(f"-- {text}", "system" if item.state == "back" else "error"))
+                shown.append(styling.note(item.text, item.role))
+            elif isinstance(item, View):
+                view = item
             else:
                 self._ended(item, shown)
         self._insert(shown)
-        if users is not None:
-            self._show_users(users, away)
+        if view is not None:
+            self.me, self.state = view.me, view.state
+            self._show_users(view.users, view.away)
         if attention and not self._focused():
             self.unseen += attention
             self.root.bell()
@@ -240,8 +235,6 @@ class ChatWindow:
         if self.closing or ended.status == OK:
             self.root.after_idle(lambda: self.on_end(OK))
             return
-        if ended.lost:
-            shown.append(styling.note(f"! {LOST}", "error"))
         shown.append(styling.note("-- Close the window to leave."))
         self.entry.state(["disabled"])
         self.send_button.state(["disabled"])
@@ -260,8 +253,8 @@ class ChatWindow:
         self.text.insert("end", first, first_tags, *rest)  # one call for the whole batch
         self.text.tag_add("hanging", start, "end-1c")
         lines = int(self.text.index("end-1c").split(".")[0])
-        if lines > SCROLLBACK + 1:
-            self.text.delete("1.0", f"{lines - SCROLLBACK}.0")
+        if lines > self.scrollback + 1:
+            self.text.delete("1.0", f"{lines - self.scrollback}.0")
         self.text.configure(state="disabled")
         if at_bottom:
             self.text.see("end")
@@ -290,7 +283,7 @@ class ChatWindow:
             self._set_title()
 
     def _set_title(self) -> None:
-        lost = self.link is not None and self.link.state != "back"
-        state = " (disconnected)" if self.ended is not None else " (reconnecting)" if lost else ""
+        reconnecting = self.state == RECONNECTING
+        state = " (disconnected)" if self.ended is not None else " (reconnecting)" if reconnecting else ""
         unseen = f"({self.unseen}) " if self.unseen else ""
         self.root.title(f"{unseen}{sanitize(self.me)}{state} - chatroom {self.where}")

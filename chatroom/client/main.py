@@ -1,147 +1,32 @@
-"""The console client: the command line and the terminal front end over the client core.
-
-Keys arrive from a KeyReader thread, events from the socket; both are handled in this thread (the core's
-loop), which is the only one that writes to the terminal. `--gui` hands over to the window front end.
-"""
+"""The client's command line: connect and log in, then the console (console/chat.py) over the loop, or the
+window (`--gui`, gui/)."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import select
 import ssl
 import sys
-import time
 from collections.abc import Callable, Sequence
 
-from .. import render
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
-from ..protocol import LINE_LIMIT, Error, Event, Hello, Message, Welcome
+from ..protocol import Hello
 from . import gui
+from .connection import ClientError, Connection, NothingListening, connect, dialer, login, tls_context
 from .console import terminal
-from .core import (  # the exit statuses are this command's too
-    DISCONNECTED, FAILED, LOST, OK, USAGE, ClientError, Connection, Dial, Link, Session, connect, dialer, login,
-    tls_context,
-)
-
-__all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "Chat", "build_parser", "main", "parse_args"]
-from .console.editor import Bell, Candidates, LineEditor, Quit, Submit
+from .console.chat import Chat
+from .console.editor import LineEditor
 from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
-from .status import Status, security
+from .console.status import security
+from .loop import Loop
+from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are this command's too
 
-END_OF_HISTORY = "— end of history —"
+__all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
+
 INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
-HISTORY_SILENCE = 0.3  # seconds: the history comes in one piece with the welcome, so this is ample
-
-
-class Chat:
-    """The console's view of a session: keys to the editor and the session, events to the screen."""
-
-    def __init__(self, connection: Connection, welcome: Welcome, screen: Screen, status: Status,
-                 dial: Dial | None = None) -> None:
-        self.session = Session(connection, welcome, dial)
-        self.session.on_state = self._state
-        self.session.on_tick = self._history_ended_by_silence
-        self.screen = screen
-        self.status = status
-        # The newcomer's history follows the welcome on the wire; the welcome is shown after it (else it
-        # scrolls away under 50 lines): at the first event that is not history, a key, or a short silence.
-        self.welcome: Welcome | None = welcome
-        self.heard_at = time.monotonic()  # of the welcome or the last message of the history
-        self.history_shown = False
-        self.status.users = len(self.session.users)
-        self.screen.status = self.status.text()
-
-    @property
-    def users(self) -> list[str]:
-        return self.session.users
-
-    def _end_history(self) -> None:
-        if self.welcome is not None:
-            welcome, self.welcome = self.welcome, None
-            if self.history_shown:
-                self.screen.show(self.screen.theme.paint(self.screen.theme.system, END_OF_HISTORY))
-            self.show(welcome)
-
-    def _history_ended_by_silence(self) -> None:
-        # No history in what came with the welcome: none follows (the server sends both in one piece).
-        if not self.history_shown or time.monotonic() - self.heard_at >= HISTORY_SILENCE:
-            self._end_history()
-
-    def show(self, event: Event) -> None:
-        if isinstance(event, Message) and event.earlier and self.welcome is not None:
-            self.history_shown, self.heard_at = True, time.monotonic()
-        else:
-            self._end_history()
-        me = self.session.me
-        attention = render.wants_attention(event, me)
-        if isinstance(event, Message):
-            self.status.echoed(event, me)
-        elif isinstance(event, Error):
-            self.status.pending = max(0, self.status.pending - 1)  # a refused message is echoed never
-        self.status.mentions += attention
-        self.status.users = len(self.session.users)
-        if text := render.render(event, me, self.screen.theme):
-            self.screen.status = self.status.text()
-            self.screen.show(text, bell=attention)
-        else:
-            self.screen.set_status(self.status.text())
-
-    def _state(self, state: str) -> None:
-        self.status.state = state
-        self.screen.set_status(self.status.text())
-
-    def say_block(self, text: str) -> None:
-        """A pasted block goes out as one structured message: the server never reads it as a command."""
-        line = json.dumps({"type": "say", "text": text}, ensure_ascii=False)
-        if len(line.encode()) > LINE_LIMIT:
-            self.screen.show(self.screen.theme.paint(
-                self.screen.theme.error, f"! The paste was not sent: {len(line.encode())} bytes, "
-                                         f"the server takes at most {LINE_LIMIT} in one message."))
-            return
-        self.session.send(line)
-        self.status.sent(text, verbatim=True)
-
-    def link(self, change: Link) -> None:
-        """The connection's state (lost, back, a name to choose) as a line above the input."""
-        theme = self.screen.theme
-        text = f"{change.text}, Ctrl+C to quit" if change.state == "lost" else change.text
-        self.screen.show(theme.paint(theme.system if change.state == "back" else theme.error, f"-- {text}"))
-
-    def press(self, outcome: Submit | Quit | Bell | Candidates | None) -> None:
-        match outcome:
-            case Submit(line=line, verbatim=True):
-                self.say_block(line)
-            case Submit(line=line):
-                self.session.send(line)
-                self.status.sent(line)
-            case Quit():
-                self.session.quit()
-            case Bell():
-                self.screen.bell()
-            case Candidates(options=options):
-                self.screen.show("  ".join(options))
-
-    def _keys(self, keys: KeyReader) -> None:
-        self._end_history()
-        for pressed in keys.drain():
-            self.press(Quit() if pressed is None else self.screen.editor.feed(pressed))
-        self.status.mentions = 0  # a key pressed: the user is looking
-        self.screen.status = self.status.text()
-        if notice := self.session.send_typed():
-            self.screen.show(self.screen.theme.paint(self.screen.theme.system, notice))
-        self.screen.redraw()
-
-    def run(self, keys: KeyReader) -> int:
-        self.screen.redraw()
-        status = self.session.run(keys.wakeup, lambda: self._keys(keys), self.show, self.link)
-        self._end_history()
-        if self.session.lost:
-            self.screen.show(self.screen.theme.paint(self.screen.theme.error, f"! {LOST}"))
-        return status
 
 
 # --- command line ---------------------------------------------------------------
@@ -196,14 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if len(args.address) == 1 and args.address[0].isdigit() and args.port is None:
-        print(f"{parser.prog}: taking {args.address[0]} as the port (the host comes first: "
-              f"{_command()} {args.host or DEFAULT_HOST} {args.address[0]})", file=sys.stderr)
-        args.address.insert(0, args.host or DEFAULT_HOST)
+    words = args.address
+    if args.port is None and words and words[0].isdigit() and (len(words) == 1 or not words[1].isdigit()) \
+            and len(words) <= 2:
+        # A port first: the host was left out (a host may be a number only when a port follows it).
+        taken = f"{words[0]} as the port" + (f" and {words[1]} as the username" if len(words) == 2 else "")
+        print(f"{parser.prog}: taking {taken} (the host comes first: "
+              f"{_command()} {args.host or DEFAULT_HOST} {' '.join(words)})", file=sys.stderr)
+        words.insert(0, args.host or DEFAULT_HOST)
         args.host = None
-    if len(args.address) > 3:
+    if len(words) > 3:
         parser.error("expected at most HOST, PORT and USERNAME")
-    host, port, name = (args.address + [None] * 3)[:3]
+    host, port, name = (words + [None] * 3)[:3]
+    args.default_host, args.default_port = host is None and args.host is None, port is None and args.port is None
     args.host, args.port = merge_address(parser, _port, host, port, args.host, args.port)
     if name is not None:
         if args.name not in (None, name):
@@ -212,6 +102,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if (args.cafile or args.insecure) and not args.tls:
         parser.error("--cafile and --insecure go with --tls")
     return args
+
+
+def _only_the_default(args: argparse.Namespace) -> str:
+    """Nothing listens where the user did not say to go: the defaults are only a guess."""
+    if args.default_host and args.default_port:
+        return f"; that is only the default address: give the server's as {_command()} HOST PORT"
+    if args.default_port:
+        return f"; {DEFAULT_PORT} is only the default port: give the server's as {_command()} {args.host} PORT"
+    return ""
 
 
 def _where(host: str, port: int) -> str:
@@ -274,22 +173,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.gui:
                 return gui.run(args)
             context = tls_context(args.tls, args.cafile, args.insecure)
-            connection, hello = _open(args, context)
+            try:
+                connection, hello = _open(args, context)
+            except NothingListening as exc:
+                raise ClientError(f"{exc}{_only_the_default(args)}") from None
             with connection.sock:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
                 with terminal.session() as key_source:
                     editor = LineEditor(names=lambda: chat.users)
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    chat = Chat(connection, welcome, screen, Status(_where(args.host, args.port),
-                                                                    security(args.tls, args.insecure)),
-                                None if args.no_reconnect else dialer(args.host, args.port, context))
                     if args.insecure:
                         screen.show(screen.theme.paint(screen.theme.error, INSECURE))
                     keys = KeyReader(key_source)
                     keys.start()
                     try:
-                        return chat.run(keys)
+                        dial = None if args.no_reconnect else dialer(args.host, args.port, context)
+                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit")
+                        chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
+                        return chat.run()
                     except KeyboardFailed as exc:
                         raise ClientError(str(exc)) from None
                     finally:

@@ -1,0 +1,80 @@
+"""The console front end: keys through the line editor to the loop, and what the loop says to the screen.
+
+Everything runs in the loop's thread (the main one), the only one that writes to the terminal.
+"""
+
+from __future__ import annotations
+
+from ... import render
+from ...protocol import Event
+from ..loop import Loop
+from ..session import Notice, View
+from .editor import Bell, Candidates, Outcome, Quit, Submit
+from .keys import KeyReader
+from .screen import Screen
+from .status import status_line
+
+
+class Chat:
+    def __init__(self, loop: Loop, screen: Screen, keys: KeyReader, where: str, security: str) -> None:
+        self.loop, self.screen, self.keys = loop, screen, keys
+        self.where, self.security = where, security
+        self.view = loop.session.view
+        self.mentions = 0  # unread: since the user last pressed a key
+        self.screen.status = self._status()
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return self.view.users
+
+    def run(self) -> int:
+        """Until the session ends; the exit status."""
+        self.screen.redraw()
+        self.loop.watch(self.keys.wakeup, self._keys)
+        return self.loop.run(self)
+
+    def _status(self) -> str:
+        return status_line(self.view, self.mentions, self.where, self.security)
+
+    # --- what the loop says -----------------------------------------------------------------------
+
+    def on_event(self, event: Event, view: View) -> None:
+        self.view = view
+        attention = render.wants_attention(event, view.me)
+        self.mentions += attention
+        if text := render.render(event, view.me, self.screen.theme):
+            self.screen.status = self._status()
+            self.screen.show(text, bell=attention)
+        else:
+            self.screen.set_status(self._status())
+
+    def on_notice(self, notice: Notice) -> None:
+        theme = self.screen.theme
+        self.screen.show(theme.paint(theme.error if notice.role == "error" else theme.system, notice.text))
+
+    def on_view(self, view: View) -> None:
+        if view is not self.view:  # else shown already: the keys' turn reads the view it changed
+            self.view = view
+            self.screen.set_status(self._status())
+
+    # --- what the user does ------------------------------------------------------------------------
+
+    def _keys(self) -> None:
+        for pressed in self.keys.drain():
+            self._press(Quit() if pressed is None else self.screen.editor.feed(pressed))
+        view = self.loop.session.view  # with what was typed (a message pending)
+        if self.mentions or view is not self.view:
+            self.mentions, self.view = 0, view  # a key pressed: the user is looking
+            self.screen.status = self._status()
+        self.screen.redraw()
+
+    def _press(self, outcome: Outcome) -> None:
+        match outcome:
+            case Submit(line=line, verbatim=verbatim):
+                self.loop.send(line, verbatim)
+            case Quit():
+                self.loop.quit()
+            case Bell():
+                self.screen.bell()
+            case Candidates(options=options):
+                self.screen.show("  ".join(options))

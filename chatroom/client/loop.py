@@ -1,0 +1,263 @@
+"""One select loop drives the client session over the connection and tells one front end what to show.
+
+It waits on the server's socket, on its mailbox (lines and a quit from any thread, the end of a reconnect
+attempt) and on what the front end asks it to watch (the console's keys); each turn it gives the session the
+time, performs the actions the session returns and calls the front end. `Background` runs it in a thread of its
+own for a front end whose thread must never block (the window).
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..protocol import Event, Welcome
+from .connection import Attempt, Connection, Dial, Refused
+from .session import FAILED, Action, ClientSession, End, Notice, Redial, Show, Timing, Transmit, View
+
+POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
+
+
+class FrontEnd(Protocol):
+    """What a user interface hears from the loop, always in the loop's thread."""
+
+    def on_event(self, event: Event, view: View) -> None:
+        """Show an event from the server; `view` is the session as the event left it."""
+
+    def on_notice(self, notice: Notice) -> None:
+        """Show a sentence of the client's own."""
+
+    def on_view(self, view: View) -> None:
+        """The session's facts changed (its state, the pending count, who is here) during the last turn."""
+
+
+Work = Callable[[float], list[Action]]  # something for the loop's thread to do at time `now`
+
+
+class Mailbox:
+    """Work for the loop's thread, put from any thread; a byte on a socket pair wakes the loop's select
+    (socketpair works on Windows too)."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Work] = queue.SimpleQueue()
+        self.wakeup, self._poke = socket.socketpair()
+        self.wakeup.setblocking(False)
+        self._poke.setblocking(False)
+
+    def put(self, work: Work) -> None:
+        self._work.put(work)
+        try:
+            self._poke.send(b"\0")
+        except OSError:
+            pass  # a wake-up is waiting already, or the loop has ended
+
+    def take(self) -> list[Work]:
+        try:
+            while self.wakeup.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        work = []
+        while True:
+            try:
+                work.append(self._work.get_nowait())
+            except queue.Empty:
+                return work
+
+    def close(self) -> None:
+        self.wakeup.close()
+        self._poke.close()
+
+
+class Loop:
+    """The session (built here, on this loop's clock) over `connection`, replaced through `dial` when it is
+    lost without the user's choice (None: never, the session ends). `quit_hint`, `timing` and `jitter` go to the
+    session; `clock` is the time it is given."""
+
+    def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
+                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.connection: Connection | None = connection
+        self.dial = dial
+        self.clock = clock
+        self.session = ClientSession(welcome, clock(), jitter=jitter, reconnects=dial is not None,
+                                     password=connection.hello.password if connection.hello else None,
+                                     quit_hint=quit_hint, timing=timing)
+        self.mailbox = Mailbox()
+        self._watched: dict[socket.socket, Callable[[], None]] = {}
+        self._attempt: Attempt | None = None
+        self._front: FrontEnd | None = None
+        self._thread = 0  # the ident of the thread in `run`
+        self._status: int | None = None
+
+    def watch(self, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+        """Call `on_ready` in the loop's thread whenever `sock` is readable."""
+        self._watched[sock] = on_ready
+
+    def send(self, text: str, verbatim: bool = False) -> None:
+        """A typed line (or a pasted block) for the session; from any thread."""
+        self._do(lambda now: self.session.send(text, now, verbatim))
+
+    def quit(self) -> None:
+        """From any thread."""
+        self._do(self.session.quit)
+
+    def _do(self, work: Work) -> None:
+        """At once when called in the loop's thread (a front end answering the loop: the console's keys), so the
+        front end sees the outcome before it draws; from another thread through the mailbox."""
+        if self._front is not None and threading.get_ident() == self._thread:
+            self._perform(work(self.clock()))
+        else:
+            self.mailbox.put(work)
+
+    def run(self, front: FrontEnd) -> int:
+        """Until the session ends; the exit status. The connection is closed by then."""
+        self._front, self._thread = front, threading.get_ident()
+        shown = self.session.view
+        try:
+            assert self.connection is not None
+            self._receive(self.connection.events(), self.clock())  # what came with the welcome
+            while (status := self._status) is None:
+                try:
+                    self._turn()
+                except KeyboardInterrupt:
+                    self._perform(self.session.quit(self.clock()))
+                if self.session.view is not shown:  # the session replaces its view on every change
+                    shown = self.session.view
+                    front.on_view(shown)
+        finally:
+            self._front = None
+            if self._attempt is not None:
+                self._attempt.abandon()
+            if self.connection is not None:
+                self.connection.close()
+            self.mailbox.close()
+        return status
+
+    def _turn(self) -> None:
+        now = self.clock()
+        self._perform(self.session.tick(now))
+        if self._status is not None:
+            return
+        watched = [self.mailbox.wakeup, *self._watched]
+        if self.connection is not None:
+            watched.append(self.connection.sock)
+        due = self.session.due
+        readable = select.select(watched, [], [], POLL if due is None else max(0.0, min(POLL, due - now)))[0]
+        for sock in readable:
+            if sock in self._watched:
+                self._watched[sock]()
+        if self.mailbox.wakeup in readable:
+            for work in self.mailbox.take():
+                self._perform(work(self.clock()))
+        if self.connection is not None and self.connection.sock in readable and self._status is None:
+            events = self.connection.read()
+            now = self.clock()
+            self.session.heard(now)
+            self._receive(events, now)
+
+    def _receive(self, events: list[Event], now: float) -> None:
+        """Events from the connection through the session; then the end of the connection, if it came."""
+        for event in events:
+            self._perform(self.session.receive(event, now))
+        if self.connection is not None and self.connection.closed:
+            self.connection.close()
+            self.connection = None
+            self._perform(self.session.closed(now))
+
+    def _perform(self, actions: list[Action]) -> None:
+        assert self._front is not None, "the loop performs only while it runs"
+        for action in actions:
+            match action:
+                case Transmit(line=line) if self.connection is not None:
+                    self.connection.send_line(line)
+                case Show(event=event):
+                    self._front.on_event(event, self.session.view)
+                case Notice():
+                    self._front.on_notice(action)
+                case Redial(hello=hello):
+                    assert self.dial is not None, "a session without dial never redials"
+                    self._attempt = Attempt(self.dial, hello, lambda: self.mailbox.put(self._redialled))
+                case End(status=status):
+                    self._status = status
+
+    def _redialled(self, now: float) -> list[Action]:
+        """How the attempt under way went, for the session (in the loop's thread)."""
+        attempt, self._attempt = self._attempt, None
+        match attempt.result if attempt is not None else None:
+            case (Connection() as connection, Welcome() as welcome):
+                self.connection = connection
+                self._perform(self.session.reconnected(welcome, now))
+                self._receive(connection.events(), now)  # what came with the welcome: the replay of what was missed
+                return []
+            case Refused() as refused:
+                return self.session.reconnect_refused(refused.refusal, refused.reason, now)
+        return self.session.reconnect_failed(now)
+
+
+# --- the thread bridge --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Received:
+    """An event as the loop's thread hands it over, with the session's view after it."""
+    event: Event
+    view: View
+    arrived: float  # time.perf_counter() when the loop handed it over
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The loop is over: the client's exit status."""
+    status: int
+
+
+Handed = Received | Notice | View | Ended
+
+
+class Background:
+    """A loop run by a thread of its own, for a front end whose thread must never block (the window).
+
+    It is the loop's front end: what the loop says goes into `inbox`, for the other thread to take when it
+    likes (Received, Notice and View items, then one Ended); lines go in with `send` and `quit` from any thread.
+    The loop's thread owns the connection and closes it.
+    """
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.inbox: queue.SimpleQueue[Handed] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="chatroom-session", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, text: str, verbatim: bool = False) -> None:
+        self.loop.send(text, verbatim)
+
+    def quit(self) -> None:
+        self.loop.quit()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def on_event(self, event: Event, view: View) -> None:
+        self.inbox.put(Received(event, view, time.perf_counter()))
+
+    def on_notice(self, notice: Notice) -> None:
+        self.inbox.put(notice)
+
+    def on_view(self, view: View) -> None:
+        self.inbox.put(view)
+
+    def _run(self) -> None:
+        status = FAILED
+        try:
+            status = self.loop.run(self)
+        finally:
+            self.inbox.put(Ended(status))

@@ -1,0 +1,156 @@
+"""The loop that drives the session over a real connection to a scripted server, in a Background thread as the
+window runs it: events handed over with the session's view, lines sent from another thread, the goodbye,
+reconnecting, the watch over a quiet server. The session's timing is injected, never patched."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import TIMEOUT
+from fakeserver import FakeServer, Peer
+
+from chatroom.client.connection import Attempt, Connection, dialer
+from chatroom.client.loop import Background, Ended, Loop, Received
+from chatroom.client.session import CONNECTED, DISCONNECTED, LOST, NOT_ANSWERING, OK, PROBE, Notice, Timing, View
+from chatroom.protocol import Bye, Hello, Joined, Message, Renamed, Users, Welcome
+
+FAST = Timing(first_delay=0.01)
+
+
+def logged_in(fake: FakeServer, *events: object, **welcome: object) -> tuple[Connection, Welcome, Peer]:
+    """A connection that has logged in to the fake server (as amy, who wants to be kept), which then said
+    `events`."""
+    attempt = Attempt(dialer("127.0.0.1", fake.port, None), Hello("amy", reconnect=True))
+    peer = fake.accept()
+    peer.welcome(*events, **welcome)
+    assert attempt.done.wait(TIMEOUT)
+    connection, greeting = attempt.result
+    return connection, greeting, peer
+
+
+def take(background: Background, until: type = Ended) -> list:
+    """What the loop handed over, up to and with the first item of type `until`."""
+    items = []
+    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), until):
+        items.append(item)
+    return [*items, item]
+
+
+def leave(background: Background, peer: Peer) -> None:
+    """Quit, and answer as a server does: the goodbye, then the end of the connection."""
+    background.quit()
+    while peer.line() != "/quit":
+        pass
+    peer.say(Bye("quit"))
+    peer.hang_up()
+    assert take(background)[-1] == Ended(OK)
+
+
+def events(items: list) -> list:
+    return [item.event for item in items if isinstance(item, Received)]
+
+
+def test_the_loop_hands_over_events_with_the_view_and_ends_when_the_server_goes(fake_server):
+    connection, welcome, peer = logged_in(fake_server, Joined(1, "bob"), Message(2, "bob", "hi"))
+    background = Background(Loop(connection, welcome))
+    background.start()
+    peer.hang_up()
+    items = take(background)
+    background.join(TIMEOUT)
+    assert [type(event) for event in events(items)] == [Welcome, Joined, Message]
+    assert items[1].view == View("amy", ("amy", "bob"), frozenset(), CONNECTED, 0)
+    assert Notice(f"! {LOST}", "error") in items and items[-1] == Ended(DISCONNECTED)
+    assert connection.sock.fileno() == -1  # the loop's thread closed its connection
+
+
+def test_lines_go_from_any_thread_and_a_quit_ends_cleanly(fake_server):
+    connection, welcome, peer = logged_in(fake_server)
+    background = Background(Loop(connection, welcome))
+    background.start()
+    try:
+        threading.Thread(target=background.send, args=("hello",)).start()
+        assert peer.line() == "hello"
+        peer.say(Message(1, "amy", "hello"), Renamed(2, "amy", "ann"))
+        items = take(background, Received)  # the welcome
+        items = take(background, Received)
+        assert items[-1].event.text == "hello"
+        assert take(background, Received)[-1].view.me == "ann"
+        leave(background, peer)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_a_lost_connection_comes_back_with_the_token_and_the_last_id_and_shows_nothing_twice(fake_server):
+    connection, welcome, peer = logged_in(fake_server, Message(5, "bob", "one"), token="t1")
+    loop = Loop(connection, welcome, dialer("127.0.0.1", fake_server.port, None), timing=FAST)
+    background = Background(loop)
+    background.start()
+    try:
+        peer.hang_up()
+        lost = take(background, Notice)[-1]
+        assert lost.text.startswith("-- connection lost; reconnecting in 1 s (attempt 1)")
+        background.send("typed while away")
+        again = fake_server.accept()
+        assert again.welcome(Message(5, "bob", "one"), Message(6, "bob", "two"), token="t2",
+                             resumed=True) == Hello("amy", reconnect=True, resume="t1", after=5)
+        assert again.line() == "typed while away"
+        items = take(background, Received)  # past the "reconnected" notice, the welcome back
+        assert Notice("-- reconnected") in items and items[-1].event.resumed
+        assert events(take(background, Received))[-1].seq == 6  # 5 was shown before the loss
+        leave(background, again)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_a_failing_attempt_is_followed_by_the_next(fake_server):
+    connection, welcome, peer = logged_in(fake_server)
+    attempts = []
+
+    def broken(hello: Hello) -> Connection:
+        attempts.append(hello)
+        raise RuntimeError("a bug in dialing")
+
+    background = Background(Loop(connection, welcome, broken, timing=FAST))
+    background.start()
+    try:
+        peer.hang_up()
+        assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting in 1 s (attempt 1)")
+        assert "(attempt 2)" in take(background, Notice)[-1].text
+        background.quit()
+        assert take(background)[-1] == Ended(OK) and attempts
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_closed(fake_server):
+    connection, welcome, peer = logged_in(fake_server)
+    background = Background(Loop(connection, welcome, dialer("127.0.0.1", fake_server.port, None), timing=FAST))
+    background.start()
+    peer.hang_up()
+    late = fake_server.accept()  # the attempt has connected and waits for the greeting
+    background.quit()
+    assert take(background)[-1] == Ended(OK)
+    background.join(TIMEOUT)
+    late.welcome()
+    assert late.closed()
+
+
+def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(fake_server):
+    connection, welcome, peer = logged_in(fake_server)
+    background = Background(Loop(connection, welcome, timing=Timing(probe_after=0.2, answer_within=0.2)))
+    background.start()
+    try:
+        assert peer.line() == PROBE
+        assert take(background, View)[-1].state == NOT_ANSWERING
+        peer.say(Users(["amy", "bob"], "amy"), Joined(1, "carol"))
+        items = take(background, Received)
+        assert items[-1].event.name == "carol" and items[-1].view.users == ("amy", "bob", "carol")
+        assert not any(isinstance(item, Received) and isinstance(item.event, Users) for item in items)
+        assert items[-1].view.state == CONNECTED
+        leave(background, peer)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)

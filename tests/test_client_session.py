@@ -1,0 +1,279 @@
+"""The client session, pure: events, typed lines and the time in, actions out. No socket, no clock: the tests
+give `now`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatroom.client.session import (
+    CONNECTED, DISCONNECTED, END_OF_HISTORY, LOST, NOT_ANSWERING, OK, PROBE, RECONNECTING, ClientSession, End, Notice,
+    Redial, Show, Timing, Transmit,
+)
+from chatroom.protocol import (
+    LINE_LIMIT, Bye, CaughtUp, Error, Hello, Joined, Left, Message, Ping, Private, Reconnecting, Renamed, Shutdown,
+    Users, Welcome,
+)
+
+
+def session(welcome: Welcome, **options: object) -> ClientSession:
+    options.setdefault("jitter", lambda: 1.0)
+    return ClientSession(welcome, 0.0, **options)
+
+
+def started(welcome: Welcome | None = None, **options: object) -> ClientSession:
+    """A session whose welcome has been shown (at the first tick, no history having come with it)."""
+    welcome = welcome or Welcome("amy", ["amy"])
+    chat = session(welcome, **options)
+    assert chat.tick(0.0) == [Show(welcome)]
+    return chat
+
+
+def sent(actions: list) -> list[str]:
+    return [action.line for action in actions if isinstance(action, Transmit)]
+
+
+def shown(actions: list) -> list:
+    return [action.event if isinstance(action, Show) else action.text for action in actions
+            if isinstance(action, (Show, Notice))]
+
+
+# --- who is here ---------------------------------------------------------------------------------------------
+
+def test_the_session_follows_the_user_list_my_renames_and_who_is_away():
+    chat = started(Welcome("amy", ["amy", "bob", "cy"], away=["cy"]))
+    assert chat.view.away == {"cy"}
+    for event in [Joined(1, "dee"), Renamed(2, "amy", "ann"), Left(3, "bob", "quit"), Reconnecting(4, "dee"),
+                  Joined(5, "cy", back=True)]:
+        chat.receive(event, 1.0)
+    assert chat.view.users == ("ann", "cy", "dee") and chat.view.me == "ann" and chat.view.away == {"dee"}
+    chat.receive(Users(["ann", "eve"], "ann", away=["eve"]), 1.0)
+    assert (chat.view.users, chat.view.away) == (("ann", "eve"), {"eve"})
+
+
+def test_a_ping_is_answered_and_not_shown():
+    assert started().receive(Ping(), 1.0) == [Transmit("/pong")]
+
+
+def test_an_event_seen_before_is_not_shown_again_and_my_own_absence_is_no_news():
+    chat = started()
+    message = Message(5, "bob", "one")
+    assert shown(chat.receive(message, 1.0)) == [message]
+    assert chat.receive(message, 1.0) == []
+    assert chat.receive(Reconnecting(6, "amy"), 1.0) == []
+    # a private message held for me arrives after the public replay, with a lower id: still new
+    assert len(shown(chat.receive(Private(4, "bob", "amy", "psst"), 1.0))) == 1
+    assert chat.last_seq == 6
+
+
+# --- the welcome after the history ---------------------------------------------------------------------------
+
+def test_the_welcome_comes_after_the_history_and_its_end_marker():
+    welcome = Welcome("amy", ["amy", "bob"])
+    chat = session(welcome)
+    history = [Message(1, "bob", "old", earlier=True), Message(2, "bob", "older", earlier=True)]
+    assert [shown(chat.receive(event, 0.0)) for event in history] == [[history[0]], [history[1]]]
+    assert chat.tick(0.1) == [] and chat.due == pytest.approx(0.3)
+    assert shown(chat.tick(0.3)) == [END_OF_HISTORY, welcome]
+
+
+def test_without_history_the_welcome_shows_at_once_and_the_first_other_event_releases_it():
+    welcome = Welcome("amy", ["amy"])
+    chat = session(welcome)
+    chat.receive(Message(1, "bob", "old", earlier=True), 0.0)
+    joined = Joined(2, "cy")
+    assert shown(chat.receive(joined, 0.0)) == [END_OF_HISTORY, welcome, joined]
+
+
+def test_the_user_typing_releases_the_welcome():
+    welcome = Welcome("amy", ["amy"])
+    chat = session(welcome)
+    chat.receive(Message(1, "bob", "old", earlier=True), 0.0)
+    assert shown(chat.send("hi", 0.1)) == [END_OF_HISTORY, welcome]
+
+
+# --- sending: pacing, pending, a pasted block ----------------------------------------------------------------
+
+def test_a_paste_is_paced_and_the_user_told_once_how_many_lines_wait():
+    chat = started(Welcome("amy", ["amy"], rate=2.0, burst=3))
+    for number in range(5):
+        chat.send(f"line {number}", 1.0)
+    actions = chat.tick(1.0)
+    assert sent(actions) == ["line 0", "line 1"]  # one token kept back for jitter
+    assert Notice("-- 3 lines wait to be sent (2 per second is the server's limit)") in actions
+    assert 1.0 < chat.due <= 1.0 + 1 / (2.0 * Timing().pace_margin)
+    assert sent(chat.tick(1.0 + 1 / 1.8)) == ["line 2"] and chat.tick(1.0 + 1 / 1.8) == []  # told once
+
+
+def test_no_pacing_without_a_server_limit():
+    chat = started()
+    for number in range(50):
+        chat.send(str(number), 1.0)
+    actions = chat.tick(1.0)
+    assert len(sent(actions)) == 50 and not any(isinstance(action, Notice) for action in actions)
+
+
+def test_public_lines_are_pending_until_their_echo():
+    chat = started()
+    for line in ["hello", "/me waves", '/bc "x"', "/users", "@bob psst", "hi > bob", "/nick x"]:
+        chat.send(line, 1.0)
+    chat.send("/users\nline two", 1.0)  # a block: a public message, never a command
+    assert chat.view.pending == 4
+    chat.receive(Message(1, "BOB", "hello"), 1.0)
+    chat.receive(Message(2, "amy", "old", earlier=True), 1.0)
+    assert chat.view.pending == 4
+    chat.receive(Message(3, "Amy", "hello"), 1.0)
+    assert chat.view.pending == 3
+
+
+@pytest.mark.parametrize("code, pending", [
+    ("held", 1), ("unknown_user", 1), ("not_delivered", 1), ("same_name", 1),
+    ("rate_limited", 0), ("bad_message", 0), ("line_too_long", 0),
+])
+def test_only_an_error_that_refused_a_line_ends_a_pending_message(code, pending):
+    chat = started()
+    chat.send("hello", 1.0)
+    chat.receive(Error(code, "..."), 1.0)
+    assert chat.view.pending == pending
+
+
+@pytest.mark.parametrize("text, verbatim", [("a\nb", True), ("a\nb\n", False), ("a\r\nb", False)])
+def test_a_block_goes_as_one_structured_message_whether_pasted_or_typed_with_line_breaks(text, verbatim):
+    chat = started()
+    chat.send(text, 1.0, verbatim=verbatim)
+    (line,) = sent(chat.tick(1.0))
+    assert json.loads(line) == {"type": "say", "text": "a\nb"} and chat.view.pending == 1
+
+
+def test_a_block_over_the_line_limit_is_not_sent_and_says_why():
+    chat = started()
+    actions = chat.send("x" * 3000 + "\n" + "y" * 3000, 1.0)
+    assert actions[0].role == "error" and actions[0].text.startswith("! The paste was not sent: 60")
+    assert f"at most {LINE_LIMIT} in one message" in actions[0].text
+    assert sent(chat.tick(1.0)) == [] and chat.view.pending == 0
+
+
+# --- the watch over a quiet server ---------------------------------------------------------------------------
+
+def test_a_quiet_server_is_probed_once_and_not_answering_until_it_speaks():
+    chat = started(timing=Timing(probe_after=10, answer_within=5))
+    assert chat.tick(9.9) == [] and chat.view.state == CONNECTED
+    assert chat.tick(10.0) == [Transmit(PROBE)] and chat.tick(14.9) == [] and chat.view.state == CONNECTED
+    chat.tick(15.0)
+    assert chat.view.state == NOT_ANSWERING
+    chat.heard(16.0)  # any byte is an answer
+    assert chat.view.state == CONNECTED
+    assert chat.receive(Users(["amy", "bob"], "amy"), 16.0) == []  # the probe's answer is not shown
+    assert chat.view.users == ("amy", "bob") and chat.tick(25.9) == []
+    assert chat.tick(26.0) == [Transmit(PROBE)]  # silent again: asked again
+
+
+def test_the_watch_leaves_the_reconnecting_state_alone():
+    chat = started(reconnects=True, timing=Timing(probe_after=10, answer_within=5))
+    chat.closed(1.0)
+    chat.heard(2.0)
+    chat.tick(30.0)
+    assert chat.view.state == RECONNECTING
+    assert len(shown(chat.receive(Users(["amy"], "amy"), 17.0))) == 1  # a /users of the user's own is
+
+
+# --- how it ends ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("last, status, lost", [
+    (None, DISCONNECTED, True), (Bye("quit"), OK, False), (Bye("slow"), DISCONNECTED, False),
+    (Shutdown(), DISCONNECTED, False),
+])
+def test_how_the_session_ended_without_reconnecting(last, status, lost):
+    chat = started()
+    if last is not None:
+        chat.receive(last, 1.0)
+    actions = chat.closed(1.0)
+    assert actions[-1] == End(status) and (Notice(f"! {LOST}", "error") in actions) == lost
+
+
+def test_quit_says_goodbye_and_waits_for_it_briefly():
+    chat = started()
+    assert chat.quit(1.0) == [] and chat.quit(1.0) == []
+    assert sent(chat.tick(1.0)) == ["/quit"]
+    assert chat.tick(1.0 + Timing().quit_wait - 0.1) == []
+    assert chat.tick(1.0 + Timing().quit_wait) == [End(OK)]
+    assert chat.closed(1.5) == [End(OK)]  # the goodbye came first: no "connection lost"
+
+
+# --- reconnecting --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("last, reconnects", [
+    (None, True), (Shutdown(), True), (Bye("slow"), True), (Bye("timeout"), True), (Bye("error"), True),
+    (Bye("quit"), False), (Bye("replaced"), False),
+])
+def test_what_reconnects(last, reconnects):
+    chat = started(reconnects=True)
+    if last is not None:
+        chat.receive(last, 1.0)
+    assert isinstance(chat.closed(1.0)[-1], End) != reconnects
+
+
+def test_attempts_back_off_from_1_to_30_seconds_with_jitter():
+    for jitter, delays in [(1.0, [1, 2, 4, 8, 16, 30, 30]), (0.0, [0.5, 1, 2, 4, 8, 15, 15])]:
+        chat = started(reconnects=True, jitter=lambda jitter=jitter: jitter)
+        chat.closed(0.0)
+        found = [chat.retry_at]
+        for _ in range(6):
+            now = chat.retry_at
+            assert isinstance(chat.tick(now)[0], Redial)
+            chat.reconnect_failed(now)
+            found.append(chat.retry_at - now)
+        assert found == delays
+
+
+def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=3), reconnects=True, password="pw",
+                   quit_hint="Ctrl+C to quit")
+    chat.receive(Message(5, "bob", "one"), 1.0)
+    (notice,) = chat.closed(2.0)
+    assert notice == Notice("-- connection lost; reconnecting in 1 s (attempt 1), Ctrl+C to quit", "error")
+    assert chat.view.state == RECONNECTING
+    assert chat.send("typed while away", 2.5) == [] and chat.tick(2.5) == []
+    assert chat.due == pytest.approx(3.0)
+    assert chat.tick(3.0) == [Redial(Hello("amy", password="pw", reconnect=True, resume="t1", after=5))]
+    back = Welcome("amy", ["amy", "bob"], token="t2", resumed=True)
+    assert shown(chat.reconnected(back, 3.5)) == ["-- reconnected", back]
+    assert chat.view.state == CONNECTED and chat.token == "t2"
+    assert sent(chat.tick(3.5)) == ["typed while away"]
+    assert shown(chat.receive(Message(5, "bob", "one"), 3.5)) == []  # replayed, seen already
+    assert len(shown(chat.receive(CaughtUp(1), 3.5))) == 1
+
+
+def test_a_client_that_saw_no_event_asks_from_the_welcomes_id():
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=7), reconnects=True)
+    chat.closed(0.0)
+    assert chat.tick(1.0)[0].hello.after == 7
+
+
+def test_a_name_taken_meanwhile_is_asked_for_and_the_next_line_is_the_new_name():
+    chat = started(Welcome("amy", ["amy"], token="t1"), reconnects=True)
+    chat.closed(0.0)
+    chat.tick(1.0)
+    (notice,) = chat.reconnect_refused("name", 'Sorry, the username "amy" is taken. ', 1.5)
+    assert notice == Notice('-- Sorry, the username "amy" is taken. Type another username and press Enter.',
+                            "error")
+    assert chat.tick(100.0) == []  # no attempt until the user answers
+    assert chat.send("amy2", 101.0) == []
+    (redial,) = chat.tick(101.0)
+    assert (redial.hello.name, redial.hello.resume) == ("amy2", "t1")
+
+
+def test_a_changed_password_ends_the_session():
+    chat = started(reconnects=True)
+    chat.closed(0.0)
+    chat.tick(1.0)
+    actions = chat.reconnect_refused("password", "Wrong password. ", 1.5)
+    assert "password has changed" in actions[0].text and actions[-1] == End(DISCONNECTED)
+    assert not chat.lost
+
+
+def test_quit_while_reconnecting_ends_at_once():
+    chat = started(reconnects=True)
+    chat.closed(0.0)
+    assert chat.send("/quit", 0.5) == [End(OK)]
