@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,26 +15,69 @@ from conftest import TIMEOUT
 from chatroom import deps
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALL = "-m pip install -r requirements.txt\n"
 
 
-def run_bare(*args: str) -> subprocess.CompletedProcess:
-    """Python with -S: the standard library and the checkout, no installed packages at all."""
-    return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, timeout=TIMEOUT * 3,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """The checkout's files without its .venv, in a folder of the test's own (the folders linked; the scripts
+    copied, as Python finds the modules beside a script's real path)."""
+    copy = tmp_path / "chatroom-checkout"
+    copy.mkdir()
+    for name in ["chatroom", "requirements.txt", "scripts"]:
+        os.symlink(ROOT / name, copy / name)
+    for name in ["server.py", "client.py"]:
+        shutil.copy(ROOT / name, copy)
+    return copy
 
 
-@pytest.mark.parametrize("program, args, missing", [
-    ("server.py", ["server.py", "0"], "the package confusable-homoglyphs is"),
-    ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are"),
-    ("server.py", ["-c", "from chatroom.launch import server; server()"], "the package confusable-homoglyphs is"),
-    ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are"),
-])
-def test_a_program_without_its_packages_exits_with_one_line(program, args, missing):
-    result = run_bare(*args)
+def run_bare(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Python with -S: the standard library and the checkout, no installed packages at all, as a system Python
+    without chatroom's requirements."""
+    return subprocess.run([python, "-S", *args], capture_output=True, text=True, timeout=TIMEOUT * 3, cwd=cwd,
+                          stdin=subprocess.DEVNULL)
+
+
+PROGRAMS = [
+    ("server.py", ["server.py", "9700"], "the package confusable-homoglyphs is", "scripts/server.sh 9700"),
+    ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are",
+     "scripts/client.sh 127.0.0.1 1"),
+    ("server.py", ["-c", "from chatroom.launch import server; server()"], "the package confusable-homoglyphs is",
+     "scripts/server.sh"),
+    ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are",
+     "scripts/client.sh"),
+]
+
+
+@pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS)
+def test_a_system_python_without_the_packages_is_sent_to_the_venv_here(checkout, program, args, missing,
+                                                                      launcher):
+    (checkout / ".venv").mkdir()
+    result = run_bare(sys.executable, *args, cwd=checkout)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith(f"{program}: error: {missing} missing; install the requirements with: ")
-    assert result.stderr.endswith(INSTALL) and result.stderr.count("\n") == 1
+    assert result.stderr == (f"{program}: error: {missing} missing from this Python ({sys.executable}); "
+                             f"use the .venv here: {launcher}\n")
+
+
+@pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS[:2])
+def test_without_a_venv_the_launcher_that_creates_it_is_named_never_pip_into_the_system(checkout, program, args,
+                                                                                       missing, launcher):
+    result = run_bare(sys.executable, *args, cwd=checkout)
+    role = program.removesuffix(".py")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"{program}: error: {missing} missing from this Python ({sys.executable}); "
+                             f"{launcher} installs them into a new .venv here and starts the {role}\n")
+    assert "pip" not in result.stderr
+
+
+def test_in_a_virtual_environment_pip_completes_it(checkout, tmp_path):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")], check=True,
+                   timeout=TIMEOUT * 6)
+    python = tmp_path / "env" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    result = subprocess.run([str(python), "server.py", "9700"], capture_output=True, text=True, cwd=checkout,
+                            timeout=TIMEOUT * 3, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr == ("server.py: error: the package confusable-homoglyphs is missing; install the "
+                             f"requirements with: {python} -m pip install -r requirements.txt\n")
 
 
 def test_one_missing_package_is_named_alone(monkeypatch, capsys):
