@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient, wait_until
 
+from chatroom.protocol import BANNER
+
 termios = pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 fcntl = pytest.importorskip("fcntl")
 pyte = pytest.importorskip("pyte")
@@ -147,7 +149,7 @@ def bob(clients):
 def test_login_prompts_and_asks_again_for_a_taken_name(pty_clients, bob):
     carol = pty_clients()
     carol.shows(f"Connected to 127.0.0.1:{bob.sock.getpeername()[1]}.\n"  # the server first, then the name
-                "Welcome! Choose a username (1-20 letters, digits, _ - .):\nUsername:")
+                "Choose a username (1-20 letters, digits, _ - .):\nUsername:")
     carol.type("BOB\r")
     carol.shows('Sorry, the username "BOB" is taken.\nUsername:')
     carol.type("carol\r")
@@ -390,7 +392,7 @@ def fake_server(events: list[dict], received: list[bytes] | None = None) -> tupl
     def serve() -> None:
         conn, _ = listener.accept()
         with conn:
-            conn.sendall(b"chatroom/1 hi\n")
+            conn.sendall(BANNER.encode() + b"\n")
             conn.recv(4096)
             welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
             for event in [welcome, *events]:
@@ -415,11 +417,11 @@ def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connecti
 
     def serve() -> None:
         with listener.accept()[0] as first:
-            first.sendall(b"chatroom/1 Welcome! Choose a username:\n")
+            first.sendall(BANNER.encode() + b"\n")
             first.sendall(b'{"type": "error", "code": "login_timeout", "message": "no login within 15 seconds"}\n')
         gave_up.set()
         with listener.accept()[0] as second:
-            second.sendall(b"chatroom/1 Welcome! Choose a username:\n")
+            second.sendall(BANNER.encode() + b"\n")
             hellos.append(second.recv(4096))
             welcome = {"type": "welcome", "name": "carol", "users": ["carol"], "version": 1, "ts": time.time()}
             second.sendall(json.dumps(welcome).encode() + b"\n")
