@@ -37,17 +37,35 @@ def run_bare(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
+def _site_despite_dash_s() -> bool:
+    found = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.exit('site' in sys.modules)"],
+                           timeout=TIMEOUT * 3)
+    return found.returncode != 0
+
+
+bare = pytest.mark.skipif(_site_despite_dash_s(), reason="this Python imports site even with -S (the embeddable "
+                                                          "build's ._pth, as under Wine): it has no bare form")
+
+
+def launcher(role: str, *args: str) -> str:
+    """The launcher command the message names, on this system."""
+    if os.name == "nt":
+        return " ".join([f"powershell -ExecutionPolicy Bypass -File {os.path.join('scripts', role + '.ps1')}", *args])
+    return " ".join([f"scripts/{role}.sh", *args])
+
+
 PROGRAMS = [
-    ("server.py", ["server.py", "9700"], "the package confusable-homoglyphs is", "scripts/server.sh 9700"),
+    ("server.py", ["server.py", "9700"], "the package confusable-homoglyphs is", launcher("server", "9700")),
     ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are",
-     "scripts/client.sh 127.0.0.1 1"),
+     launcher("client", "127.0.0.1", "1")),
     ("server.py", ["-c", "from chatroom.launch import server; server()"], "the package confusable-homoglyphs is",
-     "scripts/server.sh"),
+     launcher("server")),
     ("client.py", ["-c", "from chatroom.launch import client; client()"], "the packages readchar, colorama are",
-     "scripts/client.sh"),
+     launcher("client")),
 ]
 
 
+@bare
 @pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS)
 def test_a_system_python_without_the_packages_is_sent_to_the_venv_here(checkout, program, args, missing,
                                                                       launcher):
@@ -58,6 +76,7 @@ def test_a_system_python_without_the_packages_is_sent_to_the_venv_here(checkout,
                              f"use the .venv here: {launcher}\n")
 
 
+@bare
 @pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS[:2])
 def test_without_a_venv_the_launcher_that_creates_it_is_named_never_pip_into_the_system(checkout, program, args,
                                                                                        missing, launcher):
@@ -70,8 +89,10 @@ def test_without_a_venv_the_launcher_that_creates_it_is_named_never_pip_into_the
 
 
 def test_in_a_virtual_environment_pip_completes_it(checkout, tmp_path):
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")], check=True,
-                   timeout=TIMEOUT * 6)
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")],
+                          capture_output=True, timeout=TIMEOUT * 6)
+    if made.returncode:
+        pytest.skip("this Python cannot create a virtual environment (the embeddable build under Wine)")
     python = tmp_path / "env" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     result = subprocess.run([str(python), "server.py", "9700"], capture_output=True, text=True, cwd=checkout,
                             timeout=TIMEOUT * 3, stdin=subprocess.DEVNULL)
@@ -85,7 +106,7 @@ def test_one_missing_package_is_named_alone(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         deps.require("client.py", *deps.CLIENT)
     assert info.value.code == 2
-    assert capsys.readouterr().err.startswith("client.py: error: the package readchar is missing; install")
+    assert capsys.readouterr().err.startswith("client.py: error: the package readchar is missing")
 
 
 def test_nothing_is_said_when_everything_is_there(capsys):
