@@ -8,39 +8,41 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shlex
-import shutil
 import sys
-from pathlib import Path
+
+from . import invocation
 
 # Distribution (what pip installs) -> the module it provides.
 IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
                 "platformdirs": "platformdirs", "wcwidth": "wcwidth"}
 SERVER = ("confusable-homoglyphs", "platformdirs")
 CLIENT = ("readchar", "colorama", "wcwidth")
-_REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 
 
 def missing(*distributions: str) -> list[str]:
     return [name for name in distributions if importlib.util.find_spec(IMPORT_NAMES[name]) is None]
 
 
-def _python() -> str:
-    """How to name this interpreter in a command: its short name if that finds this very one on PATH."""
-    short = shutil.which(os.path.basename(sys.executable))
-    if short and os.path.realpath(short) == os.path.realpath(sys.executable):
-        return os.path.basename(sys.executable)
-    return shlex.quote(sys.executable) if os.name != "nt" else f'"{sys.executable}"'
+def install_command(distributions: list[str], here: invocation.Process) -> str:
+    python = here.python(fresh=False)
+    requirements = os.path.join(here.root, "requirements.txt")
+    if os.path.isfile(requirements):  # a checkout: install everything it lists
+        return f"{python} -m pip install -r {here.join(here.shown(requirements))}"
+    return f"{python} -m pip install {here.join(*distributions)}"
 
 
-def install_command(distributions: list[str]) -> str:
-    if _REQUIREMENTS.is_file():  # a checkout: install everything it lists
-        try:
-            where = os.path.relpath(_REQUIREMENTS)
-        except ValueError:  # another drive on Windows
-            where = str(_REQUIREMENTS)
-        return f"{_python()} -m pip install -r {where}"
-    return f"{_python()} -m pip install {' '.join(distributions)}"
+def advice(program: str, distributions: list[str], argv: list[str], here: invocation.Process) -> str:
+    """What to do about the missing packages. A venv takes them from pip; a system Python must not (Debian's and
+    Ubuntu's refuse with externally-managed-environment): there the checkout's .venv and its launcher, which
+    creates and fills it, are the way."""
+    if here.in_venv or not here.is_checkout():
+        return f"; install the requirements with: {install_command(distributions, here)}"
+    role = "server" if "server" in program else "client"
+    run = " ".join(filter(None, [here.launcher(role), here.join(*argv)]))
+    where = f" from this Python ({here.executable})"
+    if os.path.isdir(here.venv):
+        return f"{where}; use the .venv here: {run}"
+    return f"{where}; {run} installs them into a new .venv here and starts the {role}"
 
 
 def require(program: str, *distributions: str) -> None:
@@ -48,6 +50,6 @@ def require(program: str, *distributions: str) -> None:
     gone = missing(*distributions)
     if gone:
         what = f"the package {gone[0]} is" if len(gone) == 1 else f"the packages {', '.join(gone)} are"
-        sys.stderr.write(f"{program}: error: {what} missing; install the requirements with: "
-                         f"{install_command(gone)}\n")
+        sys.stderr.write(f"{program}: error: {what} missing"
+                         f"{advice(program, gone, sys.argv[1:], invocation.Process.current())}\n")
         raise SystemExit(2)

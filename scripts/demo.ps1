@@ -36,8 +36,11 @@ if ($Check) {
     exit $LASTEXITCODE
 }
 
+# As in demo.sh: room for all the clients from 127.0.0.1 and 10 more, and no history kept (a throwaway room
+# leaves no room-PORT.sqlite3 behind).
 $server = Start-Process -FilePath $python -PassThru `
-    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0)
+    -ArgumentList @((Quote (Join-Path $Root 'server.py')), $Port, '--max-per-ip', ($Clients + 10), '--joins-per-ip', 0,
+                    '--history', 'none')
 $names = @('alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy')
 function Get-ClientName([int]$Number) {
     $name = $names[($Number - 1) % $names.Count]

@@ -58,11 +58,28 @@ if [ -n "$gui" ]; then
 fi
 
 # The server allows 10 connections from one address by default, and 10 logins at once; the demo's clients all
-# come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand.
-server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" --joins-per-ip 0)
+# come from 127.0.0.1, so its own server makes room for them and for 10 more joining by hand. A throwaway room
+# keeps no history: no room-PORT.sqlite3 is left behind for a random port.
+server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" --joins-per-ip 0 --history none)
 
 if command -v tmux >/dev/null 2>&1; then
     session="chatroom-demo-$port"
+    # Run from a shell inside tmux, the demo becomes another session of the user's own tmux and the terminal
+    # showing that shell switches to it: then C-b d would detach the user's tmux, and going back to their
+    # session (C-b L, tmux's "last session") is what ends the demo. Elsewhere it is a tmux of its own, attached here.
+    if [ -n "${TMUX:-}" ]; then
+        # The terminal that shows this shell's session (the latest used, if several do); tmux's "current client"
+        # would be any other terminal attached to this tmux when none shows it.
+        terminal="$(tmux list-clients -t "${TMUX_PANE:-}" -F '#{client_activity} #{client_name}' 2>/dev/null \
+            | sort -n | tail -n 1 | cut -d ' ' -f 2-)" || terminal=""
+        [ -n "$terminal" ] || die "no terminal shows this tmux session (it is detached), so the demo has" \
+            "nowhere to appear: run it from an attached session or outside tmux (--check needs no terminal)"
+        leave="#{prefix} L (back to your session) ends it" ended="Ctrl+B then L (back to this session)"
+    else
+        [ -t 0 ] || die "the demo shows its panes in this terminal, and there is none here: run it from" \
+            "a terminal (--check needs none)"
+        leave="#{prefix} d ends it" ended="Ctrl+B then D, or closing the window,"
+    fi
     # The server pane waits for Enter after the server ends, so its last words can be read.
     tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
         "$(printf '%q ' "${server[@]}"); read -r -p 'server stopped; press Enter'"
@@ -70,28 +87,39 @@ if command -v tmux >/dev/null 2>&1; then
     # terminal shows it (#{prefix} is the user's own prefix key, C-b by default).
     tmux set-option -t "$session" mouse on \; \
         set-option -t "$session" status-left-length 100 \; set-option -t "$session" status-right "" \; \
-        set-option -t "$session" status-left \
-        " chatroom demo: #{prefix} d ends it | #{prefix} + arrow key, or a click: another pane " >/dev/null
-    # With --gui one more pane holds the window client, so ending the session closes the window too.
-    for number in $(seq 1 $(( clients + ${gui:-0} ))); do
-        command="$(client_command "$number")"
-        if [ "$number" -gt "$clients" ]; then
-            command="echo 'The window client runs in its own window.'; $(client_command "$number" --gui)"
-        fi
-        if ! tmux split-window -t "$session" "sleep 0.5; $command" 2>/dev/null; then
-            tmux kill-session -t "$session"
-            die "no room for $clients panes in this terminal: make it larger or ask for fewer --clients"
-        fi
+        set-option -t "$session" status-left " chatroom demo: $leave | #{prefix} + arrow key, or a click: another pane " \
+        >/dev/null
+    split() {  # one more pane, running $1 after the others are drawn; more tmux split-window options follow
+        tmux split-window -t "$session" "${@:2}" "sleep 0.5; $1" 2>/dev/null && return
+        tmux kill-session -t "$session"
+        die "no room for $clients panes in this terminal: make it larger or ask for fewer --clients"
+    }
+    for number in $(seq 1 "$clients"); do
+        split "$(client_command "$number")"
         tmux select-layout -t "$session" tiled >/dev/null
     done
-    echo "Demo on port $port in tmux session $session (Ctrl+B then D, or closing the window, ends it)."
+    # The window client has a one-line pane across the bottom that says where it is: in the session, it ends
+    # with the session, like the others.
+    if [ -n "$gui" ]; then
+        # No newline after the words: in one line, it would scroll them away.
+        split "printf 'The window client runs in a window of its own.'; $(client_command $(( clients + 1 )) --gui)" \
+            -d -f -v -l 1
+    fi
+    echo "Demo on port $port in tmux session $session: $ended ends it."
     # Once nobody looks at the session it ends, and with it the server and every client: after a detach, a
     # closed terminal, or switching to another session. Set only once attached, as it would end it right away.
     keep_until_left=(\; set-option -t "$session" destroy-unattached on)
     if [ -n "${TMUX:-}" ]; then
-        exec tmux switch-client -t "$session" "${keep_until_left[@]}"
+        tmux switch-client -c "$terminal" -t "$session" "${keep_until_left[@]}" && exit
+    else
+        tmux attach -t "$session" "${keep_until_left[@]}" && exit
     fi
-    exec tmux attach -t "$session" "${keep_until_left[@]}"
+    # The terminal could not show it after all: leave nothing running.
+    if tmux has-session -t "$session" 2>/dev/null; then
+        tmux kill-session -t "$session"
+        die "tmux could not show the demo here (see its message above); nothing is left running"
+    fi
+    exit
 fi
 
 echo "tmux is not installed, so the demo runs one client here (install tmux for $clients side by side)." >&2

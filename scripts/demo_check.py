@@ -61,8 +61,10 @@ def main() -> int:
     args = parser.parse_args()
     processes: list[Process] = []
     try:
-        # All the clients come from 127.0.0.1: lift the server's per-address caps (10) as demo.sh does.
-        server = Process("server.py", str(args.port), "--max-per-ip", str(args.clients + 10), "--joins-per-ip", "0")
+        # All the clients come from 127.0.0.1: lift the server's per-address caps (10) as demo.sh does; and like
+        # it, keep no history (no room-PORT.sqlite3 left behind for a random port).
+        server = Process("server.py", str(args.port), "--max-per-ip", str(args.clients + 10), "--joins-per-ip", "0",
+                         "--history", "none")
         processes.append(server)
         server.wait_for("listening")
         clients = []

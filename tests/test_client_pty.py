@@ -21,7 +21,7 @@ fcntl = pytest.importorskip("fcntl")
 from client_process import ROWS, PtyClient, run_client  # noqa: E402 (after the skip: POSIX only)
 from fakeserver import FakeServer, Peer  # noqa: E402
 
-from chatroom.protocol import Bye, Error, Event, Message  # noqa: E402
+from chatroom.protocol import BANNER, Bye, Error, Event, Message  # noqa: E402
 
 
 def assert_terminal_restored(tty: str) -> None:
@@ -60,7 +60,7 @@ def bob(clients):
 def test_login_prompts_and_asks_again_for_a_taken_name(pty_clients, bob):
     carol = pty_clients()
     carol.shows(f"Connected to 127.0.0.1:{bob.sock.getpeername()[1]}.\n"  # the server first, then the name
-                "Welcome! Choose a username (1-20 letters, digits, _ - .):\nUsername:")
+                "Choose a username (1-20 letters, digits, _ - .):\nUsername:")
     carol.type("BOB\r")
     carol.shows('Sorry, the username "BOB" is taken.\nUsername:')
     carol.type("carol\r")
@@ -322,7 +322,7 @@ def goodbye(peer: Peer) -> None:
 def test_a_name_typed_after_the_server_gave_up_waiting_logs_in_on_a_new_connection(pty_clients, fake_server):
     carol = pty_clients("--no-reconnect", port=fake_server.port)
     first = fake_server.accept()
-    first.say("chatroom/1 Welcome! Choose a username:", Error("login_timeout", "no login within 15 seconds"))
+    first.say(BANNER, Error("login_timeout", "no login within 15 seconds"))
     first.close()
     carol.shows("Username:")
     carol.type("carol\r")

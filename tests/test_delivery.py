@@ -22,7 +22,7 @@ import trustme
 from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
 from chatroom.protocol import LINE_LIMIT, Hello
-from chatroom.server import sender as sender_module
+from chatroom.server.outbox import Outbox
 from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,16 +244,18 @@ def test_a_failing_sender_stops_the_server_and_tells_everyone(make_server, monke
     alice = JsonClient(server.port)
     try:
         alice.login("alice")
-        real_flush = sender_module.Sender._flush
+        real_take = Outbox.take
 
-        def failing(self, box):
-            if box.size and b"boom" in b"".join(box._chunks):
+        def failing(self):  # in the sender's thread, whichever of its sends takes the message
+            data = real_take(self)
+            if b"boom" in data:
                 raise RuntimeError("injected fault")
-            real_flush(self, box)
+            return data
 
-        monkeypatch.setattr(sender_module.Sender, "_flush", failing)
+        monkeypatch.setattr(Outbox, "take", failing)
         alice.say("boom")
         wait_until(lambda: server.sender.crashed)
+        monkeypatch.setattr(Outbox, "take", real_take)  # the fault was the sender's; the goodbye may take
         wait_until(lambda: server.stopping.is_set() or not server.sender.alive)
         server.stop(grace=1.0)
         events = [json.loads(line) for line in alice.expect_closed()]

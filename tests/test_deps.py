@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,30 +15,92 @@ from conftest import TIMEOUT
 from chatroom import deps
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTALL = "-m pip install -r requirements.txt\n"
 
 
-def run_bare(*args: str) -> subprocess.CompletedProcess:
-    """Python with -S: the standard library and the checkout, no installed packages at all."""
-    return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, timeout=TIMEOUT * 3,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """The checkout's files without its .venv, in a folder of the test's own (the folders linked; the scripts
+    copied, as Python finds the modules beside a script's real path)."""
+    copy = tmp_path / "chatroom-checkout"
+    copy.mkdir()
+    for name in ["chatroom", "requirements.txt", "scripts"]:
+        os.symlink(ROOT / name, copy / name)
+    for name in ["server.py", "client.py"]:
+        shutil.copy(ROOT / name, copy)
+    return copy
+
+
+def run_bare(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Python with -S: the standard library and the checkout, no installed packages at all, as a system Python
+    without chatroom's requirements."""
+    return subprocess.run([python, "-S", *args], capture_output=True, text=True, timeout=TIMEOUT * 3, cwd=cwd,
+                          stdin=subprocess.DEVNULL)
+
+
+def _site_despite_dash_s() -> bool:
+    found = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.exit('site' in sys.modules)"],
+                           timeout=TIMEOUT * 3)
+    return found.returncode != 0
+
+
+bare = pytest.mark.skipif(_site_despite_dash_s(), reason="this Python imports site even with -S (the embeddable "
+                                                          "build's ._pth, as under Wine): it has no bare form")
+
+
+def launcher(role: str, *args: str) -> str:
+    """The launcher command the message names, on this system."""
+    if os.name == "nt":
+        return " ".join([f"powershell -ExecutionPolicy Bypass -File {os.path.join('scripts', role + '.ps1')}", *args])
+    return " ".join([f"scripts/{role}.sh", *args])
 
 
 CLIENT_MISSING = "the packages readchar, colorama, wcwidth are"
 SERVER_MISSING = "the packages confusable-homoglyphs, platformdirs are"
+PROGRAMS = [
+    ("server.py", ["server.py", "9700"], SERVER_MISSING, launcher("server", "9700")),
+    ("client.py", ["client.py", "127.0.0.1", "1"], CLIENT_MISSING,
+     launcher("client", "127.0.0.1", "1")),
+    ("server.py", ["-c", "from chatroom.launch import server; server()"], SERVER_MISSING,
+     launcher("server")),
+    ("client.py", ["-c", "from chatroom.launch import client; client()"], CLIENT_MISSING,
+     launcher("client")),
+]
 
 
-@pytest.mark.parametrize("program, args, missing", [
-    ("server.py", ["server.py", "0"], SERVER_MISSING),
-    ("client.py", ["client.py", "127.0.0.1", "1"], CLIENT_MISSING),
-    ("server.py", ["-c", "from chatroom.launch import server; server()"], SERVER_MISSING),
-    ("client.py", ["-c", "from chatroom.launch import client; client()"], CLIENT_MISSING),
-])
-def test_a_program_without_its_packages_exits_with_one_line(program, args, missing):
-    result = run_bare(*args)
+@bare
+@pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS)
+def test_a_system_python_without_the_packages_is_sent_to_the_venv_here(checkout, program, args, missing,
+                                                                      launcher):
+    (checkout / ".venv").mkdir()
+    result = run_bare(sys.executable, *args, cwd=checkout)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith(f"{program}: error: {missing} missing; install the requirements with: ")
-    assert result.stderr.endswith(INSTALL) and result.stderr.count("\n") == 1
+    assert result.stderr == (f"{program}: error: {missing} missing from this Python ({sys.executable}); "
+                             f"use the .venv here: {launcher}\n")
+
+
+@bare
+@pytest.mark.parametrize("program, args, missing, launcher", PROGRAMS[:2])
+def test_without_a_venv_the_launcher_that_creates_it_is_named_never_pip_into_the_system(checkout, program, args,
+                                                                                       missing, launcher):
+    result = run_bare(sys.executable, *args, cwd=checkout)
+    role = program.removesuffix(".py")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"{program}: error: {missing} missing from this Python ({sys.executable}); "
+                             f"{launcher} installs them into a new .venv here and starts the {role}\n")
+    assert "pip" not in result.stderr
+
+
+def test_in_a_virtual_environment_pip_completes_it(checkout, tmp_path):
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")],
+                          capture_output=True, timeout=TIMEOUT * 6)
+    if made.returncode:
+        pytest.skip("this Python cannot create a virtual environment (the embeddable build under Wine)")
+    python = tmp_path / "env" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    result = subprocess.run([str(python), "server.py", "9700"], capture_output=True, text=True, cwd=checkout,
+                            timeout=TIMEOUT * 3, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr == (f"server.py: error: {SERVER_MISSING} missing; install the "
+                             f"requirements with: {python} -m pip install -r requirements.txt\n")
 
 
 def test_one_missing_package_is_named_alone(monkeypatch, capsys):
@@ -44,7 +108,7 @@ def test_one_missing_package_is_named_alone(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         deps.require("client.py", *deps.CLIENT)
     assert info.value.code == 2
-    assert capsys.readouterr().err.startswith("client.py: error: the package readchar is missing; install")
+    assert capsys.readouterr().err.startswith("client.py: error: the package readchar is missing")
 
 
 def test_nothing_is_said_when_everything_is_there(capsys):

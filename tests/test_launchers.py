@@ -8,10 +8,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, JsonClient
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT = 300
@@ -66,13 +67,54 @@ def test_server_and_client_pass_their_arguments_through(checkout, server, client
     assert bad.returncode == 2 and "not a port number" in bad.stderr
 
 
-def test_demo_check_exchanges_a_message_and_leaves_nothing_running(checkout):
-    result = run(checkout, "demo.sh", "--check", "--clients", "2", timeout=60)
+def test_demo_check_exchanges_a_message_and_leaves_nothing_running(checkout, tmp_path):
+    result = run(checkout, "demo.sh", "--check", "--clients", "2", timeout=60, env=data_dir_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     port = re.search(r"port (\d+)", result.stdout).group(1)
     assert "2 clients exchanged a message" in result.stdout
     left = subprocess.run(["pgrep", "-f", f"(server|client).py .*{port}"], capture_output=True, text=True)
     assert left.stdout == ""
+    assert history_files(tmp_path) == []  # a throwaway room keeps no history
+
+
+def data_dir_env(tmp_path: Path) -> dict:
+    """The environment with a data directory of the test's own, where a server keeps room-PORT.sqlite3."""
+    return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+
+def history_files(tmp_path: Path) -> list[str]:
+    return sorted(path.name for path in (tmp_path / "data").rglob("*"))
+
+
+FRESH_PATH = "/usr/local/bin:/usr/bin:/bin"  # a new terminal's: no virtual environment active
+
+
+@pytest.mark.parametrize("start", ["exec bash scripts/server.sh {port} --history none",
+                                   ". .venv/bin/activate && exec python server.py {port} --history none"],
+                         ids=["the launcher", "by hand in the activated venv"])
+def test_the_servers_connect_command_works_from_a_new_terminal(checkout, start):
+    port = _free_port()
+    server = subprocess.Popen(["bash", "-c", start.format(port=port)], cwd=checkout, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    bob = None
+    try:
+        first = server.stdout.readline()
+        shown = re.search(r"connect with: (.*?)  \(Ctrl\+C", first).group(1)
+        assert shown == f"scripts/client.sh 127.0.0.1 {port}"
+        bob = JsonClient(port)
+        bob.login("bob")
+        fresh = {"PATH": FRESH_PATH, "HOME": str(checkout), "TERM": "dumb"}
+        joined = subprocess.run(["bash", "-c", f"{shown} newcomer"], cwd=checkout, env=fresh, input="it works\n",
+                                capture_output=True, text=True, timeout=60)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        assert bob.expect_event("message", sender="newcomer")["text"] == "it works"
+    finally:
+        if bob:
+            bob.close()
+        with server:
+            server.terminate()
+            server.wait(TIMEOUT)
 
 
 def test_demo_makes_room_for_more_clients_than_the_per_address_cap(checkout):
@@ -107,6 +149,19 @@ def test_test_launcher_runs_pytest_and_passes_its_exit_status(checkout):
     assert re.search(r"\d+ passed", passing.stdout)
     missing = run(checkout, "test.sh", "-q", "-n", "0", "tests/no_such_file.py")  # usage error: 4 (xdist says 5)
     assert missing.returncode == 4
+
+
+def test_the_test_summary_says_why_a_test_was_skipped(checkout):
+    folder = checkout / "skipping"
+    folder.mkdir()
+    (folder / "test_says_why.py").write_text("import pytest\n\n\ndef test_elsewhere():\n"
+                                             "    pytest.skip('only where there is a frobnicator')\n")
+    try:
+        result = run(checkout, "test.sh", "-q", "-n", "0", "skipping")
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SKIPPED [1] skipping/test_says_why.py:5: only where there is a frobnicator" in result.stdout
 
 
 def test_readme_by_hand_path_installs_into_a_venv_and_runs(tmp_path):
@@ -174,7 +229,7 @@ class Tmux:
     def __init__(self, tmp_path: Path) -> None:
         socket_dir = tmp_path / "tmux"
         socket_dir.mkdir()
-        self.env = {**os.environ, "TMUX_TMPDIR": str(socket_dir), "TERM": "xterm"}
+        self.env = {**data_dir_env(tmp_path), "TMUX_TMPDIR": str(socket_dir), "TERM": "xterm"}
         self.env.pop("TMUX", None)
         self.terminal: subprocess.Popen | None = None
 
@@ -186,6 +241,12 @@ class Tmux:
         self.terminal = subprocess.Popen(["script", "-qc", command, "/dev/null"], cwd=cwd, env=self.env,
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
+
+    def press(self, keys: str) -> None:
+        """Type into the terminal, as a person does."""
+        assert self.terminal and self.terminal.stdin
+        self.terminal.stdin.write(keys.encode())
+        self.terminal.stdin.flush()
 
     def until(self, text: str, *args: str) -> None:
         """Repeat the tmux command until its output has text."""
@@ -200,8 +261,18 @@ class Tmux:
         self("kill-server")
         if self.terminal:
             with self.terminal:  # closes its stdin
-                if self.terminal.poll() is None:
+                try:  # what runs in the terminal ends with the tmux it showed, and cleans up after itself (xvfb-run)
+                    self.terminal.wait(TIMEOUT)
+                except subprocess.TimeoutExpired:
                     self.terminal.kill()
+
+
+@pytest.fixture
+def tmux(tmp_path) -> Iterator[Tmux]:
+    """A tmux server of the test's own, stopped at the end with all it runs."""
+    server = Tmux(tmp_path)
+    yield server
+    server.close()
 
 
 def _nothing_left_running(port: int) -> None:
@@ -211,40 +282,93 @@ def _nothing_left_running(port: int) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.skipif(sys.platform != "linux" or shutil.which("tmux") is None or shutil.which("script") is None,
-                    reason="needs tmux, and util-linux script(1) for a terminal to attach from")
-@pytest.mark.parametrize("leave", ["detach", "close the terminal", "switch to another session"])
-def test_demo_in_tmux_shows_how_to_use_it_and_leaves_nothing_running_once_left(checkout, tmp_path, leave):
+needs_tmux = pytest.mark.skipif(
+    sys.platform != "linux" or shutil.which("tmux") is None or shutil.which("script") is None,
+    reason="needs tmux, and util-linux script(1) for a terminal to attach from")
+
+PREFIX = "\x02"  # Ctrl+B, tmux's prefix key, as a person presses it
+PANES = "C-b + arrow key, or a click: another pane"
+
+
+@needs_tmux
+@pytest.mark.parametrize("leave", ["detach", "close the terminal", "go back to your session"])
+def test_demo_in_tmux_shows_how_to_use_it_and_leaves_nothing_running_once_left(checkout, tmp_path, tmux, leave):
     port = _free_port()
     session = f"chatroom-demo-{port}"
     demo = f"bash scripts/demo.sh --clients 2 --port {port}"
-    tmux = Tmux(tmp_path)
-    try:
-        if leave != "switch to another session":
-            tmux.attach(demo, checkout)
-        else:  # run from a shell inside tmux, then go back to that shell's session
-            tmux("new-session", "-d", "-s", "outer", "-x", "80", "-y", "24", "-c", str(checkout), "bash --norc")
-            tmux.attach("tmux attach -t outer", checkout)
-            tmux.until("outer", "list-clients", "-F", "#{client_session}")
-            tmux("send-keys", "-t", "outer", demo, "Enter")
-        tmux.until("Welcome, bob!", "capture-pane", "-p", "-t", f"{session}.2")
-        panes = tmux("list-panes", "-t", session, "-F", "#{pane_current_command}")
-        assert len(panes.split()) == 3  # the server and two clients
-        status = tmux("display-message", "-p", "-t", session, "#{T:status-left}")
-        assert status.startswith(" chatroom demo: C-b d ends it | C-b + arrow key, or a click: another pane")
-        assert len(status.rstrip()) < 80
-        if leave == "detach":
-            tmux("detach-client", "-s", session)
-            tmux.terminal.wait(TIMEOUT)
-        elif leave == "close the terminal":
-            tmux.terminal.kill()  # the terminal's side of the pty closes: tmux's client gets a hangup
-            tmux.terminal.wait(TIMEOUT)
-        else:
-            tmux("switch-client", "-c", tmux("list-clients", "-F", "#{client_tty}").strip(), "-t", "outer")
-        _nothing_left_running(port)
-        assert session not in tmux("list-sessions")
-    finally:
-        tmux.close()
+    if leave != "go back to your session":
+        tmux.attach(demo, checkout)
+        ends = "C-b d ends it"
+    else:  # run from a shell inside the user's own tmux: the demo is a session of that tmux
+        tmux("new-session", "-d", "-s", "outer", "-x", "80", "-y", "24", "-c", str(checkout), "bash --norc")
+        tmux.attach("tmux attach -t outer", checkout)
+        tmux.until("outer", "list-clients", "-F", "#{client_session}")
+        tmux("send-keys", "-t", "outer", demo, "Enter")
+        ends = "C-b L (back to your session) ends it"  # C-b d would detach the user's own tmux
+    tmux.until("Welcome, bob!", "capture-pane", "-p", "-t", f"{session}.2")
+    panes = tmux("list-panes", "-t", session, "-F", "#{pane_current_command}")
+    assert len(panes.split()) == 3  # the server and two clients
+    status = tmux("display-message", "-p", "-t", session, "#{T:status-left}")
+    assert status.startswith(f" chatroom demo: {ends} | {PANES}")
+    assert status.index(" | ") < 60  # how to end it shows even in 80 columns
+    if leave == "detach":
+        tmux.press(PREFIX + "d")
+        tmux.terminal.wait(TIMEOUT)
+    elif leave == "close the terminal":
+        tmux.terminal.kill()  # the terminal's side of the pty closes: tmux's client gets a hangup
+        tmux.terminal.wait(TIMEOUT)
+    else:
+        tmux.press(PREFIX + "L")
+        tmux.until("outer", "list-clients", "-F", "#{client_session}")
+        said = tmux("capture-pane", "-p", "-J", "-t", "outer")
+        assert f"session {session}: Ctrl+B then L (back to this session) ends it." in said
+    _nothing_left_running(port)
+    assert session not in tmux("list-sessions")
+    assert history_files(tmp_path) == []
+
+
+@needs_tmux
+def test_demo_in_a_detached_tmux_session_says_so_and_starts_nothing(checkout, tmux):
+    port = _free_port()
+    tmux("new-session", "-d", "-s", "away", "-x", "100", "-y", "24", "-c", str(checkout), "bash --norc")
+    tmux("send-keys", "-t", "away", f"bash scripts/demo.sh --port {port}; echo status $?", "Enter")
+    tmux.until("status 1", "capture-pane", "-p", "-J", "-t", "away")
+    shown = tmux("capture-pane", "-p", "-J", "-t", "away")
+    assert "demo.sh: error: no terminal shows this tmux session (it is detached)" in shown
+    assert tmux("list-sessions", "-F", "#{session_name}").split() == ["away"]
+    _nothing_left_running(port)
+
+
+@needs_tmux
+def test_demo_without_a_terminal_says_so_and_starts_nothing(checkout, tmux):
+    port = _free_port()
+    result = run(checkout, "demo.sh", "--port", str(port), env=tmux.env, timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "demo.sh: error: the demo shows its panes in this terminal, and there is none here" in result.stderr
+    assert tmux("list-sessions") == ""
+    _nothing_left_running(port)
+
+
+@needs_tmux
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (Debian: xvfb) for the window client")
+def test_demo_gui_gives_the_window_client_one_line_across_the_bottom(checkout, tmux):
+    if subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c", "import tkinter"]).returncode:
+        pytest.skip("needs tkinter (Debian: python3-tk)")
+    port = _free_port()
+    session = f"chatroom-demo-{port}"
+    tmux.attach(f"xvfb-run -a bash scripts/demo.sh --clients 2 --gui --port {port}", checkout)
+    tmux.until("carol joined", "capture-pane", "-p", "-J", "-t", f"{session}.0")  # the window client's user
+    panes = [line.split() for line in tmux("list-panes", "-t", session, "-F",
+                                           "#{pane_top} #{pane_width} #{pane_height} #{pane_active} "
+                                           "#{window_width}").splitlines()]
+    window = panes[-1]
+    assert [window[1], window[2], window[3]] == [window[4], "1", "0"]  # full width, one line, not typed into
+    assert all(int(pane[0]) < int(window[0]) for pane in panes[:-1])  # below the console clients
+    words = tmux("capture-pane", "-p", "-t", f"{session}.3")
+    assert words.startswith("The window client runs in a window of its own.")
+    tmux.press(PREFIX + "d")
+    tmux.terminal.wait(TIMEOUT)
+    _nothing_left_running(port)
 
 
 def _free_port() -> int:

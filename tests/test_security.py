@@ -14,7 +14,7 @@ from client_process import run_client
 from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
 
 from chatroom import tls
-from chatroom.protocol import Hello
+from chatroom.protocol import BANNER_PREFIX, Hello
 from chatroom.ratelimit import GuessDelay
 from chatroom.server import handler as server_module
 from chatroom.server.config import Config
@@ -58,7 +58,7 @@ def test_a_slow_login_is_closed(make_server):
     server = make_server(Config(login_timeout=0.3))
     client = PlainClient(server.port)
     try:
-        assert client.line().startswith("chatroom/1 ")
+        assert client.line().startswith(BANNER_PREFIX)
         assert client.expect_closed() == ["! no login within 0.3 seconds"]
     finally:
         client.close()
@@ -71,11 +71,11 @@ def test_connections_per_address_are_capped(make_server):
     try:
         assert extra.expect_closed() == ["! too many connections from your address (at most 3)"]
         for client in first:
-            assert client.line().startswith("chatroom/1 ")
+            assert client.line().startswith(BANNER_PREFIX)
         first[0].close()
         wait_until(lambda: len(server._handlers) == 2)
         again = PlainClient(server.port)
-        assert again.line().startswith("chatroom/1 ")
+        assert again.line().startswith(BANNER_PREFIX)
         again.close()
     finally:
         for client in [*first, extra]:

@@ -10,8 +10,10 @@ from typing import Any
 from .events import PROTOCOL_VERSION, ProtocolError
 from .text import is_unicode, sanitize_lines
 
-BANNER_PREFIX = f"chatroom/{PROTOCOL_VERSION} "
-BANNER = BANNER_PREFIX + "Welcome! Choose a username (1-20 letters, digits, _ - .):"
+# The greeting is read by people (nc, telnet) and by the client, which knows a chatroom server of its protocol
+# version by its start and shows the rest, the question.
+BANNER_PREFIX = f"Welcome to chatroom (protocol {PROTOCOL_VERSION})! "
+BANNER = BANNER_PREFIX + "Choose a username (1-20 letters, digits, _ - .):"
 NAME_PROMPT = "Choose another username:"
 
 

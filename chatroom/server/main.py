@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import tls
+from .. import invocation, tls
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from . import history
 from .config import Config
 from .handler import ChatServer
+from .room import Room
 
 LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, not kept
 
@@ -163,17 +164,20 @@ def load_access(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str | 
     return context, password
 
 
-def bind_error_message(exc: OSError, host: str, port: int) -> str:
+def bind_error_message(exc: OSError, host: str, port: int, platform: str = sys.platform) -> str:
     """One sentence a person can act on, for an address the server could not take."""
     other = 8081 if port == 8080 else 8080
+    instead = f"{invocation.command('server', fresh=False)} {'' if host == DEFAULT_HOST else host + ' '}{other}"
     if isinstance(exc, socket.gaierror):
         return f"cannot listen on {host!r}: no such host or address"
     if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", None)):
-        return (f"port {port} on {host} is already in use (is another server running?); "
-                f"try another port, e.g. python server.py {other}")
+        return f"port {port} on {host} is already in use (is another server running?); try another port: {instead}"
     if exc.errno in (errno.EACCES, errno.EPERM, getattr(errno, "WSAEACCES", None)):
-        return (f"port {port} needs administrator rights here (ports below 1024 do on Linux and macOS); "
-                f"try a port from 1024 up, e.g. python server.py {other}, or see the README for port 80")
+        if platform.startswith("linux") and port < 1024:
+            return (f"port {port} needs root on Linux, as every port below 1024 does: use {instead} instead "
+                    '(or see "What port 80 needs" in the README)')
+        return (f"port {port} needs administrator rights here; try a port from 1024 up: {instead} "
+                '(or see "What port 80 needs" in the README)')
     if exc.errno in (errno.EADDRNOTAVAIL, getattr(errno, "WSAEADDRNOTAVAIL", None)):
         return f"cannot listen on {host}: this computer has no such address"
     return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
@@ -261,16 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = config_from(args)
     try:
-        memory = history.History(history_path(args), keep=config.history_keep)
-    except history.HistoryError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        server = ChatServer((args.host, args.port), config, tls_context=context, password=password,
-                            history=memory)
+        server = ChatServer((args.host, args.port), config, tls_context=context, password=password)
     except OSError as exc:
-        memory.close()
         print(f"{prog}: error: {bind_error_message(exc, args.host, args.port)}", file=sys.stderr)
+        return 2
+    # The history file only once the port is ours: a start that fails leaves no file behind, and a second server
+    # on the same port is told about the port, not about the file the first one holds.
+    try:
+        server.room = Room(config, history.History(history_path(args), keep=config.history_keep))
+    except history.HistoryError as exc:
+        server.server_close()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     log_thread = start_logging(level)
     try:
@@ -303,7 +308,8 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     host = args.host if args.host not in ("0.0.0.0", "::") else "<this computer's address>"
     extras = (" --tls" if tls_on else "")
     print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
-          f"connect with: python client.py {host} {server.port}{extras}  (Ctrl+C stops it)", flush=True)
+          f"connect with: {invocation.command('client')} {host} {server.port}{extras}  (Ctrl+C stops it)",
+          flush=True)
     kept = server.room.history.path
     print(f"history: {kept}" if kept else "history: in memory only (--history FILE keeps it across restarts)",
           flush=True)
