@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +246,31 @@ class Clients:
         head = f"B|{sender}|{self.sent[sender]}|{time.time_ns()}|".encode()
         return self.plan.target.say + head + self.filler[len(head):] + b"\n"
 
+    def send(self, sender: int) -> None:
+        raise NotImplementedError  # each engine writes its own way
+
+    def paced(self, end: float) -> Iterator[float]:
+        """light and slow: send as this process's senders in turn, at its share of the plan's rate; yields how
+        long the engine may read before the next send is due."""
+        everyone = self.plan.sending()
+        mine = [client for client in everyone if client in self.socks]
+        interval = len(everyone) / (self.plan.rate * len(mine)) if mine else float("inf")
+        next_send, turn = time.monotonic(), 0
+        while time.monotonic() < end:
+            while time.monotonic() >= next_send:
+                self.send(mine[turn % len(mine)])
+                turn += 1
+                next_send += interval
+            yield max(0.0, min(next_send - time.monotonic(), end - time.monotonic()))
+
+    def refill(self) -> None:
+        """saturation: every sender keeps `window` messages in flight; an acknowledgement reopens its window."""
+        window, ledger = self.plan.window, self.ledger
+        ready, ledger.ready = ledger.ready, []
+        for sender in ready:
+            while self.sent[sender] - ledger.acked[sender] < window and sender not in ledger.dropped_at:
+                self.send(sender)
+
     def reading(self) -> list[int]:
         return [client for client in self.own if client not in self.plan.silent]
 
@@ -304,27 +330,13 @@ class Swarm(Clients):
         (self._paced if self.plan.rate else self._windowed)(end)
 
     def _paced(self, end: float) -> None:
-        """light and slow: this process's senders in turn, at its share of the plan's rate."""
-        everyone = self.plan.sending()
-        mine = [client for client in everyone if client in self.socks]
-        interval = len(everyone) / (self.plan.rate * len(mine)) if mine else float("inf")
-        next_send, turn = time.monotonic(), 0
-        while time.monotonic() < end:
-            while time.monotonic() >= next_send:
-                self.send(mine[turn % len(mine)])
-                turn += 1
-                next_send += interval
-            self.poll(max(0.0, min(next_send - time.monotonic(), end - time.monotonic(), 0.01)))
+        for wait in self.paced(end):
+            self.poll(min(wait, 0.01))
 
     def _windowed(self, end: float) -> None:
-        """saturation: every sender keeps `window` messages in flight; an acknowledgement reopens its window."""
-        window, ledger = self.plan.window, self.ledger
-        ledger.ready = [client for client in self.plan.sending() if client in self.socks]
+        self.ledger.ready = [client for client in self.plan.sending() if client in self.socks]
         while time.monotonic() < end:
-            ready, ledger.ready = ledger.ready, []
-            for sender in ready:
-                while self.sent[sender] - ledger.acked[sender] < window and sender not in ledger.dropped_at:
-                    self.send(sender)
+            self.refill()
             self.poll(0.001)
 
     def drain(self, sent: list[int], seconds: float) -> None:
@@ -395,13 +407,8 @@ class LoopSwarm(Clients):
 
     def _refill(self) -> None:
         self.refill_due = False
-        if not self.sending:
-            return
-        window, ledger = self.plan.window, self.ledger
-        ready, ledger.ready = ledger.ready, []
-        for sender in ready:
-            while self.sent[sender] - ledger.acked[sender] < window and sender not in ledger.dropped_at:
-                self.send(sender)
+        if self.sending:
+            self.refill()
 
     def run(self, end: float) -> None:
         self.loop.run_until_complete(self._paced(end) if self.plan.rate else self._windowed(end))
@@ -409,21 +416,13 @@ class LoopSwarm(Clients):
     async def _windowed(self, end: float) -> None:
         self.sending = True
         self.ledger.ready = [client for client in self.plan.sending() if client in self.transports]
-        self._refill()
+        self.refill()
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         self.sending = False
 
     async def _paced(self, end: float) -> None:
-        everyone = self.plan.sending()
-        mine = [client for client in everyone if client in self.transports]
-        interval = len(everyone) / (self.plan.rate * len(mine)) if mine else float("inf")
-        next_send, turn = time.monotonic(), 0
-        while time.monotonic() < end:
-            while time.monotonic() >= next_send:
-                self.send(mine[turn % len(mine)])
-                turn += 1
-                next_send += interval
-            await asyncio.sleep(max(0.0, min(next_send - time.monotonic(), end - time.monotonic())))
+        for wait in self.paced(end):
+            await asyncio.sleep(wait)
 
     def drain(self, sent: list[int], seconds: float) -> None:
         async def wait() -> None:

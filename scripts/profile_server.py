@@ -98,8 +98,10 @@ def stage_of(frames: list[str]) -> str:
         for stage, patterns in STAGES:
             if any(pattern in frame for pattern in patterns):
                 return stage
-    innermost = FRAME.match(frames[-1]) if frames else None
-    return "other: " + (innermost.group(1) if innermost else "?")
+    if not frames:
+        return "(no Python frame)"
+    innermost = FRAME.match(frames[-1])
+    return "other: " + (innermost.group(1) if innermost else frames[-1])
 
 
 def role_of(thread_name: str) -> str:
