@@ -260,6 +260,7 @@ def test_the_selectors_engine_runs_saturation_too():
     assert report["results"][0]["deliveries"] > 0 and report["results"][0]["lost"] == 0
 
 
+@POSIX
 def test_a_missing_server_is_skipped_with_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
     monkeypatch.setattr(bench, "run_all", lambda *args: [])
