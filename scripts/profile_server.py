@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         timer.start()
 
     try:
-        result = bench.measure("saturation", plan, server, seconds, 2, started_hook=start)
+        result = bench.measure("saturation", plan, server, seconds, bench.build_parser().get_default("generators"),
+                               started_hook=start)
         said = [helper.communicate(timeout=60)[1].decode(errors="replace") for helper in helpers]
         if "after" not in taken or not raw.is_file():
             print(f"profile_server.py: error: py-spy recorded nothing: {said[0].strip() if said else ''}",
