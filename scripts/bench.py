@@ -1,4 +1,4 @@
-"""Relay benchmark: chatroom's server beside a naive threaded server and `ncat --chat`, on loopback.
+"""Relay benchmark: chatroom's server beside ngircd (C), a naive threaded server and `ncat --chat`, on loopback.
 
 Scenarios (see docs/performance.md):
   light       100 clients, 10 senders, 100 messages/s in total: end-to-end latency
@@ -9,11 +9,13 @@ Scenarios (see docs/performance.md):
 A delivery is one message arriving at one receiver. Every payload carries its sender, a sequence number
 and the send time, so lost, duplicated and out-of-order deliveries are counted per sender.
 
-The server under test runs on CPU 0. The load generator is one or more processes (--generators), each with
-its own share of the clients, pinned to the other CPUs where the OS allows; each checks its own receivers
-and this process adds up their counts. Every figure comes with each generator's CPU use.
-Usage: python scripts/bench.py [--targets chatroom,naive,ncat] [--scenarios light,saturation,slow]
-                               [--sizes 100,500,1000] [--seconds S] [--generators K]
+The servers take turns within each scenario (the order reversed every other round), --rounds times, and the
+run ends with the ratios issue #21 states its targets in. The server under test runs alone on CPU 0; the
+load generator (scripts/loadgen.py) is one or more processes on the other CPUs, and every figure comes with
+their CPU use.
+Usage: python scripts/bench.py [--targets chatroom,no-history,ngircd,baseline,naive,ncat] [--baseline DIR]
+                               [--scenarios light,saturation,slow] [--sizes 100,1000] [--rounds R]
+                               [--seconds S] [--generators K] [--engine auto|selectors|uvloop]
                                [--chatroom-root DIR] [--json FILE] [--quick]
 """
 
@@ -22,50 +24,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import selectors
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # multiprocessing is imported where used: on Windows main() must refuse before that fails
-    from multiprocessing.connection import Connection
+from loadgen import (KERNEL_STAMPS, STEP_TIMEOUT, Generators, Plan, Report, Target, can_pin, generator_cpus, pin,
+                     uvloop_available)
 
 ROOT = Path(__file__).resolve().parent.parent
-PAYLOAD = re.compile(rb"B\|(\d+)\|(\d+)\|(\d+)\|")
-LEAVE = re.compile(rb'"type":"leave","seq":\d+,"name":"u(\d+)"')
 WINDOWS_REFUSAL = ("the benchmark needs Linux or macOS: it raises the open-file limit with the resource module, "
                    "measures the server through /proc, and drives up to 1000 sockets with one selector, which "
                    "Windows' select() caps at 512")
 LATE_MS = 200.0  # a delivery slower than this counts as late in the slow-reader scenario
 SATURATED = 0.9  # a CPU's generators above this share of it may be the limit rather than the server
-# Linux stamps each arriving segment in the kernel: latency then ends when the data reached the receiver's
-# socket, not when a generator got round to reading that socket.
-# (Python names no SO_TIMESTAMPNS; 35 is its number on Linux.)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
-KERNEL_STAMPS = SO_TIMESTAMPNS is not None
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-HISTORY_SLOT = "{history}"  # in a server's command: the path of a history file made for that run
-STEP_TIMEOUT = 60.0  # longest wait for a generator to log its clients in or to drain, beyond the run itself
+SCRATCH = "{scratch}"  # in a server's command and files: the directory made for its run, removed after it
+HISTORY_SLOT = SCRATCH + "/room.sqlite3"  # a chatroom server's history file, of the run's own
+NGIRCD_CONFIG = ROOT / "benchmarks" / "ngircd.conf"
+IRC_CHANNEL = "#bench"
+TARGETS = ("chatroom", "no-history", "baseline", "ngircd", "naive", "ncat")
+INSTALL_HINTS = {"ncat": "apt-get install ncat", "ngircd": "apt-get install ngircd"}
 
 
 # --- servers under test ---------------------------------------------------------------
-
-@dataclass
-class Target:
-    name: str
-    command: list[str]
-    login: bool  # sends a name line and waits for a welcome line
-    hello: str  # the login line, {name} is replaced
-    welcome: bytes  # what the welcome line contains
-
 
 def chatroom_flags(server_py: Path, history: bool = True) -> list[str]:
     """Every limit opened; the login limits of issue 9 only for a server that has them (older ones refuse them);
@@ -81,41 +68,53 @@ def chatroom_flags(server_py: Path, history: bool = True) -> list[str]:
     return flags
 
 
-def targets(port: int, chatroom_root: Path = ROOT, flags: list[str] | None = None) -> dict[str, Target]:
-    python = sys.executable
-    server_py = chatroom_root / "server.py"
-    return {
-        "chatroom": Target("chatroom", [python, str(server_py), str(port),
-                                        *(chatroom_flags(server_py) if flags is None else flags)],
-                           True, '{{"type":"hello","name":"{name}"}}', b'"welcome"'),
-        "naive": Target("naive", [python, str(ROOT / "benchmarks" / "naive_threaded.py"), str(port)],
-                        True, "{name}", b"welcome "),
-        "ncat": Target("ncat", ["ncat", "-l", "--chat", "--max-conns", "100000", "127.0.0.1", str(port)],
-                       False, "", b""),
-    }
+@dataclass(frozen=True)
+class Checkouts:
+    """The chatroom servers a run measures: this checkout (or --chatroom-root) and maybe a baseline, each
+    with the flags its own --help admits (asked once per run)."""
+    root: Path
+    baseline: Path | None = None
+
+    def flags(self) -> dict[str, list[str]]:
+        found = {"chatroom": chatroom_flags(self.root / "server.py"),
+                 "no-history": chatroom_flags(self.root / "server.py", history=False)}
+        if self.baseline is not None:
+            found["baseline"] = chatroom_flags(self.baseline / "server.py")
+        return found
+
+
+def chatroom_target(name: str, root: Path, port: int, flags: list[str]) -> Target:
+    return Target(name, [sys.executable, str(root / "server.py"), str(port), *flags], True,
+                  '{{"type":"hello","name":"{name}"}}', b'"welcome"', leave_marker=b'"leave"',
+                  leave=rb'"type":"leave","seq":\d+,"name":"u(\d+)"')
+
+
+def target(name: str, port: int, checkouts: Checkouts, flags: dict[str, list[str]]) -> Target:
+    if name in ("chatroom", "no-history"):
+        return chatroom_target(name, checkouts.root, port, flags[name])
+    if name == "baseline":
+        assert checkouts.baseline is not None
+        return chatroom_target(name, checkouts.baseline, port, flags[name])
+    if name == "ngircd":
+        config = NGIRCD_CONFIG.read_text().replace("{port}", str(port))
+        return Target(name, ["ngircd", "--nodaemon", "--config", SCRATCH + "/ngircd.cfg"], True,
+                      f"NICK {{name}}\r\nUSER {{name}} 0 * :{{name}}\r\nJOIN {IRC_CHANNEL}",
+                      b" 366 ",  # the end of the channel's names: joined
+                      say=f"PRIVMSG {IRC_CHANNEL} :".encode(), leave_marker=b" QUIT ", leave=rb":u(\d+)!\S* QUIT ",
+                      files=(("ngircd.cfg", config), ("motd", "chatroom benchmark\n")))
+    if name == "naive":
+        return Target(name, [sys.executable, str(ROOT / "benchmarks" / "naive_threaded.py"), str(port)],
+                      True, "{name}", b"welcome ")
+    if name == "ncat":
+        return Target(name, ["ncat", "-l", "--chat", "--max-conns", "100000", "127.0.0.1", str(port)],
+                      False, "", b"")
+    raise ValueError(f"unknown target {name}")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
-
-
-def pin(cpu: int | None) -> None:
-    if cpu is not None and can_pin():
-        os.sched_setaffinity(0, {cpu})
-
-
-def generator_cpus(count: int) -> list[int | None]:
-    """CPU 0 is the server's; the generators share the others in turn (all on CPU 1 of a 2-core machine)."""
-    if not can_pin():
-        return [None] * count
-    spare = list(range(1, os.cpu_count() or 2))
-    return [spare[index % len(spare)] for index in range(count)]
 
 
 def proc_cpu_seconds(pid: int) -> float | None:
@@ -158,12 +157,18 @@ def proc_memory_kib(pid: int, field_name: str) -> int | None:
 
 
 class Server:
+    """A server under test, alone on CPU 0, with a directory of its own (its files, history and log)."""
+
     def __init__(self, target: Target, port: int) -> None:
         self.scratch = tempfile.TemporaryDirectory(prefix="chatroom-bench-")
-        history = str(Path(self.scratch.name) / "room.sqlite3")
-        command = [history if arg == HISTORY_SLOT else arg for arg in target.command]
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                     preexec_fn=(lambda: pin(0)) if can_pin() else None)
+        directory = Path(self.scratch.name)
+        for name, text in target.files:
+            (directory / name).write_text(text.replace(SCRATCH, self.scratch.name))
+        command = [arg.replace(SCRATCH, self.scratch.name) for arg in target.command]
+        self.log = directory / "server.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
+                                         preexec_fn=(lambda: pin(0)) if can_pin() else None)
         self.probe: socket.socket | None = None
         deadline = time.monotonic() + 10
         while True:
@@ -173,8 +178,10 @@ class Server:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    said = self.log.read_text(errors="replace").strip().splitlines()
                     self.stop()
-                    raise RuntimeError(f"{target.name} did not start") from None
+                    raise RuntimeError(f"{target.name} did not start" + (f": {said[-1]}" if said else "")) \
+                        from None
                 time.sleep(0.05)
 
     def cpu(self) -> float | None:
@@ -188,7 +195,8 @@ class Server:
 
     def stop(self) -> None:
         self.release_probe()
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -197,41 +205,7 @@ class Server:
         self.scratch.cleanup()
 
 
-# --- what one run asks of the generators, and what they answer ---------------------------------
-
-@dataclass(frozen=True)
-class Plan:
-    """One scenario run, the same for every generator process; each takes the clients i with i % K == k."""
-    target: Target
-    port: int
-    clients: int
-    senders: int  # clients 0 .. senders-1 send, except the silent ones
-    rate: float  # messages per second over all senders; 0: saturation (each sender keeps `window` in flight)
-    size: int  # payload bytes
-    silent: frozenset[int] = frozenset()  # clients that never read
-    window: int = 1
-    sample_every: int = 1  # keep every n-th latency
-    drain_seconds: float = 5.0
-    await_drop: bool = False  # keep draining until a silent client is dropped (the slow scenario)
-    # Kernel receive stamps cost the generator a recvmsg and its ancillary data per read; saturation's
-    # latencies are queueing (tens of ms and more), where the stamp changes nothing but the generator's load.
-    stamps: bool = KERNEL_STAMPS
-
-    def sending(self) -> list[int]:
-        return [index for index in range(self.senders) if index not in self.silent]
-
-
-@dataclass
-class Report:
-    """One generator's share of a run: counts over its own receivers."""
-    deliveries: int
-    lost: int
-    duplicated: int
-    out_of_order: int
-    latencies: list[float]
-    dropped_at: dict[int, float]  # client -> monotonic time the server dropped it
-    cpu_seconds: float  # from the start of the run to the end of its drain
-
+# --- one measurement -------------------------------------------------------------------------
 
 @dataclass
 class Result:
@@ -239,6 +213,8 @@ class Result:
     scenario: str
     clients: int
     seconds: float
+    round: int = 1
+    engine: str = ""  # the load generator's: selectors or uvloop
     sent: int = 0
     deliveries: int = 0
     deliveries_per_s: float = 0.0
@@ -264,292 +240,6 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-# --- one generator process ---------------------------------------------------------------------
-
-def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """The senders, sequence numbers and send times of the payloads in whole lines."""
-    # A payload is the only place with a "|" (names are u<N>, events carry none): one split then slicing
-    # costs the generator about half of what a regex match per delivery does.
-    parts = lines.split(b"|")
-    if len(parts) % 4 != 1:
-        found = PAYLOAD.findall(lines)
-        return [m[0] for m in found], [m[1] for m in found], [m[2] for m in found]
-    return parts[1::4], parts[2::4], parts[3::4]
-
-
-class Ledger:
-    """What one generator's receivers got, per sender: exact counts, no sockets (tests feed it bytes)."""
-
-    def __init__(self, plan: Plan, own: list[int]) -> None:
-        self.plan = plan
-        self.own = own
-        self.tails = {client: b"" for client in own}
-        self.last_seq = {client: [0] * plan.clients for client in own}  # [receiver][sender]
-        self.gaps = {client: [0] * plan.clients for client in own}  # messages skipped over, [receiver][sender]
-        self.acked = [0] * plan.clients
-        # A sender's window is acknowledged by the next client of this same process, so each generator
-        # paces its own senders without hearing from the others.
-        self.acker = {own[(i + 1) % len(own)]: client for i, client in enumerate(own)}
-        self.ready: list[int] = []  # senders whose window opened again
-        self.latencies: list[float] = []
-        self.deliveries = self.duplicated = self.out_of_order = 0
-        self.dropped_at: dict[int, float] = {}  # client -> monotonic time the server dropped it
-        self._seen = 0  # deliveries so far, to sample every n-th latency
-
-    def account(self, receiver: int, data: bytes, now: int) -> None:
-        """`data` has arrived for `receiver` (at `now`, ns since the epoch)."""
-        # The generator's hot loop: one comparison per delivery when all is well, the rest off the fast path.
-        data = self.tails[receiver] + data
-        cut = data.rfind(b"\n") + 1
-        self.tails[receiver] = data[cut:]
-        senders, seqs, stamps = fields(data[:cut])
-        last = self.last_seq[receiver]
-        echoes = last[receiver]  # a sender's own line coming back (our server echoes it) is not a delivery
-        for sender, seq in zip(map(int, senders), map(int, seqs)):
-            if seq == last[sender] + 1:
-                last[sender] = seq
-            else:
-                self._irregular(receiver, sender, seq)
-        echoes = last[receiver] - echoes
-        self.deliveries += len(seqs) - echoes
-        every = self.plan.sample_every
-        first = (every - 1 - self._seen) % every
-        self._seen += len(seqs)
-        sampled = zip(senders[first::every], stamps[first::every])
-        self.latencies += [(now - int(sent)) / 1e6 for sender, sent in sampled if int(sender) != receiver]
-        paced = self.acker.get(receiver)
-        if paced is not None and last[paced] > self.acked[paced]:
-            self.acked[paced] = last[paced]
-            self.ready.append(paced)
-        if self.plan.silent and data.find(b'"leave"', 0, cut) >= 0:  # a scan of every byte: only where asked
-            for name in LEAVE.findall(data, 0, cut):
-                self.dropped_at.setdefault(int(name), time.monotonic())
-
-    def _irregular(self, receiver: int, sender: int, seq: int) -> None:
-        last = self.last_seq[receiver]
-        if seq == last[sender]:
-            self.duplicated += 1
-        elif seq < last[sender]:
-            self.out_of_order += 1
-        else:
-            self.gaps[receiver][sender] += seq - last[sender] - 1
-            last[sender] = seq
-
-    def lost(self, sent: list[int]) -> int:
-        """Messages not (yet) received, over this process's receivers, including any the server dropped."""
-        # Summed whole lists at a time (a non-sender's entries stay 0): drain() asks often, N can be 1000.
-        total = sum(sent)
-        return sum(total - sent[r] - (sum(self.last_seq[r]) - self.last_seq[r][r]) + sum(self.gaps[r])
-                   - self.gaps[r][r] for r in self.own if r not in self.plan.silent)
-
-
-class Swarm:
-    """This process's clients on one selector, sending as told; what they receive goes to a Ledger."""
-
-    def __init__(self, plan: Plan, own: list[int]) -> None:
-        self.plan = plan
-        self.own = own
-        self.ledger = Ledger(plan, own)
-        self.selector = selectors.DefaultSelector()
-        self.socks: dict[int, socket.socket] = {}
-        self.sent = [0] * plan.clients
-        self.filler = b"x" * plan.size
-        for client in own:
-            sock = socket.create_connection(("127.0.0.1", plan.port), timeout=30)
-            self.socks[client] = sock
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if plan.stamps:
-                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            if plan.target.login:
-                sock.sendall(plan.target.hello.format(name=f"u{client}").encode() + b"\n")
-        if plan.target.login:
-            for sock in self.socks.values():
-                self._await(sock, plan.target.welcome)
-        else:
-            time.sleep(min(5.0, 0.5 + plan.clients / 500))  # ncat has no welcome: time to register everyone
-        for client, sock in self.socks.items():
-            sock.setblocking(False)
-            if client not in plan.silent:
-                self.selector.register(sock, selectors.EVENT_READ, client)
-
-    @staticmethod
-    def _await(sock: socket.socket, marker: bytes) -> None:
-        data = b""
-        while marker not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("the server closed a connection during login")
-            data += chunk
-
-    def send(self, sender: int) -> None:
-        self.sent[sender] += 1
-        head = f"B|{sender}|{self.sent[sender]}|{time.time_ns()}|".encode()
-        line = head + self.filler[len(head):] + b"\n"
-        sock = self.socks[sender]
-        try:
-            done = sock.send(line)
-            if done < len(line):  # the kernel's buffer is full: wait for the rest, as a blocking client would
-                sock.setblocking(True)
-                try:
-                    sock.sendall(line[done:])
-                finally:
-                    sock.setblocking(False)
-        except OSError:
-            self.ledger.dropped_at.setdefault(sender, time.monotonic())  # the server dropped this client
-
-    def poll(self, timeout: float) -> None:
-        for key, _ in self.selector.select(timeout):
-            stamp = None
-            try:
-                if self.plan.stamps:
-                    data, ancillary, _, _ = key.fileobj.recvmsg(1 << 18, socket.CMSG_SPACE(16))
-                    for level, kind, value in ancillary:
-                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                            seconds, nanoseconds = struct.unpack("qq", value[:16])
-                            stamp = seconds * 1_000_000_000 + nanoseconds
-                else:
-                    data = key.fileobj.recv(1 << 18)
-            except ConnectionError:
-                data = b""
-            except BlockingIOError:
-                continue
-            if not data:  # the server closed this connection
-                self.selector.unregister(key.fileobj)
-                self.ledger.dropped_at.setdefault(key.data, time.monotonic())
-                continue
-            self.ledger.account(key.data, data, stamp or time.time_ns())
-
-    def close(self) -> None:
-        for sock in self.socks.values():
-            sock.close()
-        self.selector.close()
-
-
-def paced_senders(swarm: Swarm, end: float) -> None:
-    """light and slow: this process's senders in turn, at its share of the plan's rate."""
-    everyone = swarm.plan.sending()
-    mine = [client for client in everyone if client in swarm.socks]
-    interval = len(everyone) / (swarm.plan.rate * len(mine)) if mine else float("inf")
-    next_send, turn = time.monotonic(), 0
-    while time.monotonic() < end:
-        while time.monotonic() >= next_send:
-            swarm.send(mine[turn % len(mine)])
-            turn += 1
-            next_send += interval
-        swarm.poll(max(0.0, min(next_send - time.monotonic(), end - time.monotonic(), 0.01)))
-
-
-def windowed_senders(swarm: Swarm, end: float) -> None:
-    """saturation: every sender keeps `window` messages in flight; an acknowledgement reopens its window."""
-    window, ledger = swarm.plan.window, swarm.ledger
-    ledger.ready = [client for client in swarm.plan.sending() if client in swarm.socks]
-    while time.monotonic() < end:
-        ready, ledger.ready = ledger.ready, []
-        for sender in ready:
-            while swarm.sent[sender] - ledger.acked[sender] < window and sender not in ledger.dropped_at:
-                swarm.send(sender)
-        swarm.poll(0.001)
-
-
-def drain(swarm: Swarm, sent: list[int], seconds: float) -> None:
-    """Read until every message sent has reached every receiver (and, if asked, a silent client was dropped)."""
-    plan, ledger = swarm.plan, swarm.ledger
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        awaiting_drop = plan.await_drop and not plan.silent <= ledger.dropped_at.keys()
-        if not awaiting_drop and not ledger.lost(sent):
-            break
-        swarm.poll(0.05)
-
-
-def generator(plan: Plan, index: int, count: int, cpu: int | None, conn: Connection) -> None:
-    """One generator process: log in its clients, run when told, report, close when told."""
-    pin(cpu)
-    swarm = None
-    try:
-        swarm = Swarm(plan, list(range(index, plan.clients, count)))
-        conn.send(("ready", None))
-        end = conn.recv()
-        if end is None:  # the run was called off
-            return
-        cpu0 = time.process_time()
-        (paced_senders if plan.rate else windowed_senders)(swarm, end)
-        conn.send(("sent", {client: swarm.sent[client] for client in swarm.own}))
-        sent = conn.recv()
-        if sent is None:
-            return
-        drain(swarm, sent, plan.drain_seconds)
-        ledger = swarm.ledger
-        conn.send(("done", Report(deliveries=ledger.deliveries, lost=ledger.lost(sent),
-                                  duplicated=ledger.duplicated, out_of_order=ledger.out_of_order,
-                                  latencies=ledger.latencies, dropped_at=ledger.dropped_at,
-                                  cpu_seconds=time.process_time() - cpu0)))
-        conn.recv()  # the sockets stay open until the server's figures are read
-    except (OSError, RuntimeError, EOFError) as exc:
-        try:
-            conn.send(("error", repr(exc)))
-        except OSError:
-            pass
-    finally:
-        if swarm is not None:
-            swarm.close()
-        conn.close()
-
-
-# --- the parent: start the generators, add up their reports -----------------------------------------
-
-class Generators:
-    """K generator processes for one plan, driven step by step over pipes."""
-
-    def __init__(self, plan: Plan, count: int) -> None:
-        import multiprocessing
-
-        self.cpus = generator_cpus(count)
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                              else "spawn")
-        self.conns: list[Connection] = []
-        self.procs = []
-        for index, cpu in enumerate(self.cpus):
-            parent, child = context.Pipe()
-            proc = context.Process(target=generator, args=(plan, index, count, cpu, child), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
-
-    def gather(self, step: str, timeout: float) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        answers = []
-        for conn in self.conns:
-            if not conn.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"a load generator did not answer ({step}) in {timeout:.0f} s")
-            try:
-                kind, value = conn.recv()
-            except EOFError:
-                raise RuntimeError(f"a load generator died ({step})") from None
-            if kind == "error":
-                raise RuntimeError(f"a load generator failed: {value}")
-            answers.append(value)
-        return answers
-
-    def tell(self, value: Any) -> None:
-        for conn in self.conns:
-            conn.send(value)
-
-    def stop(self) -> None:
-        for conn in self.conns:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-            conn.close()
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-
-
 def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
@@ -557,14 +247,18 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
 
 
-def measure(name: str, plan: Plan, server: Server, seconds: float, count: int) -> Result:
-    """Run one plan with `count` generator processes and add up what they saw."""
+def measure(name: str, plan: Plan, server: Server, seconds: float, count: int,
+            started_hook: Callable[[], None] | None = None) -> Result:
+    """Run one plan with `count` generator processes and add up what they saw; `started_hook` is called
+    when the clients are in and the run begins (scripts/profile_server.py starts its profiler there)."""
     count = max(1, min(count, plan.clients // 2))  # each process paces its senders with its own clients
-    result = Result(plan.target.name, name, plan.clients, seconds, generators=count)
+    result = Result(plan.target.name, name, plan.clients, seconds, generators=count, engine=plan.engine)
     generators = Generators(plan, count)
     try:
         generators.gather("login", STEP_TIMEOUT + plan.clients / 20)
         server.release_probe()
+        if started_hook is not None:
+            started_hook()
         rss0 = proc_memory_kib(server.proc.pid, "VmRSS")
         cpu0, started, machine0 = server.cpu(), time.monotonic(), cpu_times()
         generators.tell(started + seconds)
@@ -623,25 +317,71 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int) -
     return result
 
 
-def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool) -> Plan:
+def engine_for(stamps: bool, asked: str) -> str:
+    """`auto`: uvloop where the plan wants no kernel receive stamps (saturation) and uvloop is installed."""
+    if asked != "auto":
+        return asked
+    return "uvloop" if not stamps and uvloop_available() else "selectors"
+
+
+def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, engine: str = "auto") -> Plan:
     if name == "light":
-        return Plan(target, port, clients=20 if quick else 100, senders=5 if quick else 10, rate=100.0, size=64)
-    if name == "saturation":
-        return Plan(target, port, clients=size, senders=size, rate=0.0, size=64,
+        plan = Plan(target, port, clients=20 if quick else 100, senders=5 if quick else 10, rate=100.0, size=64)
+    elif name == "saturation":
+        plan = Plan(target, port, clients=size, senders=size, rate=0.0, size=64,
                     window=max(1, 200 // size),  # messages a sender may have in flight; bounds every queue
                     sample_every=max(1, size // 10), drain_seconds=10.0, stamps=False)
-    clients = 20 if quick else 50
-    # A server that judges readers over time drops the silent one seconds after its buffers fill, maybe
-    # after the senders stop: wait up to 15 s more for it (not in a smoke run).
-    return Plan(target, port, clients=clients, senders=clients, rate=200.0 if quick else 1000.0, size=400,
-                silent=frozenset({0}), await_drop=not quick, drain_seconds=15.0)
+    else:
+        clients = 20 if quick else 50
+        # A server that judges readers over time drops the silent one seconds after its buffers fill, maybe
+        # after the senders stop: wait up to 15 s more for it (not in a smoke run).
+        plan = Plan(target, port, clients=clients, senders=clients, rate=200.0 if quick else 1000.0, size=400,
+                    silent=frozenset({0}), await_drop=not quick, drain_seconds=15.0)
+    chosen = engine_for(plan.stamps, engine)
+    # The uvloop engine reads no kernel stamps: its latencies end when the generator reads.
+    return replace(plan, engine=chosen, stamps=plan.stamps and chosen == "selectors")
 
 
-# --- running and reporting ------------------------------------------------------------------
+def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Namespace, checkouts: Checkouts,
+            flags: dict[str, list[str]]) -> Result:
+    port = free_port()
+    server_target = target(name, port, checkouts, flags)
+    plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine)
+    server = None
+    try:
+        server = Server(server_target, port)
+        result = measure(scenario, plan, server, args.seconds, args.generators)
+    except (OSError, RuntimeError) as exc:
+        result = Result(name, scenario, plan.clients, args.seconds, engine=plan.engine, notes=[f"failed: {exc}"])
+    finally:
+        if server is not None:
+            server.stop()
+    result.round = round_
+    print(f"  round {round_} {name} {scenario} N={plan.clients}: {result.deliveries_per_s} deliveries/s, "
+          f"server {cell(result.server_cpu_us_per_delivery)} us/delivery, generators ({plan.engine}) "
+          f"{cell(result.generator_cpu_percent)} % CPU, p50 {result.p50_ms} p99 {result.p99_ms} ms, "
+          f"lost {result.lost}", file=sys.stderr, flush=True)
+    return result
 
-COLUMNS = [("target", "target"), ("scenario", "scenario"), ("clients", "N"), ("deliveries_per_s", "deliv/s"),
-           ("generator_cpu_percent", "gen CPU %"), ("server_cpu_percent", "srv CPU %"),
-           ("cpu_busy_percent", "CPUs busy %"),
+
+def run_all(names: list[str], scenarios: list[str], sizes: list[int], args: argparse.Namespace,
+            checkouts: Checkouts, flags: dict[str, list[str]]) -> list[Result]:
+    """Every round runs every scenario; within a scenario (and size) the servers take turns, in the
+    opposite order every other round, so a slow patch of the shared machine does not fall on one server."""
+    results = []
+    for round_ in range(1, args.rounds + 1):
+        for scenario in scenarios:
+            for size in sizes if scenario == "saturation" else [0]:
+                for name in names if round_ % 2 else reversed(names):
+                    results.append(run_one(name, scenario, size, round_, args, checkouts, flags))
+    return results
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+COLUMNS = [("round", "rnd"), ("target", "target"), ("scenario", "scenario"), ("clients", "N"),
+           ("deliveries_per_s", "deliv/s"), ("engine", "generator"), ("generator_cpu_percent", "gen CPU %"),
+           ("server_cpu_percent", "srv CPU %"), ("cpu_busy_percent", "CPUs busy %"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
            ("server_cpu_us_per_delivery", "CPU us/deliv"), ("server_peak_rss_mib", "peak MiB"),
            ("lost", "lost"), ("duplicated", "dup"), ("out_of_order", "ooo"), ("late", "late"),
@@ -656,18 +396,140 @@ def cell(value: object, joint: str = "+") -> str:
     return str(value)
 
 
+def aligned(rows: list[list[str]], left: int = 0) -> list[str]:
+    """Columns padded to one width each; the first `left` columns flush left, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(text.ljust(width) if i < left else text.rjust(width)
+                      for i, (text, width) in enumerate(zip(row, widths))).rstrip() for row in rows]
+
+
 def table(results: list[Result]) -> str:
     rows = [[title for _, title in COLUMNS]]
     for result in results:
         values = asdict(result)
         # Generators' shares add up ("+"); the CPUs are listed in order, CPU 0 (the server's) first ("/").
         rows.append([cell(values[key], "/" if key == "cpu_busy_percent" else "+") for key, _ in COLUMNS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(text.rjust(width) for text, width in zip(row, widths)) for row in rows]
+    lines = aligned(rows)
     for result in results:
         for note in result.notes:
-            lines.append(f"note: {result.target} {result.scenario} N={result.clients}: {note}")
+            lines.append(f"note: round {result.round} {result.target} {result.scenario} N={result.clients}: {note}")
     return "\n".join(lines)
+
+
+@dataclass
+class Ratio:
+    """One line of the summary: a figure per round, the goal issue #21 sets for it, and whether it holds."""
+    label: str
+    values: list[float | None]
+    unit: str = ""
+    goal: str = ""
+    met: bool | None = None  # None: no goal, or a round without the figure
+    generator_cpu: float | None = None  # the busiest share of a CPU the generators took in these runs, %
+
+
+def _busiest(results: list[Result]) -> float | None:
+    """The generators' CPU use, added up per CPU, at its highest over these runs."""
+    highest = None
+    for result in results:
+        per_cpu: dict[int | None, float] = {}
+        for cpu, percent in zip(result.generator_cpus or [None] * len(result.generator_cpu_percent),
+                                result.generator_cpu_percent):
+            per_cpu[cpu] = per_cpu.get(cpu, 0.0) + percent
+        if per_cpu:
+            highest = max(highest or 0.0, max(per_cpu.values()))
+    return None if highest is None else round(highest)
+
+
+class Summary:
+    """The ratios of issue #21, from one run: every figure per round, side by side."""
+
+    def __init__(self, results: list[Result], rounds: int) -> None:
+        self.rounds = rounds
+        self.index = {(r.target, r.scenario, r.clients, r.round): r for r in results if r.deliveries}
+        self.lines: list[Ratio] = []
+
+    def runs(self, name: str, scenario: str, clients: int) -> list[Result | None]:
+        return [self.index.get((name, scenario, clients, round_)) for round_ in range(1, self.rounds + 1)]
+
+    def add(self, label: str, runs: list[list[Result | None]], figure: Callable[..., float | None], unit: str = "",
+            goal: Callable[[float], bool] | None = None, goal_text: str = "") -> None:
+        """One figure per round from the runs of that round (one list per server involved)."""
+        values: list[float | None] = []
+        for in_round in zip(*runs):
+            present = [run for run in in_round if run is not None]
+            values.append(figure(*in_round) if len(present) == len(in_round) else None)
+        met = None
+        if goal is not None and values and all(value is not None for value in values):
+            met = all(goal(value) for value in values if value is not None)
+        involved = [run for group in runs for run in group if run is not None]
+        self.lines.append(Ratio(label, values, unit, goal_text, met, _busiest(involved)))
+
+    def build(self, names: list[str], sizes: list[int]) -> list[Ratio]:
+        def ratio(key: str) -> Callable[[Result, Result], float | None]:
+            def divide(a: Result, b: Result) -> float | None:
+                top, bottom = getattr(a, key), getattr(b, key)
+                return None if top is None or not bottom else round(top / bottom, 2)
+            return divide
+
+        def per_delivery(run: Result) -> float | None:
+            return run.server_cpu_us_per_delivery
+
+        others = [name for name in ("ngircd", "no-history", "baseline") if name in names and name != "chatroom"]
+        deliveries_goals = {("ngircd", 100): 1.0, ("ngircd", 1000): 1.3, ("no-history", 100): 0.95,
+                            ("no-history", 1000): 0.95}
+        for size in sizes:
+            chatroom = self.runs("chatroom", "saturation", size)
+            for other in others:
+                floor = deliveries_goals.get((other, size))
+                self.add(f"saturation N={size}: deliveries/s, chatroom / {other}",
+                         [chatroom, self.runs(other, "saturation", size)], ratio("deliveries_per_s"), "x",
+                         None if floor is None else (lambda value, floor=floor: value >= floor),
+                         "" if floor is None else f">= {floor:g}")
+            for name in ["chatroom", *others]:
+                self.add(f"saturation N={size}: server CPU us per delivery, {name}",
+                         [self.runs(name, "saturation", size)], per_delivery, "us",
+                         *((lambda value: value <= 0.35, "<= 0.35") if name == "chatroom" and size == 100 else ()))
+            if "baseline" in others:
+                self.add(f"saturation N={size}: server CPU per delivery, chatroom / baseline",
+                         [chatroom, self.runs("baseline", "saturation", size)], ratio("server_cpu_us_per_delivery"),
+                         "x")
+            self.add(f"saturation N={size}: lost + duplicated + reordered, chatroom", [chatroom],
+                     lambda run: run.lost + run.duplicated + run.out_of_order, "", lambda value: value == 0, "0")
+        light = [run for run in self.index.values() if run.target == "chatroom" and run.scenario == "light"]
+        if light:
+            clients = light[0].clients
+            chatroom = self.runs("chatroom", "light", clients)
+            for other in others:
+                self.add(f"light: p50 latency, chatroom / {other}", [chatroom, self.runs(other, "light", clients)],
+                         ratio("p50_ms"), "x", *((lambda value: value <= 1.2, "<= 1.2") if other == "ngircd" else ()))
+            self.add("light: p99 latency, chatroom", [chatroom], lambda run: run.p99_ms, "ms",
+                     lambda value: value <= 3.0, "<= 3")
+        slow = [run for run in self.index.values() if run.target == "chatroom" and run.scenario == "slow"]
+        if slow:
+            chatroom = self.runs("chatroom", "slow", slow[0].clients)
+            self.add("slow reader: dropped after, chatroom", [chatroom],
+                     lambda run: run.slow_client_dropped_after_s, "s", lambda value: value is not None, "dropped")
+            self.add("slow reader: others' late + lost, chatroom", [chatroom], lambda run: run.late + run.lost, "",
+                     lambda value: value == 0, "0")
+            self.add("slow reader: others' p99 latency, chatroom", [chatroom], lambda run: run.p99_ms, "ms")
+            self.add("slow reader: server RSS growth, chatroom", [chatroom], lambda run: run.server_rss_growth_mib,
+                     "MiB", lambda value: value < 20, "< 20")
+        return self.lines
+
+
+def summary(results: list[Result], names: list[str], sizes: list[int], rounds: int) -> list[Ratio]:
+    return Summary(results, rounds).build(names, sizes)
+
+
+def summary_table(ratios: list[Ratio]) -> str:
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    rows = [["figure", "per round", "", "goal (#21)", "met", "gen CPU % (max)"]]
+    for line in ratios:
+        rows.append([line.label, ", ".join(number(value) for value in line.values), line.unit, line.goal,
+                     {True: "yes", False: "NO", None: ""}[line.met], number(line.generator_cpu)])
+    return "\n".join(aligned(rows, left=1))
 
 
 def raise_file_limit() -> None:
@@ -678,95 +540,108 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(name: str, scenario: str, sizes: list[int], seconds: float, quick: bool, generators: int,
-        chatroom_root: Path, flags: list[str]) -> list[Result]:
-    results = []
-    for size in sizes if scenario == "saturation" else [0]:
-        port = free_port()
-        target = targets(port, chatroom_root, flags)[name]
-        plan = scenario_plan(scenario, target, port, size, quick)
-        server = None
-        try:
-            server = Server(target, port)
-            result = measure(scenario, plan, server, seconds, generators)
-        except (OSError, RuntimeError) as exc:
-            result = Result(name, scenario, plan.clients, seconds, notes=[f"failed: {exc!r}"])
-        finally:
-            if server is not None:
-                server.stop()
-        print(f"  {name} {scenario} N={plan.clients}: {result.deliveries_per_s} deliveries/s, "
-              f"generators {cell(result.generator_cpu_percent)} % CPU, p99 {result.p99_ms} ms, lost {result.lost}",
-              file=sys.stderr, flush=True)
-        results.append(result)
-    return results
-
-
 def commit_of(root: Path) -> str | None:
     found = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     return found.stdout.strip() or None
 
 
-def main(argv: list[str] | None = None) -> int:
+def listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Relay benchmark for chatroom (see docs/performance.md).")
-    parser.add_argument("--targets", default="chatroom,naive,ncat",
-                        help="comma-separated: chatroom, naive, ncat (default: all; ncat is skipped if missing)")
+    parser.add_argument("--targets", default="chatroom,no-history,ngircd",
+                        help="comma-separated, in the order they take turns: chatroom (this checkout's server, "
+                             "its history on disk), no-history (the same with --history none), baseline (the "
+                             "server of --baseline DIR), ngircd, naive, ncat (default: chatroom,no-history,ngircd, "
+                             "and baseline with --baseline; ngircd and ncat are skipped when not installed)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also measure the server.py of this checkout (e.g. main before a change) as the "
+                             "target 'baseline', taking turns with the others in the same run")
     parser.add_argument("--scenarios", default="light,saturation,slow", help="comma-separated (default: all)")
-    parser.add_argument("--sizes", default="100,500,1000", help="saturation client counts (default 100,500,1000)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (default 20)")
+    parser.add_argument("--sizes", default="100,1000", help="saturation client counts (default 100,1000)")
+    parser.add_argument("--rounds", type=int, metavar="R",
+                        help="how many times every scenario is run for every server (default 2; 1 with --quick)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run (default 10)")
     parser.add_argument("--generators", type=int, default=max(2, (os.cpu_count() or 2) - 1), metavar="K",
                         help="load generator processes, each driving every K-th client, pinned to the CPUs "
                              "other than the server's (default: one per such CPU, at least 2)")
+    parser.add_argument("--engine", choices=("auto", "selectors", "uvloop"), default="auto",
+                        help="what runs the generators' clients: auto (default) is uvloop for saturation, when "
+                             "installed (pip install -e .[bench]), and selectors where latency is measured with "
+                             "the kernel's receive stamps (light, slow)")
     parser.add_argument("--chatroom-root", type=Path, default=ROOT, metavar="DIR",
-                        help="measure the server.py of this checkout (e.g. an older commit's worktree) instead "
-                             "of this one's; it gets the flags that version accepts")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--no-history", action="store_true",
-                        help="the chatroom server keeps its history in memory only (--history none), to measure "
-                             "what keeping it on disk costs")
+                        help="measure the server.py of this checkout instead of this one's; every chatroom "
+                             "server gets the flags its own --help admits")
+    parser.add_argument("--json", metavar="FILE", help="also write the results and the summary as JSON")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 20 clients, 2 seconds each, saturation N=20")
+                        help="a smoke run: 20 clients, 2 seconds each, saturation N=20, one round")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if sys.platform == "win32":
         print(f"bench.py: error: {WINDOWS_REFUSAL}", file=sys.stderr)
         return 2
     if args.generators < 1:
         parser.error("--generators must be at least 1")
-    if not (args.chatroom_root / "server.py").is_file():
-        parser.error(f"no server.py in {args.chatroom_root}")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.engine == "uvloop" and not uvloop_available():
+        parser.error("uvloop is not installed: pip install -e .[bench] (or uvloop alone), or --engine selectors")
+    names, scenarios = listed(args.targets), listed(args.scenarios)
+    if args.baseline is not None and "baseline" not in names:
+        names.append("baseline")
+    unknown = set(names) - set(TARGETS) | set(scenarios) - {"light", "saturation", "slow"}
+    if unknown:
+        parser.error(f"unknown target or scenario: {', '.join(sorted(unknown))}")
+    if "baseline" in names and args.baseline is None:
+        parser.error("the target baseline needs --baseline DIR")
+    for root in (args.chatroom_root, args.baseline):
+        if root is not None and not (root / "server.py").is_file():
+            parser.error(f"no server.py in {root}")
+    try:
+        sizes = [int(size) for size in listed(args.sizes)]
+    except ValueError:
+        parser.error(f"--sizes takes numbers separated by commas, not {args.sizes!r}")
     if args.quick:
-        args.seconds, args.sizes = min(args.seconds, 2.0), "20"
+        args.seconds, sizes = min(args.seconds, 2.0), [20]
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    skipped = []
+    for name, hint in INSTALL_HINTS.items():
+        if name in names and shutil.which(name) is None:
+            names.remove(name)
+            skipped.append(f"{name} is not installed: skipped (Debian/Ubuntu: {hint})")
     raise_file_limit()
     pin(generator_cpus(1)[0])  # this process only waits on its generators: keep it off the server's CPU
     load_before = os.getloadavg()[0]
-    chosen = [name.strip() for name in args.targets.split(",") if name.strip()]
-    scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = set(chosen) - {"chatroom", "naive", "ncat"} | set(scenarios) - {"light", "saturation", "slow"}
-    if unknown:
-        parser.error(f"unknown target or scenario: {', '.join(sorted(unknown))}")
-    sizes = [int(size) for size in args.sizes.split(",")]
-    skipped = []
-    if "ncat" in chosen and shutil.which("ncat") is None:
-        chosen.remove("ncat")
-        skipped.append("ncat is not installed: skipped (Debian/Ubuntu: apt-get install ncat)")
-    root = args.chatroom_root.resolve()
-    flags = chatroom_flags(root / "server.py", history=not args.no_history) if "chatroom" in chosen else []
-    results: list[Result] = []
-    for name in chosen:
-        for scenario in scenarios:
-            results += run(name, scenario, sizes, args.seconds, args.quick, args.generators, root, flags)
-    commit = commit_of(root)
+    checkouts = Checkouts(args.chatroom_root.resolve(), args.baseline.resolve() if args.baseline else None)
+    flags = checkouts.flags()
+    results = run_all(names, scenarios, sizes, args, checkouts, flags)
+    ratios = summary(results, names, sizes, args.rounds)
+    commit, baseline_commit = commit_of(checkouts.root), checkouts.baseline and commit_of(checkouts.baseline)
     print(f"chatroom relay benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-          f"Python {sys.version.split()[0]}, chatroom {root} at {commit or 'unknown commit'}, "
-          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+          f"Python {sys.version.split()[0]}, chatroom {checkouts.root} at {commit or 'unknown commit'}"
+          + (f", baseline {checkouts.baseline} at {baseline_commit or 'unknown commit'}" if checkouts.baseline
+             else "")
+          + f", {args.rounds} round(s), load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(table(results))
+    print()
+    print(summary_table(ratios))
     for note in skipped:
         print(f"note: {note}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d %H:%M"), "chatroom_root": str(root), "chatroom_commit": commit,
-            "chatroom_flags": flags, "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M"), "chatroom_root": str(checkouts.root), "chatroom_commit": commit,
+            "baseline_root": str(checkouts.baseline) if checkouts.baseline else None,
+            "baseline_commit": baseline_commit, "chatroom_flags": flags, "targets": names, "rounds": args.rounds,
+            "cpus": os.cpu_count(), "python": sys.version.split()[0], "kernel_stamps": KERNEL_STAMPS,
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0], "skipped": skipped,
-            "results": [asdict(result) for result in results]}, indent=2))
+            "results": [asdict(result) for result in results], "summary": [asdict(ratio) for ratio in ratios]},
+            indent=2))
     return 0
 
 

@@ -1,36 +1,32 @@
-"""The benchmark itself works: a few seconds, 20 clients, our server and the naive one; its exact accounting."""
+"""The benchmark itself works: a smoke run of every installed server (a few seconds, 20 clients), its exact
+accounting, the order servers take turns in, the ratios of issue #21, and the profiler's bookkeeping."""
 
-import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # the scripts import each other as a script run from there would
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
+import bench  # noqa: E402  (after the path it is found on)
+import loadgen  # noqa: E402
+import profile_server  # noqa: E402
 
 
 def line(sender: int, seq: int, sent_ns: int = 0) -> bytes:
     return b'{"type":"message","seq":9,"sender":"u%d","text":"B|%d|%d|%d|xxxx"}\n' % (sender, sender, seq, sent_ns)
 
 
-def ledger(clients: int = 3, own: tuple[int, ...] = (0, 1, 2), **plan):
-    target = bench.Target("chatroom", [], True, "", b"")
-    return bench.Ledger(bench.Plan(target, 0, clients=clients, senders=clients, rate=0.0, size=64, **plan),
-                        list(own))
+def ledger(clients: int = 3, own: tuple[int, ...] = (0, 1, 2), target=None, **plan):
+    target = target or bench.chatroom_target("chatroom", ROOT, 0, [])
+    return loadgen.Ledger(loadgen.Plan(target, 0, clients=clients, senders=clients, rate=0.0, size=64, **plan),
+                          list(own))
 
 
 def test_ledger_counts_deliveries_in_order_and_not_a_senders_own_echo():
@@ -52,8 +48,8 @@ def test_ledger_finds_every_duplicate_reordering_and_loss():
 
 def test_fields_are_read_by_a_regex_when_a_stray_bar_breaks_the_fast_split():
     lines = line(1, 5, 7) + b'{"type":"users","note":"a|b"}\n' + line(2, 6, 8)
-    assert bench.fields(lines) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
-    assert bench.fields(line(1, 5, 7) + line(2, 6, 8)) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
+    assert loadgen.fields(lines) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
+    assert loadgen.fields(line(1, 5, 7) + line(2, 6, 8)) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
 
 
 def test_ledger_paces_a_sender_by_the_next_client_of_its_own_process():
@@ -99,33 +95,184 @@ def test_a_server_with_a_history_file_gets_one_of_its_own_for_the_run(tmp_path):
     assert bench.chatroom_flags(tmp_path / "server.py", history=False)[-2:] == ["--history", "none"]
 
 
-@pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc and raises limits with resource (POSIX)")
-@pytest.mark.timeout(120)
-def test_bench_smoke(tmp_path):
-    out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--targets",
-                             "chatroom,naive", "--seconds", "1", "--generators", "2", "--json", str(out)],
-                            capture_output=True, text=True, timeout=100, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    assert "deliv/s" in result.stdout and "gen CPU %" in result.stdout
-    report = json.loads(out.read_text())
-    assert report["chatroom_flags"][-6:] == ["--joins-per-ip", "0", "--room-joins", "0", "--history",
-                                             bench.HISTORY_SLOT]
+def irc(sender: int, seq: int, sent_ns: int = 0) -> bytes:
+    return b":u%d!~u%d@127.0.0.1 PRIVMSG #bench :B|%d|%d|%d|xxxx\r\n" % (sender, sender, sender, seq, sent_ns)
+
+
+def test_ledger_reads_what_an_irc_server_relays_and_who_it_quit():
+    target = bench.target("ngircd", 6667, bench.Checkouts(ROOT), {})
+    book = ledger(own=(1,), target=target, silent=frozenset({0}))
+    book.account(1, b":u2!~u2@127.0.0.1 JOIN :#bench\r\n" + irc(2, 1) + irc(0, 1)[:20], 10**6)
+    book.account(1, irc(0, 1)[20:] + irc(2, 2) + b":u0!~u0@127.0.0.1 QUIT :Write buffer overflow\r\n", 10**6)
+    assert (book.deliveries, book.duplicated, book.out_of_order) == (3, 0, 0)
+    assert set(book.dropped_at) == {0}
+    assert target.say == b"PRIVMSG #bench :" and target.welcome == b" 366 "  # sent before a payload; joined
+
+
+def test_the_ngircd_config_is_the_runs_own_with_penalties_off(tmp_path):
+    target = bench.target("ngircd", 16667, bench.Checkouts(ROOT), {})
+    files = dict(target.files)
+    config = files["ngircd.cfg"]
+    assert "Ports = 16667" in config and "Listen = 127.0.0.1" in config and "MaxPenaltyTime = 0" in config
+    assert "MaxConnectionsIP = 0" in config and "{port}" not in config
+    assert target.command[:3] == ["ngircd", "--nodaemon", "--config"]
+    if shutil.which("ngircd") is None:
+        return  # the rest needs ngircd itself
+    for name, text in files.items():
+        (tmp_path / name).write_text(text.replace(bench.SCRATCH, str(tmp_path)))
+    checked = subprocess.run(["ngircd", "--configtest", "--config", str(tmp_path / "ngircd.cfg")],
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"PidFile = {tmp_path}/ngircd.pid" in checked.stdout and f"IncludeDir = {tmp_path}" in checked.stdout
+
+
+def test_servers_take_turns_within_each_scenario_in_the_opposite_order_every_other_round(monkeypatch):
+    order = []
+    monkeypatch.setattr(bench, "run_one", lambda name, scenario, size, round_, *rest: order.append(
+        (round_, scenario, size, name)) or bench.Result(name, scenario, size, 1.0, round=round_))
+    args = bench.build_parser().parse_args(["--rounds", "2"])
+    bench.run_all(["chatroom", "ngircd"], ["light", "saturation"], [100, 1000], args, bench.Checkouts(ROOT), {})
+    assert order == [(1, "light", 0, "chatroom"), (1, "light", 0, "ngircd"),
+                     (1, "saturation", 100, "chatroom"), (1, "saturation", 100, "ngircd"),
+                     (1, "saturation", 1000, "chatroom"), (1, "saturation", 1000, "ngircd"),
+                     (2, "light", 0, "ngircd"), (2, "light", 0, "chatroom"),
+                     (2, "saturation", 100, "ngircd"), (2, "saturation", 100, "chatroom"),
+                     (2, "saturation", 1000, "ngircd"), (2, "saturation", 1000, "chatroom")]
+
+
+def result(target, scenario, clients, round_, **figures):
+    return bench.Result(target, scenario, clients, 10.0, round=round_, deliveries=1,
+                        generator_cpus=[1, 1], generator_cpu_percent=[30.0, 35.0], **figures)
+
+
+def test_the_summary_gives_issue_21s_ratios_per_round_and_whether_each_goal_holds():
+    results = [
+        result("chatroom", "saturation", 100, 1, deliveries_per_s=1_800_000, server_cpu_us_per_delivery=0.34),
+        result("ngircd", "saturation", 100, 1, deliveries_per_s=1_600_000, server_cpu_us_per_delivery=0.33),
+        result("chatroom", "saturation", 100, 2, deliveries_per_s=1_500_000, server_cpu_us_per_delivery=0.36),
+        result("ngircd", "saturation", 100, 2, deliveries_per_s=1_600_000, server_cpu_us_per_delivery=0.33),
+        result("chatroom", "light", 100, 1, p50_ms=1.0, p99_ms=2.0),
+        result("ngircd", "light", 100, 1, p50_ms=1.0, p99_ms=30.0),
+        result("chatroom", "light", 100, 2, p50_ms=1.1, p99_ms=2.5),
+        result("ngircd", "light", 100, 2, p50_ms=1.0, p99_ms=30.0),
+        result("chatroom", "slow", 50, 1, slow_client_dropped_after_s=10.2, server_rss_growth_mib=5.0, p99_ms=3.0),
+    ]
+    lines = {line.label: line for line in bench.summary(results, ["chatroom", "ngircd"], [100], 2)}
+    faster = lines["saturation N=100: deliveries/s, chatroom / ngircd"]
+    assert (faster.values, faster.goal, faster.met, faster.generator_cpu) == ([1.12, 0.94], ">= 1", False, 65)
+    cost = lines["saturation N=100: server CPU us per delivery, chatroom"]
+    assert (cost.values, cost.met) == ([0.34, 0.36], False)
+    assert lines["light: p50 latency, chatroom / ngircd"].values == [1.0, 1.1]
+    assert lines["light: p50 latency, chatroom / ngircd"].met is True
+    assert lines["light: p99 latency, chatroom"].met is True
+    dropped = lines["slow reader: dropped after, chatroom"]
+    assert dropped.values == [10.2, None] and dropped.met is None  # round 2 did not run it: no verdict
+    table = bench.summary_table(list(lines.values()))
+    assert "1.12, 0.94" in table and "NO" in table and ">= 1" in table
+
+
+def test_the_profile_puts_each_sample_in_its_stage_and_splits_each_roles_cpu_by_them():
+    raw = ("thread (11): Thread-3 (process_request_thread);ChatHandler._serve (chatroom/server/handler.py:165);"
+           "Room.handle (chatroom/server/room.py:340);Outbox.put_all (chatroom/server/sender.py:80) 3\n"
+           "thread (11): Thread-3 (process_request_thread);ChatHandler._serve (chatroom/server/handler.py:152);"
+           "PlainStream.recv (chatroom/server/streams.py:62);wait_ready (chatroom/server/streams.py:25) 5\n"
+           "thread (11): Thread-3 (process_request_thread);ChatHandler._serve (chatroom/server/handler.py:165);"
+           "json_codec (chatroom/codecs.py:42);encode_json (chatroom/codecs.py:16);dumps (json/__init__.py:238) 1\n"
+           "thread (12): sender;Sender._run (chatroom/server/sender.py:264);"
+           "PlainStream.send_nowait (chatroom/server/streams.py:68) 2\n")
+    roles = profile_server.roles_of('Thread 11 (idle): "Thread-3 (process_request_thread)"\n'
+                                    'Thread 12 (active): "sender"\nThread 13 (idle): "MainThread"\n')
+    assert roles == {11: "readers", 12: "sender", 13: "other threads"}
+    by_stage = profile_server.samples_by_stage(raw, roles)
+    assert by_stage["readers"] == Counter({"fan-out to outboxes": 3, profile_server.WAITING: 5, "encoding": 1})
+    times = {11: profile_server.ThreadTimes(user=0.3, system=0.1, voluntary=20),
+             12: profile_server.ThreadTimes(user=0.1, system=0.1), 13: profile_server.ThreadTimes()}
+    syscalls = profile_server.perf_counts("python-11,300,,syscalls:sys_enter_recvfrom,0,100.00,,\n"
+                                          "python-12,<not counted>,,raw_syscalls:sys_enter,0,100.00,,\n")
+    found = profile_server.breakdown(by_stage, roles, times, syscalls, messages=10_000, clients=100)
+    stages = {(role, stage): round(us, 3) for role, stage, us in found.stages}
+    assert stages == {("readers", "fan-out to outboxes"): 30.0, ("readers", "encoding"): 10.0,
+                      ("sender", "send (its Python and the syscall)"): 20.0}
+    readers = found.roles["readers"]
+    assert (readers.threads, readers.user_us, readers.waits) == (1, 30.0, 0.002)
+    assert readers.syscalls == {"recv": pytest.approx(0.03)} and found.roles["sender"].syscalls == {}
+    assert found.waiting_samples == 5 and found.deliveries_per_message == 99
+
+
+def run_quick(*args: str, timeout: float = 100) -> tuple[subprocess.CompletedProcess, dict]:
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{abs(hash(args))}.json"
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--seconds", "1",
+                                 "--generators", "2", "--json", str(out), *args],
+                                capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        return result, json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def check_results(report: dict, targets: set[str], scenarios: tuple[str, ...] = ("light", "saturation", "slow")):
     results = report["results"]
-    assert {(r["target"], r["scenario"]) for r in results} == {
-        (target, scenario) for target in ("chatroom", "naive") for scenario in ("light", "saturation", "slow")}
+    assert {(r["target"], r["scenario"]) for r in results} == {(t, s) for t in targets for s in scenarios}
     for entry in results:
-        assert entry["deliveries"] > 0 and entry["generators"] == 2
+        assert entry["deliveries"] > 0 and entry["generators"] == 2, entry["notes"]
         assert len(entry["generator_cpu_percent"]) == 2 and entry["server_cpu_percent"] is not None
         if sys.platform == "linux":
             assert len(entry["cpu_busy_percent"]) == os.cpu_count()
-        if entry["target"] == "chatroom":
-            assert (entry["lost"], entry["duplicated"], entry["out_of_order"]) == (0, 0, 0)
+        assert (entry["lost"], entry["duplicated"], entry["out_of_order"]) == (0, 0, 0), entry
+        expected = "uvloop" if entry["scenario"] == "saturation" and loadgen.uvloop_available() else "selectors"
+        assert entry["engine"] == expected
+
+
+POSIX = pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc and raises limits with resource")
+
+
+@POSIX
+@pytest.mark.timeout(120)
+def test_bench_smoke_chatroom_with_and_without_history_and_a_baseline_checkout():
+    result, report = run_quick("--targets", "chatroom,no-history", "--baseline", str(ROOT))
+    assert "deliv/s" in result.stdout and "gen CPU %" in result.stdout and "goal (#21)" in result.stdout
+    assert report["targets"] == ["chatroom", "no-history", "baseline"] and report["baseline_root"] == str(ROOT)
+    flags = report["chatroom_flags"]
+    assert flags["chatroom"][-6:] == ["--joins-per-ip", "0", "--room-joins", "0", "--history", bench.HISTORY_SLOT]
+    assert flags["no-history"][-2:] == ["--history", "none"] and flags["baseline"] == flags["chatroom"]
+    check_results(report, {"chatroom", "no-history", "baseline"})
+    labels = {line["label"] for line in report["summary"]}
+    assert "saturation N=20: deliveries/s, chatroom / no-history" in labels
+    assert "saturation N=20: server CPU per delivery, chatroom / baseline" in labels
+
+
+@POSIX
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["ngircd", "naive", "ncat"])
+def test_bench_smoke_other_servers(name):
+    if name in bench.INSTALL_HINTS and shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed (Debian/Ubuntu: {bench.INSTALL_HINTS[name]})")
+    _, report = run_quick("--targets", name)
+    check_results(report, {name})
+
+
+@POSIX
+@pytest.mark.timeout(60)
+def test_the_selectors_engine_runs_saturation_too():
+    _, report = run_quick("--targets", "chatroom", "--scenarios", "saturation", "--engine", "selectors")
+    assert [entry["engine"] for entry in report["results"]] == ["selectors"]
+    assert report["results"][0]["deliveries"] > 0 and report["results"][0]["lost"] == 0
+
+
+@POSIX
+def test_a_missing_server_is_skipped_with_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bench, "run_all", lambda *args: [])
+    assert bench.main(["--targets", "chatroom,ngircd", "--scenarios", "light"]) == 0
+    assert "note: ngircd is not installed: skipped (Debian/Ubuntu: apt-get install ngircd)" in capsys.readouterr().out
 
 
 def test_on_windows_the_benchmark_says_it_needs_linux_or_macos():
-    # Run as Windows would: sys.platform "win32" and no resource module to import.
-    code = ("import runpy, sys; sys.modules['resource'] = None; sys.argv = ['bench.py', '--quick']\n"
+    # Run as Windows would: sys.platform "win32" and no resource module to import; sys.path as
+    # `python scripts/bench.py` has it; asyncio imported first, as it imports on Windows (not with this fake).
+    code = ("import asyncio, runpy, sys; sys.modules['resource'] = None; sys.argv = ['bench.py', '--quick']\n"
+            "sys.path.insert(0, 'scripts')\n"
             "sys.platform = 'win32'\n"
             "runpy.run_path('scripts/bench.py', run_name='__main__')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)

@@ -1,0 +1,533 @@
+"""The relay benchmark's load generator (scripts/bench.py): K processes, each driving every K-th client.
+
+Each process logs its clients in, sends as its plan says, checks every delivery its own receivers get (lost,
+duplicated, out of order, per sender) and reports to the parent over a pipe. Two engines run the clients:
+`selectors` (the standard library; Linux's kernel receive stamps for latency) and `uvloop` (libuv: a read
+costs the generator about half as much, so it keeps up with a faster server; from the `bench` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # multiprocessing is imported where used: on Windows main() must refuse before that fails
+    from multiprocessing.connection import Connection
+
+PAYLOAD = re.compile(rb"B\|(\d+)\|(\d+)\|(\d+)\|")
+# Linux stamps each arriving segment in the kernel: latency then ends when the data reached the receiver's
+# socket, not when a generator got round to reading that socket.
+# (Python names no SO_TIMESTAMPNS; 35 is its number on Linux.)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+KERNEL_STAMPS = SO_TIMESTAMPNS is not None
+STEP_TIMEOUT = 60.0  # longest wait for a generator to log its clients in or to drain, beyond the run itself
+
+
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401  (only whether it imports)
+    except ImportError:
+        return False
+    return True
+
+
+# --- what a generator knows of a server ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test, as its clients see it (how it is started is bench.py's business)."""
+    name: str
+    command: list[str]
+    login: bool  # sends `hello` and waits for `welcome` (ncat has no login)
+    hello: str  # the login lines, {name} is replaced
+    welcome: bytes  # what the last answer to the login contains
+    say: bytes = b""  # what precedes a payload on the wire (IRC: PRIVMSG #channel :)
+    leave_marker: bytes = b""  # in a line telling that a member left (a cheap test before `leave`)
+    leave: bytes = b""  # a regex whose group 1 is the N of the member uN who left; empty: no such line
+    files: tuple[tuple[str, str], ...] = ()  # (name, text) written into the server's own directory first
+
+
+def can_pin() -> bool:
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
+
+
+def pin(cpu: int | None) -> None:
+    if cpu is not None and can_pin():
+        os.sched_setaffinity(0, {cpu})
+
+
+def generator_cpus(count: int) -> list[int | None]:
+    """CPU 0 is the server's; the generators share the others in turn (all on CPU 1 of a 2-core machine)."""
+    if not can_pin():
+        return [None] * count
+    spare = list(range(1, os.cpu_count() or 2))
+    return [spare[index % len(spare)] for index in range(count)]
+
+
+# --- what one run asks of the generators, and what they answer ---------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """One scenario run, the same for every generator process; each takes the clients i with i % K == k."""
+    target: Target
+    port: int
+    clients: int
+    senders: int  # clients 0 .. senders-1 send, except the silent ones
+    rate: float  # messages per second over all senders; 0: saturation (each sender keeps `window` in flight)
+    size: int  # payload bytes
+    silent: frozenset[int] = frozenset()  # clients that never read
+    window: int = 1
+    sample_every: int = 1  # keep every n-th latency
+    drain_seconds: float = 5.0
+    await_drop: bool = False  # keep draining until a silent client is dropped (the slow scenario)
+    # Kernel receive stamps cost the generator a recvmsg and its ancillary data per read; saturation's
+    # latencies are queueing (tens of ms and more), where the stamp changes nothing but the generator's load.
+    stamps: bool = KERNEL_STAMPS
+    engine: str = "selectors"  # or "uvloop" (no kernel stamps: latency ends when the generator reads)
+
+    def sending(self) -> list[int]:
+        return [index for index in range(self.senders) if index not in self.silent]
+
+
+@dataclass
+class Report:
+    """One generator's share of a run: counts over its own receivers."""
+    deliveries: int
+    lost: int
+    duplicated: int
+    out_of_order: int
+    latencies: list[float]
+    dropped_at: dict[int, float]  # client -> monotonic time the server dropped it
+    cpu_seconds: float  # from the start of the run to the end of its drain
+
+
+# --- the accounting, the same for both engines ------------------------------------------------------
+
+def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The senders, sequence numbers and send times of the payloads in whole lines."""
+    # A payload is the only place with a "|" (names are u<N>, events carry none): one split then slicing
+    # costs the generator about half of what a regex match per delivery does.
+    parts = lines.split(b"|")
+    if len(parts) % 4 != 1:
+        found = PAYLOAD.findall(lines)
+        return [m[0] for m in found], [m[1] for m in found], [m[2] for m in found]
+    return parts[1::4], parts[2::4], parts[3::4]
+
+
+class Ledger:
+    """What one generator's receivers got, per sender: exact counts, no sockets (tests feed it bytes)."""
+
+    def __init__(self, plan: Plan, own: list[int]) -> None:
+        self.plan = plan
+        self.own = own
+        self.tails = {client: b"" for client in own}
+        self.last_seq = {client: [0] * plan.clients for client in own}  # [receiver][sender]
+        self.gaps = {client: [0] * plan.clients for client in own}  # messages skipped over, [receiver][sender]
+        self.acked = [0] * plan.clients
+        self.index = {b"%d" % client: client for client in range(plan.clients)}  # a look-up beats int() by half
+        # A sender's window is acknowledged by the next client of this same process, so each generator
+        # paces its own senders without hearing from the others.
+        self.acker = {own[(i + 1) % len(own)]: client for i, client in enumerate(own)}
+        self.ready: list[int] = []  # senders whose window opened again
+        self.latencies: list[float] = []
+        self.deliveries = self.duplicated = self.out_of_order = 0
+        self.dropped_at: dict[int, float] = {}  # client -> monotonic time the server dropped it
+        self._seen = 0  # deliveries so far, to sample every n-th latency
+        self._leave = re.compile(plan.target.leave) if plan.silent and plan.target.leave else None
+
+    def account(self, receiver: int, data: bytes, now: int) -> None:
+        """`data` has arrived for `receiver` (at `now`, ns since the epoch)."""
+        # The generator's hot loop: one comparison per delivery when all is well, the rest off the fast path.
+        data = self.tails[receiver] + data
+        cut = data.rfind(b"\n") + 1
+        self.tails[receiver] = data[cut:]
+        senders, seqs, stamps = fields(data[:cut])
+        last = self.last_seq[receiver]
+        echoes = last[receiver]  # a sender's own line coming back (our server echoes it) is not a delivery
+        for sender, seq in zip(map(self.index.__getitem__, senders), map(int, seqs)):
+            if seq == last[sender] + 1:
+                last[sender] = seq
+            else:
+                self._irregular(receiver, sender, seq)
+        echoes = last[receiver] - echoes
+        self.deliveries += len(seqs) - echoes
+        every = self.plan.sample_every
+        first = (every - 1 - self._seen) % every
+        self._seen += len(seqs)
+        sampled = zip(senders[first::every], stamps[first::every])
+        self.latencies += [(now - int(sent)) / 1e6 for sender, sent in sampled if int(sender) != receiver]
+        paced = self.acker.get(receiver)
+        if paced is not None and last[paced] > self.acked[paced]:
+            self.acked[paced] = last[paced]
+            self.ready.append(paced)
+        # A scan of every byte: only where asked (the slow scenario), and a regex only past the cheap test.
+        if self._leave is not None and data.find(self.plan.target.leave_marker, 0, cut) >= 0:
+            for name in self._leave.findall(data, 0, cut):
+                self.dropped_at.setdefault(int(name), time.monotonic())
+
+    def _irregular(self, receiver: int, sender: int, seq: int) -> None:
+        last = self.last_seq[receiver]
+        if seq == last[sender]:
+            self.duplicated += 1
+        elif seq < last[sender]:
+            self.out_of_order += 1
+        else:
+            self.gaps[receiver][sender] += seq - last[sender] - 1
+            last[sender] = seq
+
+    def lost(self, sent: list[int]) -> int:
+        """Messages not (yet) received, over this process's receivers, including any the server dropped."""
+        # Summed whole lists at a time (a non-sender's entries stay 0): drain() asks often, N can be 1000.
+        total = sum(sent)
+        return sum(total - sent[r] - (sum(self.last_seq[r]) - self.last_seq[r][r]) + sum(self.gaps[r])
+                   - self.gaps[r][r] for r in self.own if r not in self.plan.silent)
+
+    def awaiting(self, sent: list[int]) -> bool:
+        """Still messages on their way, or a silent client the plan waits to see dropped."""
+        if self.plan.await_drop and not self.plan.silent <= self.dropped_at.keys():
+            return True
+        return self.lost(sent) > 0
+
+
+# --- the clients: logged in with blocking sockets, then run by one of the engines ---------------------
+
+class Clients:
+    """This process's share of the clients, logged in; what they receive goes to a Ledger."""
+
+    def __init__(self, plan: Plan, own: list[int]) -> None:
+        self.plan = plan
+        self.own = own
+        self.ledger = Ledger(plan, own)
+        self.socks: dict[int, socket.socket] = {}
+        self.sent = [0] * plan.clients
+        self.filler = b"x" * plan.size
+        try:
+            self._login()
+        except BaseException:
+            self.close()
+            raise
+
+    def _login(self) -> None:
+        plan = self.plan
+        for client in self.own:
+            sock = socket.create_connection(("127.0.0.1", plan.port), timeout=30)
+            self.socks[client] = sock
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if plan.stamps:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if plan.target.login:
+                sock.sendall(plan.target.hello.format(name=f"u{client}").encode() + b"\n")
+        if plan.target.login:
+            for sock in self.socks.values():
+                self._await(sock, plan.target.welcome)
+        else:
+            time.sleep(min(5.0, 0.5 + plan.clients / 500))  # ncat has no welcome: time to register everyone
+
+    @staticmethod
+    def _await(sock: socket.socket, marker: bytes) -> None:
+        data = b""
+        while marker not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed a connection during login")
+            data += chunk
+
+    def line(self, sender: int) -> bytes:
+        """The next payload of `sender`, counted as sent."""
+        self.sent[sender] += 1
+        head = f"B|{sender}|{self.sent[sender]}|{time.time_ns()}|".encode()
+        return self.plan.target.say + head + self.filler[len(head):] + b"\n"
+
+    def send(self, sender: int) -> None:
+        raise NotImplementedError  # each engine writes its own way
+
+    def paced(self, end: float) -> Iterator[float]:
+        """light and slow: send as this process's senders in turn, at its share of the plan's rate; yields how
+        long the engine may read before the next send is due."""
+        everyone = self.plan.sending()
+        mine = [client for client in everyone if client in self.socks]
+        interval = len(everyone) / (self.plan.rate * len(mine)) if mine else float("inf")
+        next_send, turn = time.monotonic(), 0
+        while time.monotonic() < end:
+            while time.monotonic() >= next_send:
+                self.send(mine[turn % len(mine)])
+                turn += 1
+                next_send += interval
+            yield max(0.0, min(next_send - time.monotonic(), end - time.monotonic()))
+
+    def refill(self) -> None:
+        """saturation: every sender keeps `window` messages in flight; an acknowledgement reopens its window."""
+        window, ledger = self.plan.window, self.ledger
+        ready, ledger.ready = ledger.ready, []
+        for sender in ready:
+            while self.sent[sender] - ledger.acked[sender] < window and sender not in ledger.dropped_at:
+                self.send(sender)
+
+    def reading(self) -> list[int]:
+        return [client for client in self.own if client not in self.plan.silent]
+
+    def close(self) -> None:
+        for sock in self.socks.values():
+            sock.close()
+
+
+class Swarm(Clients):
+    """The `selectors` engine: one loop over this process's sockets."""
+
+    def __init__(self, plan: Plan, own: list[int]) -> None:
+        super().__init__(plan, own)
+        self.selector = selectors.DefaultSelector()
+        for sock in self.socks.values():
+            sock.setblocking(False)
+        for client in self.reading():
+            self.selector.register(self.socks[client], selectors.EVENT_READ, client)
+
+    def send(self, sender: int) -> None:
+        line = self.line(sender)
+        sock = self.socks[sender]
+        try:
+            done = sock.send(line)
+            if done < len(line):  # the kernel's buffer is full: wait for the rest, as a blocking client would
+                sock.setblocking(True)
+                try:
+                    sock.sendall(line[done:])
+                finally:
+                    sock.setblocking(False)
+        except OSError:
+            self.ledger.dropped_at.setdefault(sender, time.monotonic())  # the server dropped this client
+
+    def poll(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            stamp = None
+            try:
+                if self.plan.stamps:
+                    data, ancillary, _, _ = key.fileobj.recvmsg(1 << 18, socket.CMSG_SPACE(16))
+                    for level, kind, value in ancillary:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                            seconds, nanoseconds = struct.unpack("qq", value[:16])
+                            stamp = seconds * 1_000_000_000 + nanoseconds
+                else:
+                    data = key.fileobj.recv(1 << 18)
+            except ConnectionError:
+                data = b""
+            except BlockingIOError:
+                continue
+            if not data:  # the server closed this connection
+                self.selector.unregister(key.fileobj)
+                self.ledger.dropped_at.setdefault(key.data, time.monotonic())
+                continue
+            self.ledger.account(key.data, data, stamp or time.time_ns())
+
+    def run(self, end: float) -> None:
+        (self._paced if self.plan.rate else self._windowed)(end)
+
+    def _paced(self, end: float) -> None:
+        for wait in self.paced(end):
+            self.poll(min(wait, 0.01))
+
+    def _windowed(self, end: float) -> None:
+        self.ledger.ready = [client for client in self.plan.sending() if client in self.socks]
+        while time.monotonic() < end:
+            self.refill()
+            self.poll(0.001)
+
+    def drain(self, sent: list[int], seconds: float) -> None:
+        """Read until every message sent has reached every receiver (and, if asked, a silent client was dropped)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.ledger.awaiting(sent):
+            self.poll(0.05)
+
+    def close(self) -> None:
+        super().close()
+        if hasattr(self, "selector"):
+            self.selector.close()
+
+
+class Receiver(asyncio.Protocol):
+    """One client's read side in the `uvloop` engine."""
+
+    def __init__(self, swarm: LoopSwarm, client: int) -> None:
+        self.swarm = swarm
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        self.swarm.received(self.client, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.swarm.ledger.dropped_at.setdefault(self.client, time.monotonic())
+
+
+class LoopSwarm(Clients):
+    """The `uvloop` engine: each socket a transport whose reads go straight to the ledger (no loop of our own
+    per read), and the saturation senders' windows refilled once per turn of the loop."""
+
+    def __init__(self, plan: Plan, own: list[int]) -> None:
+        import uvloop
+
+        super().__init__(plan, own)
+        self.loop = uvloop.new_event_loop()
+        self.transports: dict[int, asyncio.Transport] = {}
+        self.sending = False  # saturation: windows are refilled as acknowledgements arrive
+        self.refill_due = False
+        try:
+            self.loop.run_until_complete(self._attach())
+        except BaseException:
+            self.close()
+            raise
+
+    async def _attach(self) -> None:
+        for client in self.reading():
+            sock = self.socks[client]
+            sock.setblocking(False)
+            transport, _ = await self.loop.create_connection(lambda c=client: Receiver(self, c), sock=sock)
+            self.transports[client] = transport
+
+    def send(self, sender: int) -> None:
+        transport = self.transports[sender]
+        if transport.is_closing():
+            self.ledger.dropped_at.setdefault(sender, time.monotonic())
+        else:
+            transport.write(self.line(sender))
+
+    def received(self, client: int, data: bytes) -> None:
+        ledger = self.ledger
+        ledger.account(client, data, time.time_ns())
+        if ledger.ready and self.sending and not self.refill_due:
+            # Once per turn of the loop, after every read it had ready, as the selectors engine does.
+            self.refill_due = True
+            self.loop.call_soon(self._refill)
+
+    def _refill(self) -> None:
+        self.refill_due = False
+        if self.sending:
+            self.refill()
+
+    def run(self, end: float) -> None:
+        self.loop.run_until_complete(self._paced(end) if self.plan.rate else self._windowed(end))
+
+    async def _windowed(self, end: float) -> None:
+        self.sending = True
+        self.ledger.ready = [client for client in self.plan.sending() if client in self.transports]
+        self.refill()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        self.sending = False
+
+    async def _paced(self, end: float) -> None:
+        for wait in self.paced(end):
+            await asyncio.sleep(wait)
+
+    def drain(self, sent: list[int], seconds: float) -> None:
+        async def wait() -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and self.ledger.awaiting(sent):
+                await asyncio.sleep(0.05)
+
+        self.loop.run_until_complete(wait())
+
+    def close(self) -> None:
+        for transport in getattr(self, "transports", {}).values():
+            transport.abort()
+        if hasattr(self, "loop"):
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+        super().close()
+
+
+ENGINES: dict[str, type[Swarm] | type[LoopSwarm]] = {"selectors": Swarm, "uvloop": LoopSwarm}
+
+
+def generator(plan: Plan, index: int, count: int, cpu: int | None, conn: Connection) -> None:
+    """One generator process: log in its clients, run when told, report, close when told."""
+    pin(cpu)
+    swarm: Swarm | LoopSwarm | None = None
+    try:
+        swarm = ENGINES[plan.engine](plan, list(range(index, plan.clients, count)))
+        conn.send(("ready", None))
+        end = conn.recv()
+        if end is None:  # the run was called off
+            return
+        cpu0 = time.process_time()
+        swarm.run(end)
+        conn.send(("sent", {client: swarm.sent[client] for client in swarm.own}))
+        sent = conn.recv()
+        if sent is None:
+            return
+        swarm.drain(sent, plan.drain_seconds)
+        ledger = swarm.ledger
+        conn.send(("done", Report(deliveries=ledger.deliveries, lost=ledger.lost(sent),
+                                  duplicated=ledger.duplicated, out_of_order=ledger.out_of_order,
+                                  latencies=ledger.latencies, dropped_at=ledger.dropped_at,
+                                  cpu_seconds=time.process_time() - cpu0)))
+        conn.recv()  # the sockets stay open until the server's figures are read
+    except (OSError, RuntimeError, EOFError) as exc:
+        try:
+            conn.send(("error", repr(exc)))
+        except OSError:
+            pass
+    finally:
+        if swarm is not None:
+            swarm.close()
+        conn.close()
+
+
+# --- the parent: start the generators, gather their answers -----------------------------------------
+
+class Generators:
+    """K generator processes for one plan, driven step by step over pipes."""
+
+    def __init__(self, plan: Plan, count: int) -> None:
+        import multiprocessing
+
+        self.cpus = generator_cpus(count)
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                              else "spawn")
+        self.conns: list[Connection] = []
+        self.procs = []
+        for index, cpu in enumerate(self.cpus):
+            parent, child = context.Pipe()
+            proc = context.Process(target=generator, args=(plan, index, count, cpu, child), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def gather(self, step: str, timeout: float) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        answers = []
+        for conn in self.conns:
+            if not conn.poll(max(0.0, deadline - time.monotonic())):
+                raise RuntimeError(f"a load generator did not answer ({step}) in {timeout:.0f} s")
+            try:
+                kind, value = conn.recv()
+            except EOFError:
+                raise RuntimeError(f"a load generator died ({step})") from None
+            if kind == "error":
+                raise RuntimeError(f"a load generator failed: {value}")
+            answers.append(value)
+        return answers
+
+    def tell(self, value: Any) -> None:
+        for conn in self.conns:
+            conn.send(value)
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
