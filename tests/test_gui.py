@@ -155,7 +155,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     name.event_generate("<Return>")
     until(root, lambda: client.chat is not None)
     chat = client.chat
-    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amy (you)"))
+    until(root, lambda: chat.user_list.get(0, "end") == ("amy (you)", "bob"))  # sorted
     until(root, lambda: "Welcome, amy!" in shown(client))  # after the history, which the session holds it for
     assert "amy" in root.title()
 
@@ -174,7 +174,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     assert "private_line" in chat.text.tag_names(line)
 
     # Double-clicking bob in the list starts a private message to him.
-    x, y, _, height = chat.user_list.bbox(0)
+    x, y, _, height = chat.user_list.bbox(1)
     for event in ["<ButtonPress-1>", "<ButtonRelease-1>"] * 2:
         chat.user_list.event_generate(event, x=x + 2, y=y + height // 2)
     assert chat.entry.get() == "/msg bob "
@@ -194,7 +194,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     until(root, lambda: "Users here (2):" in shown(client))
     monkeypatch.setattr("tkinter.simpledialog.askstring", lambda *args, **kwargs: "amelia")
     chat.menu.invoke("Change my name...")
-    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amelia (you)"))
+    until(root, lambda: chat.user_list.get(0, "end") == ("amelia (you)", "bob"))
     assert "amy is now known as amelia" in shown(client) and root.title().startswith("amelia")
 
     carol = clients()
@@ -440,8 +440,8 @@ def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server)
 def test_the_scrollback_is_bounded(root, server):
     client = connected(root, server.port)
     chat = client.chat
-    chat.scrollback = 50
-    chat._insert([[(f"line {number}\n", ())] for number in range(200)])
+    chat.conversation.scrollback = 50
+    chat.conversation.insert([[(f"line {number}\n", ())] for number in range(200)])
     assert int(chat.text.index("end-1c").split(".")[0]) <= 51
     assert "line 199" in shown(client) and "line 100\n" not in shown(client)
     chat.close()

@@ -47,7 +47,7 @@ def test_not_a_terminal_means_plain_lines_and_no_escape_codes():
 
 
 def test_colors_on_and_off():
-    assert make(True, colors=True)[0].theme is COLORS_16
+    assert make(True, colors=True)[0].theme.palette == COLORS_16.palette
     assert make(True, colors=False)[0].theme is PLAIN
 
 

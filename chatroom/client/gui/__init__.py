@@ -11,6 +11,8 @@ import importlib
 import signal
 from types import ModuleType
 
+from ... import deps
+from ...cli import program_name
 from ..connection import ClientError
 from ..session import USAGE
 
@@ -21,6 +23,7 @@ MISSING_TK = ("the window needs Python's tkinter, which this Python lacks: on De
 
 def run(args: argparse.Namespace) -> int:
     """Open the window and run it until it closes; the exit status."""
+    deps.require(program_name("client.py", "chatroom-client"), *deps.WINDOW)
     try:
         tkinter = importlib.import_module("tkinter")
     except ImportError:
