@@ -513,7 +513,8 @@ def test_the_input_status_bar_and_hint_stay_whole_at_every_size(root, server, wi
     resize(root, width, height)
     for widget in (chat.entry, chat.send_button, chat.status, chat.user_list):
         assert inside(widget, root), (widget, width, height)
-    assert chat.hint.winfo_reqwidth() <= chat.hint.master.winfo_width()  # wrapped at its width, not cut
+    for label in (chat.hint, chat.here):  # wrapped at the side's width, not cut
+        assert label.winfo_reqwidth() <= label.master.winfo_width()
     assert (width, height) != (480, 260) or root.minsize() == (480, 260)
     chat.close()
     until(root, lambda: gone(root))
@@ -594,7 +595,7 @@ def test_the_status_bar_pending_lines_and_a_stale_user_list_while_the_server_is_
         relay.hold()
         relay.cut()
         until(root, lambda: chat.status.cget("text") == f"amy · reconnecting · {where}")  # no stale count
-        assert chat.here.cget("text") == "Here before the connection was lost (2)"
+        assert chat.here.cget("text") == "Here before the loss (2)"
         assert {chat.user_list.itemcget(index, "foreground") for index in range(2)} == {chat.colors.grey}
         type_line(root, client, "are you there?")
         until(root, lambda: "1 message pending" in chat.status.cget("text"))

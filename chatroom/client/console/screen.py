@@ -109,6 +109,7 @@ class Screen:
         self._status_shown = False  # whether the row above the cursor is the status line
         self._status_cut, self._status_row = ("", 0), ""  # the status line and the width it was cut to, painted
         self._recent: deque[str] = deque(maxlen=RECENT)  # what was shown last, for a repaint after a resize
+        self._size = shutil.get_terminal_size()  # what the screen was drawn at
 
     def _input_line(self) -> str:
         columns = shutil.get_terminal_size().columns - self._prompt_columns
@@ -148,9 +149,19 @@ class Screen:
             self.out.flush()
             return
         self._recent.append(text)
-        rows = self._rows(text, shutil.get_terminal_size().columns)
+        if self._size_changed():
+            self.resized()
+            return
+        rows = self._rows(text, self._size.columns)
         self.out.write(self._clear_footer() + "\n".join(rows) + "\n" + ("\a" if bell else "") + self._footer())
         self.out.flush()
+
+    def _size_changed(self) -> bool:
+        """Whether the terminal's size differs from the one drawn at: a resize whose signal came before the
+        size did, or that came between two draws, is painted all the same."""
+        size = shutil.get_terminal_size()
+        changed, self._size = size != self._size, size
+        return changed
 
     @staticmethod
     def _rows(text: str, columns: int) -> list[str]:
@@ -164,7 +175,7 @@ class Screen:
         which tmux would copy into its history."""
         if not self.interactive:
             return
-        size = shutil.get_terminal_size()
+        self._size = size = shutil.get_terminal_size()
         room = size.lines - (2 if self.status else 1)
         rows: list[str] = []
         for text in reversed(self._recent):
@@ -183,9 +194,13 @@ class Screen:
             self.out.flush()
 
     def redraw(self) -> None:
-        if self.interactive:
-            self.out.write(self._clear_footer() + self._footer())
-            self.out.flush()
+        if not self.interactive:
+            return
+        if self._size_changed():
+            self.resized()
+            return
+        self.out.write(self._clear_footer() + self._footer())
+        self.out.flush()
 
     def close(self) -> None:
         """Leave the terminal as it was: no half-drawn input or status line, default colors."""

@@ -11,7 +11,6 @@ import importlib
 import signal
 from types import ModuleType
 
-from ... import deps
 from ...cli import program_name
 from ..connection import ClientError
 from ..session import USAGE
@@ -23,6 +22,8 @@ MISSING_TK = ("the window needs Python's tkinter, which this Python lacks: on De
 
 def run(args: argparse.Namespace) -> int:
     """Open the window and run it until it closes; the exit status."""
+    from ... import deps  # here: it starts processes, which a console client never needs
+
     deps.require(program_name("client.py", "chatroom-client"), *deps.WINDOW)
     try:
         tkinter = importlib.import_module("tkinter")

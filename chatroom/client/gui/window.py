@@ -94,9 +94,14 @@ class ChatWindow:
                                     width=18, exportselection=False)
         self.user_list.pack(fill="both", expand=True)
         self.user_list.bind("<Double-Button-1>", self._double_click)
-        side.bind("<Configure>", lambda event: self.hint.configure(wraplength=max(event.width - 14, 60)))
+        side.bind("<Configure>", self._side_resized)
         panes.add(side, weight=1)
         self.entry.focus_set()
+
+    def _side_resized(self, event: tk.Event) -> None:
+        """The side's labels wrap at its width, so a narrow window cuts none of their words."""
+        for label in (self.here, self.hint):
+            label.configure(wraplength=max(event.width - 14, 60))
 
     # --- what the user does -------------------------------------------------------------
 
@@ -238,7 +243,7 @@ class ChatWindow:
                 color = self.colors.names[self.theme.slots.slot(user) if self.theme.slots else 0]
             self.user_list.itemconfigure(index, foreground=color)
         count = len(view.users)
-        self.here.configure(text=f"Here before the connection was lost ({count})" if stale else f"Here now ({count})",
+        self.here.configure(text=f"Here before the loss ({count})" if stale else f"Here now ({count})",
                             style="Hint.TLabel" if stale else "TLabel")
 
     def _at_bottom(self) -> None:
