@@ -8,6 +8,7 @@ import json
 
 from . import render
 from .protocol.events import EVENT_TYPES, Event, ProtocolError
+from .protocol.jsonline import parse_json
 
 
 def encode_json(event: Event) -> bytes:
@@ -22,8 +23,8 @@ def encode_json(event: Event) -> bytes:
 def decode_event(text: str) -> Event | None:
     """An event from one JSON line; None for a type this client does not know yet."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # as in parse_hello: a hostile server must not crash a client
+        data = parse_json(text)
+    except ValueError as exc:  # as in parse_hello: a hostile server must not crash a client
         raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("an event must be a JSON object with a type")
