@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wine_limit
 
 from chatroom import deps
 
@@ -22,6 +22,7 @@ def run_bare(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
+@wine_limit("the embeddable CPython imports site even with -S (its ._pth file says so)")
 @pytest.mark.parametrize("program, args, missing", [
     ("server.py", ["server.py", "0"], "the package confusable-homoglyphs is"),
     ("client.py", ["client.py", "127.0.0.1", "1"], "the packages readchar, colorama are"),

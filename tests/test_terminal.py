@@ -9,20 +9,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TIMEOUT
 from test_winconsole import VK_C, VK_LEFT, VK_RETURN, alt_numpad, pasted, press, shifted, typed
 
 from chatroom.client import app
 from chatroom.client.console import terminal
-from chatroom.client.console.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
 from chatroom.client.console.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, NUMLOCK_ON, WINDOW_BUFFER_SIZE_EVENT, KeyRecord,
-    OtherRecord,
+    ENHANCED_KEY, FOCUS_EVENT, INPUT_RECORD, KEY_EVENT_RECORD, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, NUMLOCK_ON,
+    WINDOW_BUFFER_SIZE_EVENT, KeyRecord, OtherRecord, plain_record,
 )
 
 VK_OEM_MINUS = 0xBD
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (POSIX); on Windows test_wine_client.py "
+                                                   "draws through colorama in a console")
+def test_a_terminal_behind_coloramas_converter_is_still_a_terminal():
+    # A console without VT processing gets colorama's AnsiToWin32 in sys.stdout, which has no isatty.
+    import os
+
+    import colorama
+    controller, tty = os.openpty()
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        with open(tty, "w") as stream, open(writing, "w") as pipe:
+            assert terminal.is_terminal(colorama.AnsiToWin32(stream, convert=True))
+            assert not terminal.is_terminal(colorama.AnsiToWin32(pipe, convert=True))
+    finally:
+        os.close(controller)
 
 
 def test_input_record_has_the_win32_layout():
@@ -51,6 +69,7 @@ def test_other_records_keep_only_their_kind():
     assert plain_record(record_from_bytes(resize)) == OtherRecord(0x4)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="readchar's POSIX half needs termios, which Windows' Python lacks")
 def test_cygwin_and_msys_load_readchars_posix_half():
     # readchar picks its msvcrt reader for sys.platform "cygwin" (MSYS2's Python says "cygwin" too).
     # (ctypes is imported first: on this OS it would look for Cygwin's libpython DLL.)

@@ -9,14 +9,16 @@ import pytest
 from readchar import key
 
 from chatroom.client.console.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, NUMLOCK_ON, RESIZE,
+    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, NUMLOCK_ON,
     RIGHT_ALT_PRESSED, SHIFT_PRESSED, VK_CANCEL, VK_MENU, WINDOW_BUFFER_SIZE_EVENT, ConsoleDecoder, KeyRecord,
     OtherRecord,
 )
+from chatroom.client.console.editor import LineEditor
+from chatroom.client.console.keys import RESIZE, KeyDecoder
 
 VK_BACK, VK_RETURN, VK_SHIFT, VK_CONTROL, VK_ESCAPE = 0x08, 0x0D, 0x10, 0x11, 0x1B
-VK_END, VK_HOME, VK_LEFT, VK_UP, VK_DOWN, VK_DELETE = 0x23, 0x24, 0x25, 0x26, 0x28, 0x2E
-VK_0, VK_C, VK_Q, VK_NUMPAD0, VK_F1, VK_OEM_2 = 0x30, 0x43, 0x51, 0x60, 0x70, 0xBF
+VK_END, VK_HOME, VK_LEFT, VK_UP, VK_RIGHT, VK_DOWN, VK_DELETE = 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x2E
+VK_0, VK_B, VK_C, VK_F, VK_Q, VK_W, VK_NUMPAD0, VK_F1, VK_OEM_2 = 0x30, 0x42, 0x43, 0x46, 0x51, 0x57, 0x60, 0x70, 0xBF
 
 
 def press(vk: int, char: str = "", state: int = 0) -> list[KeyRecord]:
@@ -128,7 +130,7 @@ def test_ctrl_break_if_it_reaches_the_buffer_quits_like_ctrl_c():
 @pytest.mark.parametrize("records, name", [
     (press(VK_RETURN, "\r"), key.CR),
     (press(VK_RETURN, "\r", ENHANCED_KEY), key.CR),  # the numpad's Enter
-    (press(VK_BACK, "\b"), "\b"),
+    (press(VK_BACK, "\b"), key.BACKSPACE),
     (press(VK_DELETE, state=ENHANCED_KEY), key.DELETE),
     (press(VK_HOME, state=ENHANCED_KEY), key.HOME),
     (press(VK_END, state=ENHANCED_KEY), key.END),
@@ -191,3 +193,53 @@ def test_mouse_focus_and_menu_records_are_ignored_and_a_resize_asks_for_a_redraw
     from chatroom.client.console.editor import LineEditor
     editor = LineEditor()
     assert editor.feed(RESIZE) is None and editor.text == ""
+
+
+def held(modifier: int, records: list[KeyRecord]) -> list[KeyRecord]:
+    """The records of a key pressed while Ctrl or Alt is held down, as the console reports them."""
+    vk, state = (VK_CONTROL, LEFT_CTRL_PRESSED) if modifier == LEFT_CTRL_PRESSED else (VK_MENU, LEFT_ALT_PRESSED)
+    return [KeyRecord(True, vk, 0, state), *records, KeyRecord(False, vk, 0, 0)]
+
+
+def edited(records: list[KeyRecord]) -> tuple[str, int]:
+    """What the editor holds after these records, and where its cursor is."""
+    editor = LineEditor()
+    for pressed in decode(records):
+        editor.feed(pressed)
+    return editor.text, editor.cursor
+
+
+CTRL_LEFT_RECORDS = held(LEFT_CTRL_PRESSED, press(VK_LEFT, state=LEFT_CTRL_PRESSED | ENHANCED_KEY))
+
+
+def test_ctrl_left_and_right_move_by_word():
+    assert edited(typed("abc def") + CTRL_LEFT_RECORDS + press(0x58, "X", SHIFT_PRESSED))[0] == "abc Xdef"
+    ctrl_right = held(LEFT_CTRL_PRESSED, press(VK_RIGHT, state=LEFT_CTRL_PRESSED | ENHANCED_KEY))
+    assert edited(typed("abc def") + press(VK_HOME, state=ENHANCED_KEY) + ctrl_right) == ("abc def", 3)
+
+
+def test_alt_backspace_deletes_a_word():
+    alt_backspace = held(LEFT_ALT_PRESSED, press(VK_BACK, "\b", LEFT_ALT_PRESSED))
+    assert edited(typed("abc def") + alt_backspace) == ("abc ", 4)
+
+
+# The same key from a terminal (xterm's bytes) and from the console (its records): one name for the editor.
+SAME_KEYS = [
+    ("\x1b[1;5D", CTRL_LEFT_RECORDS),
+    ("\x1b[1;5C", held(LEFT_CTRL_PRESSED, press(VK_RIGHT, state=LEFT_CTRL_PRESSED | ENHANCED_KEY))),
+    ("\x1b[1;3D", held(LEFT_ALT_PRESSED, press(VK_LEFT, state=LEFT_ALT_PRESSED | ENHANCED_KEY))),
+    ("\x1b[1;3C", held(LEFT_ALT_PRESSED, press(VK_RIGHT, state=LEFT_ALT_PRESSED | ENHANCED_KEY))),
+    ("\x1b\x7f", held(LEFT_ALT_PRESSED, press(VK_BACK, "\b", LEFT_ALT_PRESSED))),
+    ("\x1bb", held(LEFT_ALT_PRESSED, press(VK_B, "b", LEFT_ALT_PRESSED))),
+    ("\x1bf", held(LEFT_ALT_PRESSED, press(VK_F, "f", LEFT_ALT_PRESSED))),
+    ("\x17", held(LEFT_CTRL_PRESSED, press(VK_W, "\x17", LEFT_CTRL_PRESSED))),
+    ("\x1b[1;2D", [KeyRecord(True, VK_SHIFT, 0, SHIFT_PRESSED), *press(VK_LEFT, state=SHIFT_PRESSED | ENHANCED_KEY)]),
+    ("\x1b[1;5A", held(LEFT_CTRL_PRESSED, press(VK_UP, state=LEFT_CTRL_PRESSED | ENHANCED_KEY))),
+    ("\x1b[3~", press(VK_DELETE, state=ENHANCED_KEY)),
+    ("\x1b[H", press(VK_HOME, state=ENHANCED_KEY)),
+]
+
+
+@pytest.mark.parametrize("sequence, records", SAME_KEYS, ids=[repr(sequence) for sequence, _ in SAME_KEYS])
+def test_a_key_has_one_name_from_a_terminal_and_from_the_console(sequence, records):
+    assert decode(records) == KeyDecoder().feed(sequence)
