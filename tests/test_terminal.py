@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT
-from test_winconsole import VK_C, VK_LEFT, VK_RETURN, alt_numpad, pasted, press, shifted, typed
+from winrecords import CTRL_C, ENTER, LEFT, alt_numpad, as_json, pasted, shifted, typed
 
 from chatroom.client import app
 from chatroom.client.console import terminal
 from chatroom.client.console.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, INPUT_RECORD, KEY_EVENT_RECORD, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, NUMLOCK_ON,
-    WINDOW_BUFFER_SIZE_EVENT, KeyRecord, OtherRecord, plain_record,
+    FOCUS_EVENT, INPUT_RECORD, KEY_EVENT_RECORD, LEFT_ALT_PRESSED, NUMLOCK_ON, WINDOW_BUFFER_SIZE_EVENT, KeyRecord,
+    OtherRecord, plain_record,
 )
 
 VK_OEM_MINUS = 0xBD
@@ -108,11 +108,6 @@ SIMULATOR = ROOT / "tests" / "winconsole_sim.py"
 COOKED_MODES = {"100": 0x1F7, "101": 0x7}  # what winconsole_sim's console starts with
 
 
-def as_json(records) -> str:
-    return json.dumps([[int(r.down), r.virtual_key, r.char, r.state, r.repeat] if isinstance(r, KeyRecord)
-                       else [r.kind] for r in records])
-
-
 def run_windows_client(port: int, records, tmp_path: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(SIMULATOR), as_json(records), str(tmp_path / "modes.json"),
                              "127.0.0.1", str(port), "alice", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -133,13 +128,10 @@ def test_windows_path_types_accents_arrows_alt_codes_and_a_paste_and_restores_th
                                                                                           tmp_path):
     bob = clients()
     bob.login("bob")
-    left = press(VK_LEFT, state=ENHANCED_KEY)
-    enter = press(VK_RETURN, "\r")
-    ctrl_c = press(VK_C, "\x03", LEFT_CTRL_PRESSED)
-    script = (typed("voilà tout") + left + shifted(VK_OEM_MINUS, "_") + enter
-              + [OtherRecord(FOCUS_EVENT)] + typed("à") + left + typed("b") + enter
-              + alt_numpad(0xE9, "0233") + pasted("’😀") + [OtherRecord(WINDOW_BUFFER_SIZE_EVENT)] + enter
-              + ctrl_c)
+    script = (typed("voilà tout") + LEFT + shifted(VK_OEM_MINUS, "_") + ENTER
+              + [OtherRecord(FOCUS_EVENT)] + typed("à") + LEFT + typed("b") + ENTER
+              + alt_numpad(0xE9, "0233") + pasted("’😀") + [OtherRecord(WINDOW_BUFFER_SIZE_EVENT)] + ENTER
+              + CTRL_C)
     client = run_windows_client(server.port, script, tmp_path)
     try:
         assert bob.expect_event("message", sender="alice", timeout=TIMEOUT * 2)["text"] == "voilà tou_t"
@@ -155,7 +147,7 @@ def test_windows_path_types_accents_arrows_alt_codes_and_a_paste_and_restores_th
 def test_windows_path_restores_the_console_when_the_server_goes(server, clients, tmp_path):
     bob = clients()
     bob.login("bob")
-    client = run_windows_client(server.port, typed("hi") + press(VK_RETURN, "\r"), tmp_path, "--no-reconnect")
+    client = run_windows_client(server.port, typed("hi") + ENTER, tmp_path, "--no-reconnect")
     try:
         assert bob.expect_event("message", sender="alice", timeout=TIMEOUT * 2)["text"] == "hi"
         server.shutdown()
