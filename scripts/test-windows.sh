@@ -89,7 +89,9 @@ if [ ! -f "$PREFIX/system.reg" ]; then
     flock "$PREFIX.lock" sh -c '[ -f "$WINEPREFIX/system.reg" ] || { wineboot -i; wineserver -w; } >/dev/null 2>&1' || true
 fi
 [ -f "$PREFIX/system.reg" ] || die "wineboot could not create the Wine prefix $PREFIX"
-ln -sfn "$PREFIX" "$HERE/prefix"  # where tests/wine.py finds it
+# Where tests/wine.py finds it (not a link: the prefix links to the home folder, and a link would make a loop
+# of the checkout for whatever walks it).
+echo "$PREFIX" >"$HERE/wineprefix"
 
 # python.exe dies at start when its stdout or stderr is a regular file (Wine 8): always through a pipe.
 # CHATROOM_UNDER_WINE tells the tests (tests/conftest.py) to skip what only Wine's limits keep from running.

@@ -21,7 +21,7 @@ from winrecords import Record, as_json
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / ".windows"
 PYTHON = HERE / "py" / "python.exe"
-PREFIX = HERE / "prefix"
+PREFIX = Path(prefix.read_text().strip()) if (prefix := HERE / "wineprefix").is_file() else HERE / "no-prefix"
 START = TIMEOUT * 6  # Wine starts a process in 1-3 s, and may first start its wineserver
 
 
