@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until, wine_limit
 
 from chatroom.protocol import LINE_LIMIT, Hello
 from chatroom.server import sender as sender_module
@@ -267,6 +267,7 @@ def test_a_failing_sender_stops_the_server_and_tells_everyone(make_server, monke
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+@wine_limit("Z:\\proc\\self\\fd lists the descriptors Wine itself opens and caches")
 def test_tls_connections_are_closed_by_the_server_not_the_garbage_collector(make_server, tmp_path):
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
