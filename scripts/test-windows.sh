@@ -108,9 +108,14 @@ version="$(windows_python -c "import sys; print(sys.version.split()[0])" | tr -d
 echo "CPython $version for Windows under $(wine --version), set up in $(($(date +%s) - t0)) s" >&2
 
 status=0
-windows_python -m pytest -p no:cacheprovider -n "$WORKERS" "$@" || status=$?
-if [ $# -eq 0 ]; then
-    # The same Windows CPython driven from Linux: it needs wine, tmux and a Linux server beside it.
+if [ $# -gt 0 ]; then
+    windows_python -m pytest -p no:cacheprovider -n "$WORKERS" "$@" || status=$?
+else
+    # The stress tests alone, after the rest: 200 clients against the clock (a reader 1 s behind is dropped,
+    # each round has a deadline), which under Wine they missed now and then sharing 2 cores with the suite.
+    windows_python -m pytest -p no:cacheprovider -n "$WORKERS" --ignore=tests/test_stress.py || status=$?
+    windows_python -m pytest -p no:cacheprovider -n 0 tests/test_stress.py || status=$?
+    # The same Windows CPython driven from Linux: the client and the server in a Windows console, in tmux.
     "$VPY" -m pytest -p no:cacheprovider -n 2 -rs tests/test_wine_client.py tests/test_wine_server.py || status=$?
 fi
 echo "test-windows: $(($(date +%s) - t0)) s in all" >&2
