@@ -57,17 +57,37 @@ if [ ! -f "$PY/python.exe" ]; then
     mv "$PY/_wmi.pyd" "$PY/_wmi.pyd.disabled-for-wine8"
 fi
 
-# The project's requirements, run time and test extra, as pyproject.toml lists them (tomllib is 3.11+; pip
-# vendors tomli for 3.10).
+# The project's requirements, run time and test extra, as pyproject.toml lists them, an extra that names another
+# of ours ("chatroom[bench]") expanded, and the environment markers judged for Windows, not this Linux (pip
+# download would judge them here). tomllib is 3.11+; pip vendors tomli and packaging for 3.10.
 mapfile -t REQUIREMENTS < <("$VPY" - "$ROOT/pyproject.toml" <<'EOF'
 import sys
 try:
     import tomllib
 except ModuleNotFoundError:
     from pip._vendor import tomli as tomllib
+from pip._vendor.packaging.requirements import Requirement
+
+WINDOWS = {"sys_platform": "win32", "os_name": "nt", "platform_system": "Windows", "python_version": "3.13",
+           "python_full_version": "3.13.2", "implementation_name": "cpython", "platform_machine": "AMD64"}
 with open(sys.argv[1], "rb") as file:
     project = tomllib.load(file)["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))
+
+
+def requirements(lines):
+    for line in lines:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate(WINDOWS):
+            continue
+        if requirement.name == project["name"]:
+            for extra in sorted(requirement.extras):
+                yield from requirements(project["optional-dependencies"][extra])
+            continue
+        requirement.marker = None
+        yield str(requirement)
+
+
+print("\n".join(requirements(project["dependencies"] + project["optional-dependencies"]["test"])))
 EOF
 )
 SP="$PY/Lib/site-packages"
