@@ -1,0 +1,59 @@
+"""The thread that keeps a server in the cluster: its heartbeat every `every` seconds, then a sweep that moves a
+dead server's members to reconnecting and ends the graces that are over (whichever server sweeps, once).
+
+A server that finds it was swept (its heartbeat lapsed, or Redis lost its data) says so through `on_swept` and
+joins again. Redis unreachable is waited out (the link logs it once); anything else is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .records import ClusterUnavailable
+
+log = logging.getLogger("chatroom.server")
+
+
+class Keeper:
+    def __init__(self, every: float, beat: Callable[[bool], bool], sweep: Callable[[], int],
+                 on_swept: Callable[[], None], on_failure: Callable[[BaseException], None]) -> None:
+        self.every = every
+        self.beat = beat
+        self.sweep = sweep
+        self.on_swept = on_swept
+        self.on_failure = on_failure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervised, name="cluster keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def halt(self) -> None:
+        """Ask the thread to end (`stop` waits for it)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _supervised(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                self._turn()
+        except Exception as exc:
+            log.exception("the cluster's keeper failed: this server's heartbeat has stopped")
+            self.on_failure(exc)
+
+    def _turn(self) -> None:
+        try:
+            if not self.beat(False):
+                log.warning("this server was taken for dead by the cluster (no heartbeat reached Redis in time, "
+                            "or Redis lost its data): its members must log in again")
+                self.on_swept()
+                self.beat(True)
+            self.sweep()
+        except ClusterUnavailable:
+            pass  # said once by the link; the next turn tries again
