@@ -499,6 +499,21 @@ def test_redis_paused_5_s_drops_nobody_fails_fast_and_loses_nothing(engines, red
     assert [r for r in seen[0] if isinstance(r, Gap)] == [seen[0][0]]  # the room's first epoch alone
 
 
+def test_a_leave_while_redis_is_away_is_made_when_it_is_back(engines, redis_server):
+    one, two = engines(grace=30), engines()
+    reader = follow(two)
+    seat = one.claim("alice", token_hash="t").seat
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        assert one.leave(seat, "lost", keep=True) is None  # Redis did not answer: the leave waits ...
+        assert time.monotonic() - started < 2.5
+    finally:
+        redis_server.resume()
+    assert published(reader.wait(lambda rs: bool(published(rs, Reconnecting))), Reconnecting)[0].name == "alice"
+    assert two.claim("alice", presented="t").resumed  # ... and was made
+
+
 def test_a_failing_reader_or_callback_is_reported_not_silent(redis_server, caplog):
     failures: list[BaseException] = []
     engine = Engine(redis_server.url, **QUICK)  # type: ignore[arg-type]

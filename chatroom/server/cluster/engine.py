@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,8 @@ class Engine:
         self._follower: Follower | None = None
         self._on_failure: Callable[[BaseException], None] = lambda exc: None
         self._stopped = False
+        self._lock = threading.Lock()  # for the leaves that wait for Redis
+        self._leaving: list[tuple[Seat, str, bool]] = []
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -105,7 +108,17 @@ class Engine:
         return bool(answer[0])
 
     def sweep(self) -> int:
-        """Members of dead servers become reconnecting, ended graces leave (lost): how many changed."""
+        """The leaves that waited for Redis first; then members of dead servers become reconnecting, and ended
+        graces leave (lost): how many changed."""
+        with self._lock:
+            waiting, self._leaving = self._leaving, []
+        for n, (seat, reason, keep) in enumerate(waiting):
+            try:
+                self._leave(seat, reason, keep)
+            except ClusterUnavailable:
+                with self._lock:
+                    self._leaving[:0] = waiting[n:]
+                raise
         return int(self.link.call("sweep", ["", "lost", SWEEP_MOST], deadline=False))
 
     # --- reading --------------------------------------------------------------------------------------------
@@ -159,7 +172,17 @@ class Engine:
 
     def leave(self, seat: Seat, reason: str, keep: bool) -> int | None:
         """The member leaves (`reason`), or with `keep` is reconnecting for the grace if it has a resume token:
-        the id of what was appended; None if the seat was no longer this member's (nothing to say)."""
+        the id of what was appended; None if the seat was no longer this member's (nothing to say), or if Redis
+        is unreachable: then the leave waits, and the keeper makes it as soon as Redis answers again (a seat
+        must never outlive its connection)."""
+        try:
+            return self._leave(seat, reason, keep)
+        except ClusterUnavailable:
+            with self._lock:
+                self._leaving.append((seat, reason, keep))
+            return None
+
+    def _leave(self, seat: Seat, reason: str, keep: bool) -> int | None:
         answer = self.link.call("leave", [seat.key, seat.claim, reason, int(keep)])
         return None if answer[0] == "gone" else self._seen(answer[1])
 

@@ -7,10 +7,11 @@ so nothing is skipped; an unexpected failure, or one of the room's callback, is 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
+
 from .link import BLOCK, UNREACHABLE, Link
 from .records import Reading, Record
+from .worker import Worker
 
 log = logging.getLogger("chatroom.server")
 
@@ -18,45 +19,26 @@ BATCH = 1000  # entries read at once
 RETRY_FIRST, RETRY_MOST = 0.1, 1.0  # seconds between attempts while Redis does not answer
 
 
-class Follower:
+class Follower(Worker):
+    failure = "the cluster's reader failed: this server no longer follows the room"
+
     def __init__(self, link: Link, after: int, deliver: Callable[[list[Record]], None],
                  on_failure: Callable[[BaseException], None]) -> None:
+        super().__init__("cluster reader", on_failure)
         self.link = link
         self.reading = Reading(after)
         self.deliver = deliver
-        self.on_failure = on_failure
         self._client = link.reader()
-        self._stop = threading.Event()
         self._unreadable_said = False
-        self._thread = threading.Thread(target=self._supervised, name="cluster reader", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def halt(self) -> None:
-        """Ask the thread to end (`stop` waits for it)."""
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(BLOCK + self.link.timeout + 1)
-
-    def _supervised(self) -> None:
-        try:
-            self._run()
-        except Exception as exc:
-            log.exception("the cluster's reader failed: this server no longer follows the room")
-            self.on_failure(exc)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         wait = RETRY_FIRST
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             try:
                 records = self._read()
             except UNREACHABLE as exc:
                 self.link.availability.failed(exc)
-                self._stop.wait(wait)
+                self.stopping.wait(wait)
                 wait = min(2 * wait, RETRY_MOST)
                 continue
             wait = RETRY_FIRST
@@ -66,7 +48,7 @@ class Follower:
 
     def _read(self) -> list[Record]:
         entries = self.link.entries(self._client, self.reading.position, BATCH, BLOCK)
-        if not entries or self._stop.is_set():
+        if not entries or self.stopping.is_set():
             return []
         records = self.reading.records(entries, self.link.texts(self._client, entries))
         self.link.saw(self.reading.last)

@@ -8,44 +8,28 @@ joins again. Redis unreachable is waited out (the link logs it once); anything e
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from .records import ClusterUnavailable
+from .worker import Worker
 
 log = logging.getLogger("chatroom.server")
 
 
-class Keeper:
+class Keeper(Worker):
+    failure = "the cluster's keeper failed: this server's heartbeat has stopped"
+
     def __init__(self, every: float, beat: Callable[[bool], bool], sweep: Callable[[], int],
                  on_swept: Callable[[], None], on_failure: Callable[[BaseException], None]) -> None:
+        super().__init__("cluster keeper", on_failure)
         self.every = every
         self.beat = beat
         self.sweep = sweep
         self.on_swept = on_swept
-        self.on_failure = on_failure
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._supervised, name="cluster keeper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def halt(self) -> None:
-        """Ask the thread to end (`stop` waits for it)."""
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def _supervised(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                self._turn()
-        except Exception as exc:
-            log.exception("the cluster's keeper failed: this server's heartbeat has stopped")
-            self.on_failure(exc)
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            self._turn()
 
     def _turn(self) -> None:
         try:

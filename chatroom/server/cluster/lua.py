@@ -122,6 +122,24 @@ local function settle(key, m)
   return false
 end
 
+-- The entry of a name still held (one whose grace is over is settled first), or nil.
+local function held_by(key)
+  local m = member(key)
+  if m and not settle(key, m) then
+    return m
+  end
+  return nil
+end
+
+-- The entry of another name, still held, that looks like the skeleton `skel`, or nil.
+local function lookalike(skel, key)
+  local other = redis.call('HGET', LOOKS, skel)
+  if other and other ~= key then
+    return held_by(other)
+  end
+  return nil
+end
+
 -- A member here leaves: reconnecting for the grace if it may come back (a resume token, `keep`), else gone.
 local function depart(key, m, reason, keep)
   redis.call('SREM', P..':on:'..m.s, key)
@@ -165,12 +183,9 @@ if m and not settle(key, m) then
   end
   return {'name_taken', m.n}
 end
-local other = redis.call('HGET', LOOKS, skel)
-if other and other ~= key then
-  local o = member(other)
-  if o and not settle(other, o) then
-    return {'name_lookalike', o.n}
-  end
+local look = lookalike(skel, key)
+if look then
+  return {'name_lookalike', look.n}
 end
 if redis.call('HLEN', NAMES) >= most then
   return {'room_full'}
@@ -188,18 +203,13 @@ local m = owned(key, claim)
 if not m then
   return {'not_member'}
 end
-if new_key ~= key then
-  local o = member(new_key)
-  if o and not settle(new_key, o) then
-    return {'name_taken', o.n}
-  end
+local taken = new_key ~= key and held_by(new_key)
+if taken then
+  return {'name_taken', taken.n}
 end
-local other = redis.call('HGET', LOOKS, new_skel)
-if other and other ~= key then
-  local o = member(other)
-  if o and not settle(other, o) then
-    return {'name_lookalike', o.n}
-  end
+local look = lookalike(new_skel, key)
+if look then
+  return {'name_lookalike', look.n}
 end
 forget(key, m)
 local old = m.n
