@@ -301,7 +301,14 @@ def test_a_redis_that_writes_to_disk_is_refused(redis_server):
     engine = Engine(redis_server.url)
     with pytest.raises(ClusterError, match="--save '' --appendonly no"):
         engine.start(lambda: None, lambda exc: None)
-    engine.link.close()
+
+
+def test_no_redis_is_one_clear_sentence_at_once(tmp_path):
+    engine = Engine(f"unix://{tmp_path}/no-redis.sock")
+    started = time.monotonic()
+    with pytest.raises(ClusterUnavailable, match=r"^cannot reach the cluster's Redis at unix://.*no-redis.sock \("):
+        engine.start(lambda: None, lambda exc: None)
+    assert time.monotonic() - started < 2
 
 
 # --- dead servers -----------------------------------------------------------------------------------------------

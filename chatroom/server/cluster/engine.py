@@ -24,8 +24,8 @@ from .follower import Follower
 from .keeper import Keeper
 from .link import UNREACHABLE, Link
 from .records import (
-    Claimed, ClusterUnavailable, NameRefused, NotMember, Reading, Record, Seat, Snapshot, Undeliverable, Whispered,
-    completed, stream_id,
+    Claimed, ClusterError, ClusterUnavailable, NameRefused, NotMember, Reading, Record, Seat, Snapshot, Undeliverable,
+    Whispered, completed, stream_id,
 )
 
 ALIVE = 10.0  # seconds a server's heartbeat lasts: after that, its members are reconnecting
@@ -70,10 +70,16 @@ class Engine:
 
         `on_swept` is called (from the keeper's thread) when this server finds it was taken for dead: its
         members' seats are no longer theirs, and their connections should end so that their clients resume.
-        `on_failure` when a thread of the engine meets the unexpected: the server should stop."""
+        `on_failure` when a thread of the engine meets the unexpected: the server should stop. A start that fails
+        (ClusterError, saying why) has closed what it opened."""
         self._on_failure = on_failure
-        self.link.check(self.check_persistence)
-        self.beat(register=True)
+        try:
+            self.link.check(self.check_persistence)
+            self.beat(register=True)
+        except ClusterError:
+            self._stopped = True
+            self.link.close()
+            raise
         self._keeper = Keeper(self.beat_every, self.beat, self.sweep, on_swept, on_failure)
         self._keeper.start()
         return self.snapshot()

@@ -27,8 +27,9 @@ log = logging.getLogger("chatroom.server")
 POOL_SIZE = 16  # connections for the server's calls; more callers wait for one (within their timeout)
 BLOCK = 0.5  # seconds a reader waits in XREAD for new entries, so that it sees a stop that soon
 OLDEST_REDIS = (5, 0)  # streams, and scripts replicated by their effects (TIME inside a script)
-# What Redis being away looks like to its client (not a script's error, which is ours).
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# What Redis being away looks like to its client (not a script's error, which is ours); InvalidResponse: something
+# that is not Redis answered.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.InvalidResponse)
 
 
 def shown(url: str) -> str:
