@@ -316,7 +316,7 @@ def test_no_redis_is_one_clear_sentence_at_once(tmp_path):
 DEAD_SERVER = """
 import sys, time
 from chatroom.server.cluster import Engine
-engine = Engine(sys.argv[1], grace=1.5, alive=0.5)
+engine = Engine(sys.argv[1], grace=1.5, alive=1.0, beat_every=0.1)
 engine.start(lambda: None, lambda exc: None)
 for n in range(10):
     engine.claim(f"kept{n}", token_hash=f"token{n}")
@@ -333,6 +333,8 @@ def test_a_dead_servers_members_are_reconnecting_then_lost_exactly_once(engines,
         assert dead.stdout is not None and dead.stdout.readline() == "ready\n"
         sweepers = [engines(grace=1.5) for _ in range(3)]
         reader = follow(sweepers[0])
+        time.sleep(1)  # alive: nobody is swept while its heartbeats come
+        assert not published(reader.records, Reconnecting)
         dead.kill()
         dead.wait(TIMEOUT)
     finally:
