@@ -76,13 +76,14 @@ class Engine:
         try:
             self.link.check(self.check_persistence)
             self.beat(register=True)
+            now = self.snapshot()
         except ClusterError:
             self._stopped = True
             self.link.close()
             raise
         self._keeper = Keeper(self.beat_every, self.beat, self.sweep, on_swept, on_failure)
         self._keeper.start()
-        return self.snapshot()
+        return now
 
     def follow(self, after: int, deliver: Callable[[list[Record]], None]) -> None:
         """Start the reader: every record after the id `after`, in order, to `deliver` (from the reader's thread,
@@ -103,6 +104,7 @@ class Engine:
         for thread in threads:
             thread.stop()
         try:
+            self._leave_waiting()
             self.link.call("sweep", [self.server_id, "shutdown", SWEEP_MOST], deadline=False)
         except ClusterUnavailable:
             pass  # said once by the link
@@ -116,6 +118,11 @@ class Engine:
     def sweep(self) -> int:
         """The leaves that waited for Redis first; then members of dead servers become reconnecting, and ended
         graces leave (lost): how many changed."""
+        self._leave_waiting()
+        return int(self.link.call("sweep", ["", "lost", SWEEP_MOST], deadline=False))
+
+    def _leave_waiting(self) -> None:
+        """The leaves that Redis could not take when they were asked, in their order."""
         with self._lock:
             waiting, self._leaving = self._leaving, []
         for n, (seat, reason, keep) in enumerate(waiting):
@@ -125,7 +132,6 @@ class Engine:
                 with self._lock:
                     self._leaving[:0] = waiting[n:]
                 raise
-        return int(self.link.call("sweep", ["", "lost", SWEEP_MOST], deadline=False))
 
     # --- reading --------------------------------------------------------------------------------------------
 
