@@ -25,7 +25,8 @@ class Tmux:
 
     def __init__(self, tmp_path: Path, command: list[str], columns: int, rows: int) -> None:
         self.env = {**os.environ, "TMUX_TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
-        self.env.pop("TMUX", None)
+        for name in ("TMUX", "COLUMNS", "LINES"):  # xdist's workers set COLUMNS and LINES, which win over the pty's
+            self.env.pop(name, None)
         self.run("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", str(columns), "-y", str(rows),
                  " ".join(command))
 

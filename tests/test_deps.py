@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wine_limit
 
 from chatroom import deps
 
@@ -37,14 +37,7 @@ def run_bare(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def _site_despite_dash_s() -> bool:
-    found = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.exit('site' in sys.modules)"],
-                           timeout=TIMEOUT * 3)
-    return found.returncode != 0
-
-
-bare = pytest.mark.skipif(_site_despite_dash_s(), reason="this Python imports site even with -S (the embeddable "
-                                                          "build's ._pth, as under Wine): it has no bare form")
+bare = wine_limit("the embeddable CPython imports site even with -S (its ._pth file says so): it has no bare form")
 
 
 def launcher(role: str, *args: str) -> str:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, PlainClient
+from conftest import TIMEOUT, JsonClient, PlainClient, wine_limit
 
 from chatroom.protocol import Hello, Joined, Message
 from chatroom.server.config import Config
@@ -97,6 +97,7 @@ def test_a_second_server_on_the_same_file_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses /proc as a read-only file system")
+@wine_limit("Z:\\proc (the Linux root is drive Z:) is no read-only file system to Windows' calls")
 def test_a_read_only_directory_is_refused():
     # /proc refuses new files even to root, who could write into a chmod 500 folder.
     with pytest.raises(HistoryError, match="cannot open the history file /proc/chatroom/room.sqlite3"):

@@ -12,10 +12,9 @@ from ...protocol import Event
 from ..loop import Loop
 from ..session import Notice, View
 from .editor import Bell, Candidates, Outcome, Quit, Submit
-from .keys import KeyReader
+from .keys import RESIZE, KeyReader
 from .screen import Screen
 from .status import status_line
-from .winconsole import RESIZE
 
 
 class Chat:

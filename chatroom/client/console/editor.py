@@ -1,7 +1,7 @@
 """The input line: buffer, cursor, history, completion, horizontal scrolling and a pasted block held until Enter
 sends it; the list of its keys for the help. Pure.
 
-Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform), or a `Paste`.
+Keys are the names keys.py gives them, the same on every platform, or a `Paste`.
 The line is a list of grapheme clusters (user-perceived characters, Unicode UAX #29, as wcwidth segments
 them), so the cursor never lands inside 👨‍👩‍👧, é written as e + U+0301, 👍🏽, 🇩🇪 or the conjunct क्षि; the
 columns are wcwidth's too: an emoji takes two, a combining mark or a zero-width space none.
@@ -109,17 +109,22 @@ class LineEditor:
         self._draft = ""
         self._scroll = 0
         self.block: str | None = None  # a pasted block of several lines, held until Enter sends it or Esc
-        self._actions: dict[str, Callable[[], Outcome]] = {
-            key.LEFT: lambda: self._move(self.cursor - 1), key.CTRL_B: lambda: self._move(self.cursor - 1),
-            key.RIGHT: lambda: self._move(self.cursor + 1), key.CTRL_F: lambda: self._move(self.cursor + 1),
-            key.HOME: lambda: self._move(0), key.CTRL_A: lambda: self._move(0),
-            key.END: lambda: self._move(len(self.chars)), key.CTRL_E: lambda: self._move(len(self.chars)),
-            key.DELETE: self._delete, key.CTRL_D: self._delete, key.CTRL_U: self._clear,
-            CTRL_LEFT: lambda: self._move(self._word_start()), ALT_B: lambda: self._move(self._word_start()),
-            CTRL_RIGHT: lambda: self._move(self._word_end()), ALT_F: lambda: self._move(self._word_end()),
-            key.CTRL_W: self._delete_word, ALT_BACKSPACE: self._delete_word,
-            key.UP: lambda: self._browse(-1), key.DOWN: lambda: self._browse(1), key.TAB: self._complete,
+        # Each editing action once, with the keys that do it (keys.py gives each key one name on every platform).
+        bindings: dict[tuple[str, ...], Callable[[], Outcome]] = {
+            (key.LEFT, key.CTRL_B): lambda: self._move(self.cursor - 1),
+            (key.RIGHT, key.CTRL_F): lambda: self._move(self.cursor + 1),
+            (key.HOME, key.CTRL_A): lambda: self._move(0),
+            (key.END, key.CTRL_E): lambda: self._move(len(self.chars)),
+            (CTRL_LEFT, ALT_B): lambda: self._move(self._word_start()),
+            (CTRL_RIGHT, ALT_F): lambda: self._move(self._word_end()),
+            (key.DELETE, key.CTRL_D): self._delete,
+            (key.CTRL_W, ALT_BACKSPACE): self._delete_word,
+            (key.CTRL_U,): self._clear,
+            (key.UP,): lambda: self._browse(-1),
+            (key.DOWN,): lambda: self._browse(1),
+            (key.TAB,): self._complete,
         }
+        self._actions = {pressed: action for keys, action in bindings.items() for pressed in keys}
 
     @property
     def text(self) -> str:
