@@ -16,8 +16,9 @@ import pytest
 from conftest import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None or os.name == "nt",
-                                reason="needs tmux (Debian/Ubuntu: apt-get install tmux)")
+pytestmark = [pytest.mark.skipif(os.name == "nt", reason="tmux runs on POSIX systems"),
+              pytest.mark.skipif(shutil.which("tmux") is None,
+                                 reason="needs tmux (Debian/Ubuntu: apt-get install tmux)")]
 
 
 class Tmux:

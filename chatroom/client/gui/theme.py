@@ -6,12 +6,13 @@ needs Tk.
 from __future__ import annotations
 
 import colorsys
-import tkinter as tk
 from dataclasses import dataclass
-from tkinter import ttk
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ... import render
+
+if TYPE_CHECKING:  # the palettes are pure; only `apply` needs Tk (a Python without tkinter tests them too)
+    import tkinter as tk
 
 Mode = Literal["light", "dark"]
 READABLE = 4.5  # WCAG's contrast ratio for body text (AA): every name and notice has at least this
@@ -88,6 +89,8 @@ def system_mode() -> Mode:
 
 def apply(root: tk.Tk, mode: Mode) -> Palette:
     """Put sv-ttk's theme in that mode on the window and its dialogs; the conversation's colors for it."""
+    from tkinter import ttk
+
     import sv_ttk
 
     sv_ttk.set_theme(mode, root)
