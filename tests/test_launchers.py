@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import TIMEOUT, JsonClient
@@ -17,20 +21,77 @@ from conftest import TIMEOUT, JsonClient
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT = 300
 
-pytestmark = pytest.mark.skipif(os.name == "nt" or shutil.which("bash") is None,
-                                reason="bash launchers; the PowerShell ones run in the Windows CI job")
+# A test here may first wait for the run's one installed copy (pip, tens of seconds on a busy machine), which
+# pytest-timeout counts as the test's own time; each command a test runs has a timeout of its own.
+pytestmark = [pytest.mark.skipif(os.name == "nt" or shutil.which("bash") is None,
+                                 reason="bash launchers; the PowerShell ones run in the Windows CI job"),
+              pytest.mark.timeout(INSTALL_TIMEOUT)]
 
 
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory) -> Path:
-    """A copy of the project with the launchers' .venv set up once (the first `setup`)."""
-    copy = tmp_path_factory.mktemp("checkout") / "chatroom"
+def copy_of_the_project(copy: Path) -> Path:
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info",
                                                              ".pytest_cache", ".hypothesis", ".windows"))
-    first = run(copy, "setup.sh")
-    assert first.returncode == 0, first.stderr
-    assert "Installing chatroom" in first.stderr and (copy / ".venv").is_dir()
     return copy
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The run's one installed copy of the project, and what its two setup.sh runs said."""
+
+    path: Path
+    plain: Ran  # setup.sh
+    with_tests: Ran  # then setup.sh --test
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """A copy of the project installed by setup.sh, then with the test extra by setup.sh --test, once per run:
+    the first xdist worker to ask makes it under a lock, the others read what its runs said (the tests here only
+    read the copy, so they may run at once)."""
+    import fcntl  # POSIX, like this module's tests
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's own folder, above each worker's
+    record = shared / "installed-copy.json"
+    with open(shared / "installed-copy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            record.write_text(json.dumps(_install(shared / "installed-copy" / "chatroom")))
+    said = json.loads(record.read_text())
+    made = Installed(Path(said["path"]), Ran(*said["plain"]), Ran(*said["with_tests"]))
+    assert made.plain.returncode == 0 and "Installing chatroom into" in made.plain.stderr, made.plain.stderr
+    return made
+
+
+def _install(copy: Path) -> dict:
+    """Its .venv starts out without pip and lent the packages this suite runs with, pip included (after its own):
+    pip then finds the requirements satisfied instead of downloading ~60 MB each run (pip's HTTP cache may not be
+    kept), and ensurepip is not run again. A new .venv installed from the index is test_setup_twice's (and CI's:
+    its scripts/test.sh runs in a fresh clone)."""
+    shutil.rmtree(copy, ignore_errors=True)  # what a worker that failed half-way left
+    copy_of_the_project(copy)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(copy / ".venv")], check=True,
+                   timeout=INSTALL_TIMEOUT)
+    site = copy / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    lent = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site / "the-test-suites-packages.pth").write_text("".join(f"{path}\n" for path in lent))
+    said: dict = {"path": str(copy)}
+    for name, args in [("plain", ()), ("with_tests", ("--test",))]:
+        result = run(copy, "setup.sh", *args)
+        said[name] = [result.returncode, result.stdout, result.stderr]
+    return said
+
+
+@pytest.fixture
+def checkout(installed: Installed) -> Path:
+    return installed.path
 
 
 def run(checkout: Path, script: str, *args: str, stdin: str = "", env: dict | None = None,
@@ -39,18 +100,23 @@ def run(checkout: Path, script: str, *args: str, stdin: str = "", env: dict | No
                           text=True, timeout=timeout, env=env, cwd=checkout)
 
 
-def test_setup_twice_the_second_run_installs_nothing(checkout):
+def test_setup_twice_the_second_run_installs_nothing(tmp_path):
+    checkout = copy_of_the_project(tmp_path / "chatroom")
+    first = run(checkout, "setup.sh")
+    assert first.returncode == 0, first.stderr
+    assert "Creating" in first.stderr and "Installing chatroom" in first.stderr and (checkout / ".venv").is_dir()
     again = run(checkout, "setup.sh")
     assert again.returncode == 0
     assert "Installing" not in again.stderr and "Creating" not in again.stderr
     assert again.stdout.strip() == f"Ready: {checkout / '.venv'}"
 
 
-def test_tests_and_demo_share_one_install(checkout):
-    with_tests = run(checkout, "setup.sh", "--test")
+def test_tests_and_demo_share_one_install(installed):
+    with_tests = installed.with_tests
     assert with_tests.returncode == 0, with_tests.stderr
+    assert "Installing chatroom [test]" in with_tests.stderr  # more than setup.sh installed
     for script, args in [("setup.sh", ()), ("demo.sh", ("--check", "--clients", "1")), ("setup.sh", ("--test",))]:
-        again = run(checkout, script, *args)
+        again = run(installed.path, script, *args)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "Installing" not in again.stderr, script
 
@@ -144,7 +210,7 @@ def test_demo_gui_without_a_display_says_so(checkout):
 
 
 def test_test_launcher_runs_pytest_and_passes_its_exit_status(checkout):
-    passing = run(checkout, "test.sh", "-q", "tests/test_names.py")
+    passing = run(checkout, "test.sh", "-q", "-n", "0", "tests/test_names.py")  # -n 0: no workers to start
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert re.search(r"\d+ passed", passing.stdout)
     missing = run(checkout, "test.sh", "-q", "-n", "0", "tests/no_such_file.py")  # usage error: 4 (xdist says 5)
