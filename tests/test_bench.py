@@ -202,7 +202,7 @@ def test_the_profile_puts_each_sample_in_its_stage_and_splits_each_roles_cpu_by_
 def run_quick(*args: str, timeout: float = 100) -> tuple[subprocess.CompletedProcess, dict]:
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{abs(hash(args))}.json"
     try:
-        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--seconds", "1",
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--seconds", "0.5",
                                  "--generators", "2", "--json", str(out), *args],
                                 capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         assert result.returncode == 0, result.stderr
