@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,13 @@ from chatroom.server.config import Config
 from chatroom.server.handler import ChatServer
 
 TIMEOUT = 5.0
+
+# Where the environment says not to write bytecode (this machine's does), every xdist worker would rewrite every
+# test module's asserts anew and every server and client the tests start would compile chatroom anew: seconds
+# of each run on 2 cores. The suite and the processes it starts keep Python's default, __pycache__ beside the
+# sources (git ignores it). At import: pytest loads this file before xdist starts the workers, which inherit it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # scripts/test-windows.sh runs the suite under a genuine Windows CPython in Wine, and says so with this.
 UNDER_WINE = os.environ.get("CHATROOM_UNDER_WINE") == "1"
