@@ -140,7 +140,7 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
 
     def start(config: Config | None = None, **options: object) -> ChatServer:
         server = ChatServer(("127.0.0.1", 0), config or Config(), **options)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         thread.start()
         started.append((server, thread))
         return server
