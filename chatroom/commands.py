@@ -116,8 +116,12 @@ def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
             if param.startswith("["):
                 continue
             return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
-        if name == "COUNT" and not value.isdigit():
-            return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
+        if name == "COUNT":
+            # isdecimal, not isdigit: "²" is a digit that int() refuses
+            if not value.isdecimal():
+                return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
+            if not int(value):
+                return CommandError("bad_arguments", f"COUNT is a number from 1: usage is {form.usage}")
         values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")
