@@ -69,6 +69,6 @@ def test_private_messages_wait_up_to_a_bound_and_bounce_with_a_preview():
     for seq in range(grace.HELD_PRIVATES):
         assert grace.hold(alice, Private(seq=seq, sender="bob", to="alice", text="y" * 50)).code == "held"
     assert grace.cannot_hold(alice).code == "not_delivered"
-    sender, notice = next(grace.bounced(alice))
+    sender, notice = next(grace.bounced(alice, "alice did not come back in time"))
     assert sender == "bob" and f'"{"y" * 39}…"' in notice.message
     assert grace.expired([alice], 9.9) == [] and grace.expired([alice], 10.0) == [alice]

@@ -160,16 +160,17 @@ class Room:
             welcome = Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst,
                               token=new_token, away=[n for n in grace.away(self._members.values()) if n != shown],
                               resumed=resumed, seq=self._seq)
+            # The private messages that waited for a resumed member are delivered once, with or without `after`.
+            held = existing.held if resumed and existing is not None else []
             if after is None:
-                first: list[Event] = [*self._recent.for_newcomer()]
+                first: list[Event] = [*self._recent.for_newcomer(), *held]
             else:
-                held = existing.held if resumed and existing is not None else []
                 first = self._recent.catch_up(after, shown, held, self._seq, missing)
             data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
             if outbox.size + len(data) > outbox.cap:
                 raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
             if resumed and existing is not None:
-                member.held, member.resumed = existing.held, True
+                member.resumed = True
                 self._take_over(existing, effects)
             self._members[member.key] = member
             self._groups = None
@@ -225,11 +226,15 @@ class Room:
                 effects.left.append((member, "lost"))
                 self.history.reserve(member.key, member.name, None)
                 self._public(Left(seq=self._next_seq(), name=member.name, reason="lost"))
-                for sender_name, notice in grace.bounced(member):
-                    sender = self._members.get(names.key(sender_name))
-                    if sender is not None and not sender.gone:
-                        self._send(sender, notice)
+                self._bounce(member, f"{member.name} did not come back in time")
             return effects
+
+    def _bounce(self, member: Member, why: str) -> None:
+        """The private messages that waited for `member` in vain go back to their senders, with `why`."""
+        for sender_name, notice in grace.bounced(member, why):
+            sender = self._members.get(names.key(sender_name))
+            if sender is not None and not sender.gone:
+                self._send(sender, notice)
 
     def drop(self, outbox: Outbox, reason: str) -> Effects:
         """End the connection an outbox belongs to: its member leaves, or it is simply closed."""
@@ -245,6 +250,10 @@ class Room:
         """Tell everybody the server is going, then let each of them go."""
         with self._changing() as effects:
             self._closed = True
+            # Private messages are never written to disk: what waits is bounced now, not lost in silence.
+            for member in list(self._members.values()):
+                if member.away_until is not None:
+                    self._bounce(member, f"the server is stopping before {member.name} came back")
             self._broadcast(Shutdown())
             for member in list(self._members.values()):
                 self.leave(member, "shutdown")
