@@ -5,8 +5,11 @@ or a kill is part of it)."""
 
 from __future__ import annotations
 
+import socket
+import sys
+
 import pytest
-from conftest import JsonClient, PlainClient
+from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
 
 from chatroom.protocol import Hello
 from chatroom.server.config import Config
@@ -111,3 +114,34 @@ def test_a_server_that_stops_bounces_the_held_private_messages_before_it_goes(ma
     finally:
         alice.close()
         bob.close()
+
+
+# --- 6. reserved names and --max-per-ip -------------------------------------------------------------------
+
+def from_address(port: int, source: str) -> JsonClient:
+    """A JSON client whose connection comes from `source` (another loopback address: another machine)."""
+    client = JsonClient.__new__(JsonClient)
+    client.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(source, 0))
+    client._buffer, client.seen = b"", []
+    return client
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS answers only 127.0.0.1 of the loopback addresses")
+def test_names_kept_for_lost_connections_count_against_the_address_that_made_them(make_server):
+    server = make_server(Config(max_members=5, max_per_address=3, joins_per_address=0, room_joins=0))
+    refusal = None
+    for number in range(5):  # connect, hello with reconnect, gone: each name is kept for 60 s
+        squatter, answer = resumable(server.port, f"squat{number}")
+        squatter.close()
+        wait_until(lambda: not server._handlers)
+        if answer["type"] != "welcome":
+            refusal = answer
+            break
+    assert refusal is not None and refusal["code"] == "address_full", refusal
+    assert "at most 3" in refusal["message"]
+    assert server.room.names() == ["squat0", "squat1", "squat2"]
+    newcomer = from_address(server.port, "127.0.0.2")
+    try:
+        assert newcomer.login("newcomer")["type"] == "welcome"  # the room is not full for everyone else
+    finally:
+        newcomer.close()

@@ -205,7 +205,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         try:
             self.member, effects = room.join(attempt.name, self.codec, self.outbox, resumable=attempt.reconnect,
                                              token=attempt.resume, after=attempt.after,
-                                             missing=self._missing(attempt.after))
+                                             missing=self._missing(attempt.after), address=self.address)
         except NameProblem as problem:
             log.debug("%s: refused a name (%s)", self.peer, problem.code)
             return self._refuse(login.name_refused(problem), now)

@@ -132,7 +132,7 @@ class Room:
         return shown
 
     def join(self, name: str, codec: Codec, outbox: Outbox, resumable: bool = False, token: str | None = None,
-             after: int | None = None, missing: int | None = None) -> tuple[Member, Effects]:
+             after: int | None = None, missing: int | None = None, address: str = "") -> tuple[Member, Effects]:
         """Add a member with its welcome and what it should see first, or raise NameProblem saying why not.
 
         With the resume `token` of a member who is reconnecting (or whose old connection has not ended yet)
@@ -151,9 +151,10 @@ class Room:
             else:
                 if existing is not None and existing.away_until is not None:
                     raise grace.reserved(existing, time.monotonic())
+                self._check_address(address)
                 shown = self.check_name(name)
             new_token = secrets.token_urlsafe(24) if resumable else ""
-            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "")
+            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "", address)
             users = [other.name for other in self._members.values()]
             if not resumed:
                 users.append(shown)
@@ -178,6 +179,14 @@ class Room:
             self._public(Joined(seq=self._next_seq(), name=shown, back=resumed), skip=member)
             self.history.reserve(member.key, shown, member.token_digest or None)
             return member, effects
+
+    def _check_address(self, address: str) -> None:
+        """A new name from an address that holds `max_per_address` already, here or kept for a lost connection,
+        is refused: otherwise one address could fill the room with names it keeps by dropping connections."""
+        most = self.config.max_per_address
+        if address and sum(member.address == address for member in self._members.values()) >= most:
+            raise names.NameProblem("address_full", f"your address holds {most} names already, here or kept for "
+                                                    f"lost connections (at most {most})")
 
     def oldest_remembered(self) -> int:
         """The id of the oldest public event in memory (0 if none)."""
