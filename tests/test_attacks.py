@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
@@ -145,3 +146,46 @@ def test_names_kept_for_lost_connections_count_against_the_address_that_made_the
         assert newcomer.login("newcomer")["type"] == "welcome"  # the room is not full for everyone else
     finally:
         newcomer.close()
+
+
+# --- 12. wrong-password holds and connection slots ----------------------------------------------------------
+
+def test_a_connection_that_goes_while_its_wrong_password_is_held_frees_its_slot_and_is_read_no_further(make_server):
+    server = make_server(Config(max_per_address=10), password="secret")
+    for _ in range(4):  # this address has guessed before: its next wrong answers are held 8 s and more
+        server.guesses.fail("127.0.0.1", time.monotonic())
+    guess = Hello("mallory", password="guess").encode()
+    guessers = [JsonClient(server.port) for _ in range(10)]
+    for guesser in guessers[:9]:
+        guesser.send(guess * 2)  # two guesses in one go, then gone
+        guesser.close()
+    wait_until(lambda: server.guesses.failures("127.0.0.1", time.monotonic()) == 4 + 9)
+    late = guessers[9]
+    late.send(guess)
+    wait_until(lambda: server.guesses.failures("127.0.0.1", time.monotonic()) == 4 + 10)
+    late.send(guess)  # a second guess that arrives while the first one's answer is held
+    late.close()
+    wait_until(lambda: not server._handlers)  # every slot free at once, not after the holds
+    right = JsonClient(server.port)
+    try:
+        right.line()
+        right.send(Hello("alice", password="secret").encode())
+        assert right.event()["type"] == "welcome"
+    finally:
+        right.close()
+    assert server.guesses.failures("127.0.0.1", time.monotonic()) == 4 + 10  # no closed connection's second guess
+
+
+def test_a_line_sent_while_a_wrong_password_is_held_is_read_after_the_hold(make_server):
+    server = make_server(password="secret")
+    server.guesses.fail("127.0.0.1", time.monotonic())  # the next wrong answer is held 1 s
+    client = JsonClient(server.port)
+    try:
+        client.line()
+        client.send(Hello("alice", password="guess").encode())
+        wait_until(lambda: server.guesses.failures("127.0.0.1", time.monotonic()) == 2)
+        client.send(Hello("alice", password="secret").encode())
+        assert "answered after 1 s" in client.event()["message"]
+        assert client.event()["type"] == "welcome"
+    finally:
+        client.close()
