@@ -88,8 +88,9 @@ def leave_reason(code: str) -> str:
     return LEAVE_REASONS.get(code, sanitize(code))
 
 
-def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
-    """The lines to show for an event (joined by newlines), or "" for nothing."""
+def render(event: Event, me: str = "", theme: Theme = PLAIN, indent: int | None = None) -> str:
+    """The lines to show for an event (joined by newlines), or "" for nothing. The lines of a message after its
+    first stand under its text, or with `indent` spaces before each (the server's plain text: fewer bytes)."""
     t = theme
     stamp = t.paint(t.time, f"[{clock(event.ts)}]") if hasattr(event, "ts") else ""
 
@@ -104,7 +105,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
             head = (f"[{clock(event.ts)}] " + ("(earlier) " if earlier else "")
                     + (f"* {sender} " if action else f"<{sender}> "))
             # The lines of a pasted block stand under its first, after the sender.
-            text = sanitize_lines(text).replace("\n", "\n" + " " * len(head))
+            text = sanitize_lines(text).replace("\n", "\n" + " " * (len(head) if indent is None else indent))
             line = f"* {who} {text}" if action else f"<{who}> {text}"
             if earlier:
                 return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"
@@ -148,7 +149,8 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
         case Found(query=query, messages=messages):
             head = f'Messages with "{sanitize(query)}"' if query else "The last messages"
             rows = [f"{head} ({len(messages)}):" if messages else f"{head}: none"]
-            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme) for m in messages])
+            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme, indent)
+                                     for m in messages])
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)
         case Error(message=message):

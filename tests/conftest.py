@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +160,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+def in_file(path: Path, sql: str) -> object:
+    """The first value a query finds in a history file that a server has open (WAL lets others read it)."""
+    with contextlib.closing(sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=TIMEOUT)) as db:
+        return db.execute(sql).fetchone()[0]
 
 
 @pytest.fixture

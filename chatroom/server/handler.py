@@ -208,8 +208,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         room = server.room
         try:
             self.member, effects = room.join(attempt.name, self.codec, self.outbox, resumable=attempt.reconnect,
-                                             token=attempt.resume, after=attempt.after,
-                                             missing=self._missing(attempt.after), address=self.address)
+                                             token=attempt.resume, after=attempt.after, address=self.address,
+                                             epoch=attempt.epoch)
         except NameProblem as problem:
             log.debug("%s: refused a name (%s)", self.peer, problem.code)
             return self._refuse(login.name_refused(problem), now)
@@ -246,14 +246,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if refusal.ask is None:
             return [Reply(Error(code=refusal.code, message=refusal.message)), Close("refused")]
         return self.session.refused(refusal.code, refusal.message, refusal.ask, now, counts=refusal.counts)
-
-    def _missing(self, after: int | None) -> int | None:
-        """For a resume: the public events on disk between `after` and the oldest in memory (None: not asked)."""
-        room = self.server.room
-        oldest = room.oldest_remembered()
-        if after is None or not room.history.on_disk or after >= oldest - 1:
-            return None
-        return room.history.count_between(after, oldest)
 
 
 def _address_family(host: str) -> socket.AddressFamily:
