@@ -22,6 +22,9 @@ from client_process import PtyClient
 from conftest import TIMEOUT, JsonClient, PlainClient, in_file, wait_until
 from server_process import ServerProcess
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import bench_attacks  # noqa: E402  (after the path it is found on)
+
 from chatroom import commands
 from chatroom.protocol import LINE_LIMIT, Hello, Message
 from chatroom.server import catchup
@@ -401,14 +404,14 @@ def test_a_question_the_file_is_slow_to_answer_never_delays_a_write(tmp_path, mo
 def test_questions_are_bounded_in_number_and_in_time_and_say_so(tmp_path, monkeypatch):
     history = History(tmp_path / "room.sqlite3")
     try:
-        for seq in range(1, 3000):
+        for seq in range(1, 10_000):
             history.append(Message(seq=seq, sender="bob", text=f"message {seq}"))
         history.flush()
         monkeypatch.setattr(history_module, "QUERY_SECONDS", 0.0)  # every question is out of time at once
-        answer = history.query(search_words("zz"), 20)  # a short word: every row is read, so it takes steps
+        answer = history.query(search_words("zz"), 20)  # a short word: every row is read, in many steps
         assert answer.messages == [] and "took longer than 0 s" in answer.trouble
         monkeypatch.setattr(history_module, "QUERY_SECONDS", 1.0)
-        expected = [seq for seq in range(1, 3000) if "299" in str(seq)][-20:]  # every word, as part of the text
+        expected = [seq for seq in range(1, 10_000) if "299" in str(seq)][-20:]  # every word, as part of the text
         assert [m.seq for m in history.query(search_words("Message 299"), 20).messages] == expected
         release = threading.Event()
         monkeypatch.setattr(History, "_select", lambda self, *question: release.wait(TIMEOUT) and [])
@@ -612,3 +615,26 @@ def test_a_file_deleted_under_the_server_is_written_again_whole_and_said_once(tm
         assert again.last_id == 20 and again.epoch == epoch and [r.name for r in again.reservations] == ["alice"]
     finally:
         again.close()
+
+
+# --- the bar: a bystander's latency while one member does its worst -------------------------------------------
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    template = tmp_path_factory.mktemp("attacks") / "template.sqlite3"
+    bench_attacks.fill(template, 3000)
+    return template
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bystanders connect from 127.0.0.2 and up")
+@pytest.mark.parametrize("attack", [name for name in bench_attacks.ATTACKS if name != "none"])
+def test_bystanders_are_never_frozen_while_one_member_does_its_worst(attack, filled, tmp_path, record_property):
+    """A short run of scripts/bench_attacks.py's measurement (that script states the figures: p99 under 50 ms);
+    here only a freeze or a drop fails."""
+    measured = bench_attacks.measure(attack, filled, tmp_path, seconds=2.0, speakers=3)
+    summary = measured.summary()
+    record_property("bystander_ms", summary)
+    print(bench_attacks.line(measured))  # the report (pytest -rP shows it)
+    assert measured.dropped == []
+    for listener in ("json", "plain"):
+        assert summary[listener]["n"] >= 8 and summary[listener]["max"] < 1000, summary
