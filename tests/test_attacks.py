@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from client_process import PtyClient
-from conftest import TIMEOUT, JsonClient, PlainClient, in_file, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, in_file, resumable, wait_until
 from server_process import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -56,14 +56,6 @@ def test_history_takes_a_count_from_1_and_a_strange_digit_is_an_error_not_a_drop
 
 # --- 5. held private messages ---------------------------------------------------------------------------
 
-def resumable(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
-    """A client that logs in as the console client does (a resume token), and its welcome."""
-    client = JsonClient(port)
-    client.line()
-    client.send(Hello(name, reconnect=True, **fields).encode())  # type: ignore[arg-type]
-    return client, client.event()
-
-
 def replay(client: JsonClient) -> list[dict]:
     """The events of a resume up to its caught_up."""
     events = []
@@ -72,42 +64,41 @@ def replay(client: JsonClient) -> list[dict]:
     return events
 
 
+def away_with_a_message_held(port: int, text: str) -> tuple[JsonClient, dict]:
+    """bob, and alice's welcome: alice's connection lost, and bob's private message to her held."""
+    bob, _ = resumable(port, "bob")
+    alice, welcome = resumable(port, "alice")
+    alice.close()
+    bob.expect_event("reconnecting", name="alice")
+    bob.say(f"/msg alice {text}")
+    bob.expect_event("error", code="held")
+    return bob, welcome
+
+
 def test_a_held_private_message_is_delivered_once_and_never_falsely_bounced(make_server):
     server = make_server(Config(rate=0, grace=1.0))
-    bob, _ = resumable(server.port, "bob")
-    alice, welcome = resumable(server.port, "alice")
+    bob, welcome = away_with_a_message_held(server.port, "only-once")
     try:
-        alice.close()
-        bob.expect_event("reconnecting", name="alice")
-        bob.say("/msg alice only-once")
-        bob.expect_event("error", code="held")
         alice, welcome = resumable(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
         first = replay(alice)
         assert [e["text"] for e in first if e["type"] == "private"] == ["only-once"]
-        seen = max(e["seq"] for e in first)
         alice.close()
         bob.expect_event("reconnecting", name="alice")
-        alice, welcome = resumable(server.port, "alice", resume=welcome["token"], after=seen)
+        alice, welcome = resumable(server.port, "alice", resume=welcome["token"], after=max(e["seq"] for e in first))
         assert [e for e in replay(alice) if e["type"] == "private"] == []  # not a second time
         alice.close()  # and away for good: nothing waits for her, so nothing bounces
         assert bob.expect_event("leave", name="alice")["reason"] == "lost"
         bob.say("/users")
         assert bob.event()["type"] == "users"  # the next event: no not_delivered came in between
     finally:
-        alice.close()
         bob.close()
 
 
 def test_a_resume_without_after_gets_the_held_private_messages_too(make_server):
     server = make_server(Config(rate=0))
-    bob, _ = resumable(server.port, "bob")
-    alice, welcome = resumable(server.port, "alice")
+    bob, welcome = away_with_a_message_held(server.port, "psst")
+    alice, back = resumable(server.port, "alice", resume=welcome["token"])
     try:
-        alice.close()
-        bob.expect_event("reconnecting", name="alice")
-        bob.say("/msg alice psst")
-        bob.expect_event("error", code="held")
-        alice, back = resumable(server.port, "alice", resume=welcome["token"])
         assert back["resumed"]
         assert alice.expect_event("private")["text"] == "psst"
     finally:
@@ -117,13 +108,8 @@ def test_a_resume_without_after_gets_the_held_private_messages_too(make_server):
 
 def test_a_server_that_stops_bounces_the_held_private_messages_before_it_goes(make_server):
     server = make_server(Config(rate=0))
-    bob, _ = resumable(server.port, "bob")
-    alice, _ = resumable(server.port, "alice")
+    bob, _ = away_with_a_message_held(server.port, "see you after the restart")
     try:
-        alice.close()
-        bob.expect_event("reconnecting", name="alice")
-        bob.say("/msg alice see you after the restart")
-        bob.expect_event("error", code="held")
         server.shutdown()
         server.stop(grace=1.0)
         bounce = bob.event()
@@ -131,7 +117,6 @@ def test_a_server_that_stops_bounces_the_held_private_messages_before_it_goes(ma
         assert "server" in bounce["message"]
         assert bob.event()["type"] == "shutdown"
     finally:
-        alice.close()
         bob.close()
 
 

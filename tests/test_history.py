@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, PlainClient, in_file, wait_until
+from conftest import TIMEOUT, PlainClient, in_file, resumable, wait_until
 
-from chatroom.protocol import Hello, Joined, Message
+from chatroom.protocol import Joined, Message
 from chatroom.server.catchup import search_words
 from chatroom.server.config import Config
 from chatroom.server.history import History, HistoryError, default_path
@@ -214,21 +214,10 @@ def test_on_windows_the_default_file_is_in_local_app_data():
 
 # --- resume and grace, in-process -------------------------------------------------------------------
 
-def hello(name: str, **fields: object) -> bytes:
-    return Hello(name, reconnect=True, **fields).encode()  # type: ignore[arg-type]
-
-
-def login(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
-    client = JsonClient(port)
-    client.line()
-    client.send(hello(name, **fields))
-    return client, client.event()
-
-
 def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
     server = make_server(Config(rate=0))
-    bob, _ = login(server.port, "bob")
-    alice, welcome = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, welcome = resumable(server.port, "alice")
     try:
         assert welcome["token"] and not welcome["resumed"]
         bob.say("before")
@@ -241,10 +230,10 @@ def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
             bob.say(text)
         bob.say("psst > alice")
         assert bob.expect_event("error", code="held")
-        thief, refused = login(server.port, "alice")
+        thief, refused = resumable(server.port, "alice")
         assert refused["code"] == "name_reserved" and "reconnecting" in refused["message"]
         thief.close()
-        alice, back = login(server.port, "alice", resume=welcome["token"], after=last_seen)
+        alice, back = resumable(server.port, "alice", resume=welcome["token"], after=last_seen)
         assert back["resumed"] and back["token"] != welcome["token"]
         replay = [alice.event() for _ in range(5)]
         assert [e.get("text") for e in replay[:4]] == ["one", "two", "three", "psst"]
@@ -260,8 +249,8 @@ def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
 
 def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_server):
     server = make_server(Config(rate=0, grace=0.3))
-    bob, _ = login(server.port, "bob")
-    alice, _ = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, _ = resumable(server.port, "alice")
     try:
         alice.close()
         bob.expect_event("reconnecting", name="alice")
@@ -269,7 +258,7 @@ def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_s
         bob.expect_event("error", code="held")
         assert bob.expect_event("leave", name="alice")["reason"] == "lost"
         assert "did not come back" in bob.expect_event("error", code="not_delivered")["message"]
-        carol, welcome = login(server.port, "alice")
+        carol, welcome = resumable(server.port, "alice")
         assert welcome["type"] == "welcome"
         carol.close()
     finally:
@@ -287,15 +276,15 @@ def test_a_server_error_keeps_the_name_as_a_lost_connection_does(make_server, mo
 
     monkeypatch.setattr(Room, "handle", failing)
     server = make_server(Config(rate=0))
-    bob, _ = login(server.port, "bob")
-    alice, welcome = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, welcome = resumable(server.port, "alice")
     try:
         alice.say("trip the bug")
         assert alice.expect_event("bye")["reason"] == "error"
         bob.expect_event("reconnecting", name="alice")
         bob.say("still there? > alice")
         bob.expect_event("error", code="held")
-        again, back = login(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
+        again, back = resumable(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
         assert back["resumed"]
         assert again.expect_event("private")["text"] == "still there?"
         assert bob.expect_event("join", name="alice")["back"] is True
@@ -307,9 +296,9 @@ def test_a_server_error_keeps_the_name_as_a_lost_connection_does(make_server, mo
 
 def test_a_resume_takes_over_a_connection_the_server_still_thinks_alive(make_server):
     server = make_server()
-    alice, welcome = login(server.port, "alice")
+    alice, welcome = resumable(server.port, "alice")
     try:
-        again, back = login(server.port, "alice", resume=welcome["token"])
+        again, back = resumable(server.port, "alice", resume=welcome["token"])
         assert back["resumed"]
         assert [json.loads(line) for line in alice.expect_closed()][-1] == {"type": "bye", "reason": "replaced"}
         again.close()
@@ -319,7 +308,7 @@ def test_a_resume_takes_over_a_connection_the_server_still_thinks_alive(make_ser
 
 def test_history_and_search_in_both_modes(make_server, tmp_path):
     server = make_server(Config(rate=0), history=History(tmp_path / "room.sqlite3"))
-    alice, _ = login(server.port, "alice")
+    alice, _ = resumable(server.port, "alice")
     plain = PlainClient(server.port)
     try:
         plain.login("bob")
@@ -370,8 +359,8 @@ def test_kill_9_mid_chat_loses_nothing_accepted_and_names_wait_across_the_restar
     port, file = str(free_port()), str(tmp_path / "room.sqlite3")
     proc, _ = start(port, "--history", file, "--rate", "0")
     assert proc.history_line.strip() == f"history: {file}"
-    alice, welcome = login(int(port), "alice")
-    bob, _ = login(int(port), "bob")
+    alice, welcome = resumable(int(port), "alice")
+    bob, _ = resumable(int(port), "bob")
     try:
         for number in range(20):
             bob.say(f"before {number}")
@@ -382,13 +371,13 @@ def test_kill_9_mid_chat_loses_nothing_accepted_and_names_wait_across_the_restar
         alice.expect_closed()
         bob.expect_closed()
         proc, _ = start(port, "--history", file, "--rate", "0")
-        carol, refused = login(int(port), "alice")
+        carol, refused = resumable(int(port), "alice")
         assert refused.get("code") == "name_reserved", refused  # the name waited across the restart
         carol.close()
-        bob2, _ = login(int(port), "bob2")
+        bob2, _ = resumable(int(port), "bob2")
         bob2.say("after the restart")
         bob2.expect_event("message", text="after the restart")  # its echo: the room has it before alice is back
-        alice2, back = login(int(port), "alice", resume=welcome["token"], after=0)
+        alice2, back = resumable(int(port), "alice", resume=welcome["token"], after=0)
         assert back["resumed"]
         replayed = []
         while (event := alice2.event())["type"] != "caught_up":
