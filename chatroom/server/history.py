@@ -174,9 +174,9 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # A short busy timeout: a file held by another server is refused at once, not after 5 s.
-    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=0.1)
+def _connect(path: Path, busy: float = 0.1) -> sqlite3.Connection:
+    # The writer's busy timeout is short: a file held by an earlier version's server is refused at once.
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy)
 
 
 class History:
@@ -551,7 +551,7 @@ class History:
         """The question, stopped after QUERY_SECONDS (the reader's lock `_swap` held)."""
         if self._reader_db is None:
             assert self.path is not None
-            self._reader_db = _connect(self.path)
+            self._reader_db = _connect(self.path, busy=QUERY_SECONDS)
         db = self._reader_db
         deadline = time.monotonic() + QUERY_SECONDS
         db.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
