@@ -1,8 +1,8 @@
 """Issue #18's bar, measured: the room's latency for a bystander while one member does its worst within the
 limits (p99 under 50 ms), and how long the history file takes to hold what the room said meanwhile.
 
-Usage: python scripts/bench_attacks.py [--attacks none,search,history,blocks,guesses,squat] [--seconds 20]
-                                       [--fill 30000] [--speakers 10] [--json FILE]
+Usage: python scripts/bench_attacks.py [--attacks none,search,history,blocks,guesses,squat] [--seconds 10]
+                                       [--rounds 3] [--fill 30000] [--speakers 10] [--json FILE]
 
 Each attack gets a server of its own (server.py with its default limits, and a copy of a history file of
 --fill messages, about 500 bytes each, so that memory holds its full 1 MiB), bystanders who talk just under the
@@ -10,6 +10,8 @@ rate limit from addresses of their own (127.0.0.2 and up: Linux answers the whol
 plain-text listener, and the attacker, in a process of its own, from 127.0.0.1. A bystander's message carries
 its send time; the listeners note its arrival (one clock: the same process). The file is read every 5 ms for
 the newest id committed: the "commit" figures are from a message's arrival to its being on disk.
+The attacks take turns, --rounds times (the order reversed every other round), so that a busy machine
+weighs on all of them alike; each round prints a line, and the summary puts every round's samples together.
 Linux only (the other loopback addresses).
 """
 
@@ -321,17 +323,25 @@ def measure(name: str, template: Path, scratch: Path, seconds: float, speakers: 
     return measured
 
 
-def run(attacks: list[str], seconds: float, fill_count: int, speakers: int,
+def run(attacks: list[str], seconds: float, fill_count: int, speakers: int, rounds: int = 1,
         report: Callable[[Measured], None] = lambda measured: None) -> list[Measured]:
+    """Every attack, `rounds` times in turn; each attack's rounds put together."""
+    together = {name: Measured(name, 0.0) for name in attacks}
     with tempfile.TemporaryDirectory(prefix="chatroom-attacks-") as folder:
         scratch = Path(folder)
         template = scratch / "template.sqlite3"
         fill(template, fill_count)
-        results = []
-        for name in attacks:
-            results.append(measure(name, template, scratch, seconds, speakers))
-            report(results[-1])
-        return results
+        for number in range(rounds):
+            for name in attacks if number % 2 == 0 else attacks[::-1]:
+                measured = measure(name, template, scratch, seconds, speakers)
+                report(measured)
+                whole = together[name]
+                whole.seconds += measured.seconds
+                whole.json_ms += measured.json_ms
+                whole.plain_ms += measured.plain_ms
+                whole.commit_ms += measured.commit_ms
+                whole.dropped += measured.dropped
+    return list(together.values())
 
 
 def line(measured: Measured) -> str:
@@ -349,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="attacks:\n" + "\n".join(f"  {k:<8} {v}" for k, v in ATTACKS.items()))
     parser.add_argument("--attacks", default=",".join(ATTACKS), help="which, separated by commas (default: all)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="each attack's length (default 20)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each attack's length (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each attack takes (default 3)")
     parser.add_argument("--fill", type=int, default=30_000, help="messages in the history file (default 30000)")
     parser.add_argument("--speakers", type=int, default=10, help="bystanders who talk (default 10)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -360,10 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     attacks = [name for name in args.attacks.split(",") if name]
     if unknown := set(attacks) - set(ATTACKS):
         parser.error(f"unknown attack: {', '.join(sorted(unknown))}")
-    print(f"bystander latency in ms (p50 p99 max (samples)), {args.seconds:g} s per attack, {args.fill} messages "
-          f"on disk, {args.speakers} speakers")
-    print(f"{'attack':<8}  {'JSON listener':<26}  {'plain-text listener':<26}  arrival to commit")
-    results = run(attacks, args.seconds, args.fill, args.speakers, report=lambda m: print(line(m), flush=True))
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    heading = f"{'attack':<8}  {'JSON listener':<26}  {'plain-text listener':<26}  arrival to commit"
+    print(f"bystander latency in ms (p50 p99 max (samples)), {args.seconds:g} s per attack and round, {args.fill} "
+          f"messages on disk, {args.speakers} speakers\n{heading}")
+    results = run(attacks, args.seconds, args.fill, args.speakers, args.rounds,
+                  report=lambda measured: print(line(measured), flush=True))
+    print(f"\nall {args.rounds} rounds together\n{heading}")
+    for measured in results:
+        print(line(measured))
     if args.json:
         args.json.write_text(json.dumps([asdict(m) | m.summary() for m in results], indent=1))
     return 0
