@@ -13,6 +13,7 @@ from typing import Any
 
 from . import render
 from .protocol.events import EVENT_TYPES, Event, Found, Message, ProtocolError
+from .protocol.jsonline import parse_json
 
 
 def encode_json(event: Event) -> bytes:
@@ -27,8 +28,8 @@ def encode_json(event: Event) -> bytes:
 def decode_event(text: str) -> Event | None:
     """An event from one JSON line; None for a type this version does not know yet."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # as in parse_hello: a hostile server must not crash a client
+        data = parse_json(text)
+    except ValueError as exc:  # as in parse_hello: a hostile server must not crash a client
         raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
     return event_from_dict(data)
 

@@ -20,6 +20,25 @@ from chatroom.server.handler import ChatServer
 
 TIMEOUT = 5.0
 
+# scripts/test-windows.sh runs the suite under a genuine Windows CPython in Wine, and says so with this.
+UNDER_WINE = os.environ.get("CHATROOM_UNDER_WINE") == "1"
+WINE_LIMIT = "a limit of the Windows set-up under Wine, not of Windows"
+
+
+def wine_limit(reason: str) -> pytest.MarkDecorator:
+    """Skips a test under Wine only, for one of the limits of Wine 8 or of the embeddable CPython it runs
+    (docs/design.md, "Windows tests under Wine"); a real Windows runs it."""
+    return pytest.mark.skipif(UNDER_WINE, reason=f"{WINE_LIMIT}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Under Wine, how many tests only Wine's limits kept from running: each is a test a real Windows runs."""
+    if UNDER_WINE:
+        skipped = [report for report in terminalreporter.stats.get("skipped", [])
+                   if WINE_LIMIT in str(report.longrepr)]
+        terminalreporter.write_line(f"{len(skipped)} skipped for the limits of Wine 8 or of its embeddable CPython "
+                                    "(a real Windows runs them; -rs lists them)", yellow=True, bold=True)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _history_files_in_a_temporary_data_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import PROTOCOL_VERSION, ProtocolError
+from .jsonline import parse_json
 from .text import is_unicode, sanitize_lines
 
 # The greeting is read by people (nc, telnet) and by the client, which knows a chatroom server of its protocol
@@ -44,8 +45,8 @@ def is_hello(line: str) -> bool:
 
 def parse_hello(line: str) -> Hello:
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):  # not JSON, nested past the stack, a number past int's digit limit
+        data = parse_json(line)
+    except ValueError:  # not JSON, nested too deep, a number past int's digit limit
         raise ProtocolError("the hello is not valid JSON") from None
     if not isinstance(data, dict) or data.get("type") != "hello":
         raise ProtocolError('the hello must be a JSON object with "type": "hello"')
@@ -81,8 +82,8 @@ def parse_structured(line: str) -> str | None:
     if not line.startswith("{"):
         return None
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):
+        data = parse_json(line)
+    except ValueError:
         return None
     if not isinstance(data, dict) or data.get("type") != "say":
         return None

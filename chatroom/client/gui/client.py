@@ -7,8 +7,11 @@ import tkinter as tk
 
 from ...protocol import Welcome
 from ..connection import Connection, Dial
+from ..console.editor import key_help
+from ..console.status import security
 from ..loop import Background, Loop
 from ..session import OK, QUIT_WAIT
+from . import theme
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -16,6 +19,8 @@ from .window import ChatWindow
 class WindowClient:
     def __init__(self, root: tk.Tk, args: argparse.Namespace) -> None:
         self.root = root
+        self.args = args
+        self.colors = theme.apply(root, args.theme if args.theme != "auto" else theme.system_mode())
         self.status = OK  # closing the dialog without connecting is not a failure
         self.chat: ChatWindow | None = None
         self.closed = False
@@ -23,8 +28,10 @@ class WindowClient:
 
     def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
         host, port = connection.sock.getpeername()[:2]
-        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit")
-        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
+        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit", key_help=key_help(window=True))
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", address,
+                               security(self.args.tls, self.args.insecure), self.colors, self._end)
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here
