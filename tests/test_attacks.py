@@ -107,6 +107,26 @@ def test_a_resume_without_after_gets_the_held_private_messages_too(make_server):
         bob.close()
 
 
+def test_a_bounce_goes_to_the_sender_under_its_new_name_never_to_the_new_holder_of_its_old_one(make_server):
+    server = make_server(Config(rate=0, grace=1.0))
+    bob, _ = away_with_a_message_held(server.port, "the safe code is 4711")
+    carol, _ = resumable(server.port, "carol")
+    try:
+        bob.say("/nick robert")
+        carol.expect_event("rename", new="robert")
+        carol.say("/nick bob")
+        bob.expect_event("rename", new="bob")
+        assert bob.expect_event("leave", name="alice")["reason"] == "lost"
+        bounce = bob.expect_event("error", code="not_delivered")
+        assert "the safe code is 4711" in bounce["message"]
+        carol.say("/users")
+        assert carol.expect_event("leave", name="alice")
+        assert carol.event()["type"] == "users"  # the next event: the bounce did not come to the new "bob"
+    finally:
+        carol.close()
+        bob.close()
+
+
 def test_a_server_that_stops_bounces_the_held_private_messages_before_it_goes(make_server):
     server = make_server(Config(rate=0))
     bob, _ = away_with_a_message_held(server.port, "see you after the restart")

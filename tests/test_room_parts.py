@@ -67,9 +67,10 @@ def test_private_messages_wait_up_to_a_bound_and_bounce_with_a_preview():
     alice = member()
     assert grace.cannot_hold(alice) is None  # here: delivered, not held
     alice.away_until = 10.0
+    bob = member()
     for seq in range(grace.HELD_PRIVATES):
-        assert grace.hold(alice, Private(seq=seq, sender="bob", to="alice", text="y" * 50)).code == "held"
+        assert grace.hold(alice, bob, Private(seq=seq, sender="bob", to="alice", text="y" * 50)).code == "held"
     assert grace.cannot_hold(alice).code == "not_delivered"
     sender, notice = next(grace.bounced(alice, "alice did not come back in time"))
-    assert sender == "bob" and f'"{"y" * 39}…"' in notice.message
+    assert sender == bob.session and f'"{"y" * 39}…"' in notice.message
     assert grace.expired([alice], 9.9) == [] and grace.expired([alice], 10.0) == [alice]

@@ -35,6 +35,7 @@ import platformdirs
 
 from ..codecs import decode_event, encode_json
 from ..protocol import Event, Message, ProtocolError
+from .member import Reservation
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
@@ -85,13 +86,6 @@ def searchable(text: str) -> str:
 
 def _event_json(event: Event) -> str:
     return encode_json(event)[:-1].decode()  # usually encoded already, for the room's JSON members
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A name kept for its owner across a restart: the token's hash, as stored."""
-    name: str
-    token_hash: str
 
 
 @dataclass(frozen=True)

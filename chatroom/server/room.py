@@ -159,7 +159,8 @@ class Room:
                 self._check_address(address)
                 shown = self.check_name(name)
             new_token = secrets.token_urlsafe(24) if resumable else ""
-            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "", address)
+            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "", address,
+                            existing.session if resumed and existing is not None else None)
             users = [other.name for other in self._members.values()]
             if not resumed:
                 users.append(shown)
@@ -167,7 +168,7 @@ class Room:
                               token=new_token, away=[n for n in grace.away(self._members.values()) if n != shown],
                               resumed=resumed, seq=self._seq, epoch=self.epoch)
             # The private messages that waited for a resumed member are delivered once, with or without `after`.
-            held = existing.held if resumed and existing is not None else []
+            held = [waiting.message for waiting in existing.held] if resumed and existing is not None else []
             if after is None:
                 first: list[Event] = [*self._recent.for_newcomer(), *held]
             else:
@@ -241,8 +242,8 @@ class Room:
 
     def _bounce(self, member: Member, why: str) -> None:
         """The private messages that waited for `member` in vain go back to their senders, with `why`."""
-        for sender_name, notice in grace.bounced(member, why):
-            sender = self._members.get(names.key(sender_name))
+        for session, notice in grace.bounced(member, why):
+            sender = next((other for other in self._members.values() if other.session == session), None)
             if sender is not None and not sender.gone:
                 self._send(sender, notice)
 
@@ -385,7 +386,7 @@ class Room:
         message = Private(seq=self._next_seq(), sender=member.name, to=target.name, text=command.text)
         self.history.ids_used_up_to(message.seq)
         if target.away_until is not None:
-            notice = grace.hold(target, message)
+            notice = grace.hold(target, member, message)
             self._send(member, message)
             self._send(member, notice)
             return
