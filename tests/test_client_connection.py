@@ -3,12 +3,15 @@ Attempt (connect and login in a thread) that always ends and never leaves a conn
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import threading
 
 import pytest
 from conftest import TIMEOUT
 
-from chatroom.client.connection import Attempt, ClientError, Refused, connect, dialer, login
+from chatroom.client.connection import Attempt, ClientError, Connection, Refused, connect, dialer, login
 from chatroom.client.session import FAILED
 from chatroom.protocol import BANNER, Error, Hello, Shutdown, Welcome
 
@@ -93,6 +96,35 @@ def test_a_callback_that_raises_ends_the_login(fake_server):
             login(connection, Hello("x"), give_up, give_up)
     finally:
         connection.close()
+
+
+class Failing(socket.socket):
+    """A socket whose reads fail as the system says a connection has gone (the seam where the kernel speaks)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)),
+                                   OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH)),
+                                   ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))])
+def test_a_connection_the_system_gave_up_on_is_closed_not_an_error(error):
+    """What the loop reads after select: the kernel's own timeout (no timeout of ours is set) is the end of the
+    connection like a reset; tests/test_client_loop.py has the ETIMEDOUT for real where Linux can make it."""
+    with Failing(error) as sock:
+        connection = Connection(sock)
+        assert connection.read() == [] and connection.closed
+
+
+def test_our_own_timeout_still_goes_to_the_caller():
+    with Failing(TimeoutError("timed out")) as sock:
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            Connection(sock).fill()
 
 
 # --- an attempt in a thread ------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ reconnecting, the watch over a quiet server. The session's timing is injected, n
 
 from __future__ import annotations
 
+import socket
 import threading
 
+import pytest
 from conftest import TIMEOUT
 from fakeserver import FakeServer, Peer
 
-from chatroom.client.connection import Attempt, Connection, dialer
+from chatroom.client.connection import Attempt, ClientError, Connection, dialer
 from chatroom.client.loop import Background, Ended, Loop, Received
 from chatroom.client.session import CONNECTED, DISCONNECTED, LOST, NOT_ANSWERING, OK, PROBE, Notice, Timing, View
 from chatroom.protocol import Bye, Hello, Joined, Message, Renamed, Users, Welcome
@@ -151,6 +153,34 @@ def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(fak
         assert not any(isinstance(item, Received) and isinstance(item.event, Users) for item in items)
         assert items[-1].view.state == CONNECTED
         leave(background, peer)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def refuse_to_dial(hello: Hello) -> Connection:
+    raise ClientError("nobody there")
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="needs TCP_USER_TIMEOUT (Linux) to make the "
+                    "kernel give up on unacknowledged bytes in a fraction of a second")
+def test_a_server_that_vanished_with_our_bytes_unacknowledged_is_a_lost_connection(fake_server):
+    """The kernel gives up on bytes the server never acknowledged with ETIMEDOUT, a TimeoutError on a socket
+    with no timeout of ours: the connection is lost and the session reconnects; the loop does not die of it.
+    A server that stops reading shuts its window, so our bytes stay unacknowledged, as in a partition; small
+    buffers, and TCP_USER_TIMEOUT instead of the ~15 minutes of retries, make that a fraction of a second."""
+    fake_server.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the peer's, from its accept
+    connection, welcome, peer = logged_in(fake_server)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 200)
+    background = Background(Loop(connection, welcome, refuse_to_dial, timing=FAST))
+    background.start()
+    try:
+        for _ in range(3):  # more than the peer's window, less than that and our buffer: no send waits
+            background.send("x" * 2500)
+        assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting")
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
     finally:
         background.quit()
         background.join(TIMEOUT)

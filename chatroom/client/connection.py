@@ -79,13 +79,19 @@ class Connection:
 
     def fill(self) -> None:
         """Read what has arrived, waiting up to the socket's timeout if nothing has; sets `closed` at the end
-        of the connection. A TimeoutError goes to the caller: a silent server is not a closed connection."""
+        of the connection, and when the system gives up on it (a reset, a host unreachable, the kernel's own
+        timeout). A TimeoutError goes to the caller only when our timeout (a login's wait) ran out: a silent
+        server is not a closed connection."""
         try:
             data = self.sock.recv(65536)
             pending = getattr(self.sock, "pending", None)  # TLS may hold more decrypted bytes
             while pending and pending() and (more := self.sock.recv(65536)):
                 data += more
-        except (ConnectionError, ssl.SSLError):
+        except TimeoutError:
+            if self.sock.gettimeout():
+                raise
+            data = b""  # ETIMEDOUT with no timeout of ours: the server vanished with our bytes unacknowledged
+        except OSError:
             data = b""
         if not data:
             self.closed = True
