@@ -11,7 +11,9 @@ import threading
 import pytest
 from conftest import TIMEOUT
 
-from chatroom.client.connection import Attempt, ClientError, Connection, Refused, connect, dialer, login
+from chatroom.client.connection import (
+    UNSENT_LIMIT, Attempt, ClientError, Connection, Refused, connect, dialer, login,
+)
 from chatroom.client.session import FAILED
 from chatroom.protocol import BANNER, Error, Hello, Shutdown, Welcome
 
@@ -125,6 +127,28 @@ def test_our_own_timeout_still_goes_to_the_caller():
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):
             Connection(sock).fill()
+
+
+def test_unsent_bytes_are_bounded():
+    """What the socket cannot take waits in the connection, without blocking, up to UNSENT_LIMIT: past it the
+    connection is stuck (the loop then counts it as lost)."""
+    mine, theirs = socket.socketpair()  # nobody reads theirs
+    with mine, theirs:
+        mine.setblocking(False)
+        connection = Connection(mine)
+        line = "x" * 4000
+        while not connection.unsent:  # the system's buffer is full
+            connection.send_line(line, 1.0)
+        while len(connection.unsent) <= UNSENT_LIMIT:
+            assert not connection.stuck(1.0, window=60)
+            connection.send_line(line, 1.0)
+        assert connection.stuck(1.0, window=60) and not connection.closed
+        theirs.setblocking(False)
+        while theirs.recv(1 << 20):  # the peer reads after all: the bytes go
+            connection.flush(2.0)
+            if not connection.unsent:
+                break
+        assert not connection.stuck(2.0, window=60)
 
 
 # --- an attempt in a thread ------------------------------------------------------------------------------------

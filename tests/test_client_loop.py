@@ -184,3 +184,48 @@ def test_a_server_that_vanished_with_our_bytes_unacknowledged_is_a_lost_connecti
     finally:
         background.quit()
         background.join(TIMEOUT)
+
+
+def stops_reading(fake: FakeServer) -> tuple[Connection, Welcome, Peer]:
+    """A connection whose server will read nothing after the hello; small buffers on both sides, so that a few
+    lines fill them."""
+    fake.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the peer's, from its accept
+    connection, welcome, peer = logged_in(fake)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return connection, welcome, peer
+
+
+def test_a_server_that_stops_reading_never_holds_up_a_quit(fake_server):
+    """Lines the socket cannot take wait in the connection, never in a blocking send: the loop goes on turning,
+    and the quit acts as soon as it is asked (before, sendall held the loop's thread until the system gave up on
+    the connection, ~15 minutes in a partition)."""
+    connection, welcome, _ = stops_reading(fake_server)
+    background = Background(Loop(connection, welcome, timing=Timing(quit_wait=0.1)))
+    background.start()
+    try:
+        for _ in range(20):  # 80 kB: far more than both buffers hold
+            background.send("x" * 4000)
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_a_server_that_takes_none_of_our_bytes_for_the_watch_s_window_is_lost(fake_server):
+    """The write side is bounded in time: a server that takes no byte for the watch over a quiet server's window
+    (probe after + answer within) is lost like a closed connection, and the session reconnects."""
+    connection, welcome, _ = stops_reading(fake_server)
+    timing = Timing(first_delay=0.01, probe_after=0.2, answer_within=0.2)
+    background = Background(Loop(connection, welcome, refuse_to_dial, timing=timing))
+    background.start()
+    try:
+        for _ in range(20):
+            background.send("x" * 4000)
+        assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting")
+        assert connection.sock.fileno() == -1
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)

@@ -1,8 +1,9 @@
 """The client's connection to the server: a socket read as lines and events; connect (with TLS), login, and an
 `Attempt` that does both in a thread of its own.
 
-Blocking reads with timeouts serve the login (the console's start, the connect dialog's thread, a reconnect);
-after it the loop (loop.py) reads only what select says has arrived.
+Blocking reads and writes with timeouts serve the login (the console's start, the connect dialog's thread, a
+reconnect); after it the loop (loop.py) makes the socket non-blocking: it reads what select says has arrived,
+and what the socket cannot take at once waits in `unsent` until select says it can.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from ..protocol import (
 from .session import FAILED, Refusal
 
 CONNECT_TIMEOUT = 10.0  # seconds for the connect, the greeting and each answer of the login
+# Bytes the socket has not taken, past which the connection counts as lost: far beyond what a live server
+# leaves waiting (the session paces lines to its rate, the system's buffer holds more), bounded all the same.
+UNSENT_LIMIT = 1024 * 1024
+TLS_RECORD = 16 * 1024  # the most one TLS send takes: a record at a time, so a partial send shows progress
 NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike", "name_reserved")
 PASSWORD_PROBLEMS = ("password_required", "wrong_password")
 
@@ -59,23 +64,44 @@ class Connection:
         self.said = ""  # the last line that was not an event: the server's words before it hung up
         self.hello: Hello | None = None  # the last hello sent: a reconnect says the same password
         self.banner = ""  # the server's greeting, after the protocol's name
+        self.unsent = b""  # written, not taken by the socket yet: the loop waits for it to be writable
+        self._progress = 0.0  # when the socket last took bytes of `unsent`, or `unsent` began
 
     def close(self) -> None:
         self.closed = True
         self.sock.close()
 
-    def send_line(self, text: str) -> None:
-        self._send(text.encode() + b"\n")
+    def send_line(self, text: str, now: float = 0.0) -> None:
+        """Write a line, `now` on the loop's clock: what the socket does not take at once waits in `unsent`."""
+        self._send(text.encode() + b"\n", now)
 
     def send_hello(self, hello: Hello) -> None:
         self.hello = hello
-        self._send(hello.encode())
+        self._send(hello.encode(), 0.0)  # during the login: the socket blocks, so it takes all
 
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass  # a closed connection shows up as EOF on the next read
+    def _send(self, data: bytes, now: float) -> None:
+        if not self.unsent:
+            self._progress = now
+        self.unsent += data
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Send what the socket takes without waiting (all of it while the socket blocks, in the login)."""
+        while self.unsent:
+            try:
+                sent = self.sock.send(self.unsent[:TLS_RECORD])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return
+            except OSError:
+                self.unsent = b""  # a closed connection shows up as EOF on the next read
+                return
+            self.unsent = self.unsent[sent:]
+            self._progress = now
+
+    def stuck(self, now: float, window: float) -> bool:
+        """The socket has taken none of our bytes for `window` seconds, or more than UNSENT_LIMIT wait: a server
+        that reads nothing (a partition: the system would retry for many minutes) is as lost as a closed one."""
+        return len(self.unsent) > UNSENT_LIMIT or (bool(self.unsent) and now - self._progress >= window)
 
     def fill(self) -> None:
         """Read what has arrived, waiting up to the socket's timeout if nothing has; sets `closed` at the end
@@ -87,6 +113,8 @@ class Connection:
             pending = getattr(self.sock, "pending", None)  # TLS may hold more decrypted bytes
             while pending and pending() and (more := self.sock.recv(65536)):
                 data += more
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # nothing after all (a TLS record not whole yet): the loop waits for more
         except TimeoutError:
             if self.sock.gettimeout():
                 raise

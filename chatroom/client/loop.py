@@ -1,9 +1,10 @@
 """One select loop drives the client session over the connection and tells one front end what to show.
 
-It waits on the server's socket, on its mailbox (lines and a quit from any thread, the end of a reconnect
-attempt) and on what the front end asks it to watch (the console's keys); each turn it gives the session the
-time, performs the actions the session returns and calls the front end. `Background` runs it in a thread of its
-own for a front end whose thread must never block (the window).
+It waits on the server's socket (to read, and to write what the socket could not take at once: nothing here
+ever blocks, so a quit acts at once even when the server stopped reading), on its mailbox (lines and a quit
+from any thread, the end of a reconnect attempt) and on what the front end asks it to watch (the console's
+keys); each turn it gives the session the time, performs the actions the session returns and calls the front
+end. `Background` runs it in a thread of its own for a front end whose thread must never block (the window).
 """
 
 from __future__ import annotations
@@ -84,9 +85,12 @@ class Loop:
     def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
                  timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random) -> None:
-        self.connection: Connection | None = connection
+        self.connection: Connection | None = None
+        self._adopt(connection)
         self.dial = dial
         self.clock = clock
+        # The watch over a quiet server's window: a server that takes none of our bytes that long is lost.
+        self._stuck_after = timing.probe_after + timing.answer_within
         self.session = ClientSession(welcome, clock(), jitter=jitter, reconnects=dial is not None,
                                      password=connection.hello.password if connection.hello else None,
                                      quit_hint=quit_hint, timing=timing)
@@ -96,6 +100,11 @@ class Loop:
         self._front: FrontEnd | None = None
         self._thread = 0  # the ident of the thread in `run`
         self._status: int | None = None
+
+    def _adopt(self, connection: Connection) -> None:
+        """The loop's connection from now on: its socket never blocks, select waits for it."""
+        connection.sock.setblocking(False)
+        self.connection = connection
 
     def watch(self, sock: socket.socket, on_ready: Callable[[], None]) -> None:
         """Call `on_ready` in the loop's thread whenever `sock` is readable."""
@@ -146,28 +155,38 @@ class Loop:
         self._perform(self.session.tick(now))
         if self._status is not None:
             return
-        watched = [self.mailbox.wakeup, *self._watched]
+        watched, writing = [self.mailbox.wakeup, *self._watched], []
         if self.connection is not None:
             watched.append(self.connection.sock)
+            if self.connection.unsent:
+                writing.append(self.connection.sock)
         due = self.session.due
-        readable = select.select(watched, [], [], POLL if due is None else max(0.0, min(POLL, due - now)))[0]
+        readable, writable, _ = select.select(watched, writing, [],
+                                              POLL if due is None else max(0.0, min(POLL, due - now)))
         for sock in readable:
             if sock in self._watched:
                 self._watched[sock]()
         if self.mailbox.wakeup in readable:
             for work in self.mailbox.take():
                 self._perform(work(self.clock()))
-        if self.connection is not None and self.connection.sock in readable and self._status is None:
+        if self.connection is None or self._status is not None:
+            return
+        now = self.clock()
+        if self.connection.sock in writable:
+            self.connection.flush(now)
+        events = []
+        if self.connection.sock in readable:
             events = self.connection.read()
-            now = self.clock()
             self.session.heard(now)
-            self._receive(events, now)
+        self._receive(events, now)
 
     def _receive(self, events: list[Event], now: float) -> None:
-        """Events from the connection through the session; then the end of the connection, if it came."""
+        """Events from the connection through the session; then the end of the connection, if it came or the
+        server has taken none of our bytes for too long."""
         for event in events:
             self._perform(self.session.receive(event, now))
-        if self.connection is not None and self.connection.closed:
+        if self.connection is not None and (self.connection.closed
+                                            or self.connection.stuck(now, self._stuck_after)):
             self.connection.close()
             self.connection = None
             self._perform(self.session.closed(now))
@@ -176,8 +195,9 @@ class Loop:
         assert self._front is not None, "the loop performs only while it runs"
         for action in actions:
             match action:
-                case Transmit(line=line) if self.connection is not None:
-                    self.connection.send_line(line)
+                case Transmit(line=line):
+                    assert self.connection is not None, "the session transmits only while connected"
+                    self.connection.send_line(line, self.clock())
                 case Show(event=event):
                     self._front.on_event(event, self.session.view)
                 case Notice():
@@ -193,7 +213,7 @@ class Loop:
         attempt, self._attempt = self._attempt, None
         match attempt.result if attempt is not None else None:
             case (Connection() as connection, Welcome() as welcome):
-                self.connection = connection
+                self._adopt(connection)
                 self._perform(self.session.reconnected(welcome, now))
                 self._receive(connection.events(), now)  # what came with the welcome: the replay of what was missed
                 return []
