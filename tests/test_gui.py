@@ -26,7 +26,8 @@ from fakeserver import Relay
 from chatroom.client.main import parse_args
 from chatroom.client.session import DISCONNECTED, OK
 from chatroom.codecs import encode_json
-from chatroom.protocol import BANNER, Hello, Private, Welcome
+from chatroom.client.loop import Received
+from chatroom.protocol import BANNER, Hello, Message, Private, Welcome
 from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -411,6 +412,29 @@ def test_a_hostile_server_never_breaks_the_window(root, fake_server):
     assert unsafe == []
     assert chat.entry.instate(["disabled"])
     chat.close()  # after the loss, closing the window ends with the console's status for it
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
+def test_an_event_the_window_cannot_show_is_logged_once_and_the_window_goes_on(root, fake_server, caplog):
+    """The decoder refuses what cannot be drawn (a time out of range), but a failure to draw one event must not
+    freeze the window (before, _poll raised before it asked Tk for the next poll). Nothing a server sends can
+    cause one now, so the test hands the window such an event itself, twice, as the loop's thread would."""
+    served = fake_server.serve(BANNER, Welcome("amy", ["amy"]))
+    client = connected(root, fake_server.port, "amy", "--no-reconnect")
+    chat = client.chat
+    until(root, lambda: "Welcome, amy!" in shown(client))
+    view = chat.background.loop.session.view
+    for _ in range(2):
+        chat.background.inbox.put(Received(Message(1, "mallory", None), view, 0.0))  # no text: cannot be drawn
+    peer = served()
+    peer.say(Message(2, "bob", "still here"))
+    until(root, lambda: "still here" in shown(client))
+    failures = [record for record in caplog.records if "could not show" in record.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    peer.hang_up()
+    until(root, lambda: chat.ended is not None)
+    chat.close()
     until(root, lambda: gone(root))
     assert client.finish() == DISCONNECTED
 

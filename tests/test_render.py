@@ -5,7 +5,7 @@ import time
 import pytest
 
 from chatroom.protocol import Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome
-from chatroom.render import NAME_COLORS, PLAIN, Theme, color_rgb, name_color, render, wants_attention
+from chatroom.render import NAME_COLORS, PLAIN, Theme, clock, color_rgb, name_color, render, wants_attention
 
 TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
 COLORS = Theme(time="<t>", system="<s>", error="<e>", private="<p>", earlier="<old>", own="<me>",
@@ -113,3 +113,9 @@ def test_the_catch_up_marker_counts_what_was_missed():
     assert render(CaughtUp(count=1, ts=0)).endswith("— 1 message while you were away —")
     assert render(CaughtUp(count=0, ts=0)).endswith("— nothing new while you were away —")
     assert "3 older events could not be replayed" in render(CaughtUp(count=5, missing=3, ts=0))
+
+
+@pytest.mark.parametrize("ts", [1e30, float("nan"), float("inf"), -1e20])
+def test_a_time_that_cannot_be_shown_is_drawn_as_dashes_not_an_error(ts):
+    assert clock(ts) == "--:--"
+    assert render(Message(seq=1, sender="alice", text="hi", ts=ts)) == "[--:--] <alice> hi"

@@ -6,6 +6,7 @@ slice of work per tick, so the window stays responsive under a burst.
 
 from __future__ import annotations
 
+import logging
 import queue
 import tkinter as tk
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from tkinter import font, simpledialog, ttk
 from readchar import key
 
 from ... import names, render
-from ...protocol import sanitize
+from ...protocol import Event, sanitize
 from ..console.editor import Bell, Candidates, LineEditor, Submit
 from ..loop import Background, Ended, Handed, Received
 from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
@@ -26,6 +27,8 @@ SCROLLBACK = 10_000  # lines kept in the conversation; older ones go, so memory 
 BACKGROUND, FOREGROUND, GREY = "#1e1f22", "#d3d7cf", "#8b8e94"
 OWN_COLOR = "#8ae234"  # the bright green of the console's own name
 AWAY_COLOR = "#888a85"  # the grey of the notices: a user who is reconnecting
+
+log = logging.getLogger(__name__)
 
 
 class ChatWindow:
@@ -41,6 +44,7 @@ class ChatWindow:
         self.ended: Ended | None = None
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
+        self._failures: set[str] = set()  # why events could not be shown, each logged once
         self.scrollback = SCROLLBACK
         self.editor = LineEditor(names=lambda: self.users)
         self._build()
@@ -201,10 +205,12 @@ class ChatWindow:
                 break
             if isinstance(batch[-1], Ended):
                 break
-        if batch:
-            self.show(batch)
-        if self.ended is None:
-            self.root.after(1 if batch else POLL_MS, self._poll)
+        try:
+            if batch:
+                self.show(batch)
+        finally:  # a failure to show (Tk reports it) must not stop the window showing what comes after
+            if self.ended is None:
+                self.root.after(1 if batch else POLL_MS, self._poll)
 
     def show(self, batch: list[Handed]) -> None:
         shown = []
@@ -213,8 +219,11 @@ class ChatWindow:
         for item in batch:
             if isinstance(item, Received):
                 view = item.view
-                shown.append(styling.event_runs(item.event, view.me))
-                attention += render.wants_attention(item.event, view.me)
+                try:
+                    shown.append(styling.event_runs(item.event, view.me))
+                    attention += render.wants_attention(item.event, view.me)
+                except Exception as exc:  # one event that cannot be drawn must not take the others with it
+                    self._failed(item.event, exc)
             elif isinstance(item, Notice):
                 shown.append(styling.note(item.text, item.role))
             elif isinstance(item, View):
@@ -229,6 +238,11 @@ class ChatWindow:
             self.unseen += attention
             self.root.bell()
         self._set_title()
+
+    def _failed(self, event: Event, exc: Exception) -> None:
+        if (why := f"{type(exc).__name__}: {exc}") not in self._failures:
+            self._failures.add(why)
+            log.error("the window could not show a %s event (%s)", event.TYPE, why, exc_info=exc)
 
     def _ended(self, ended: Ended, shown: list[styling.Runs]) -> None:
         self.ended = ended
