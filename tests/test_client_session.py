@@ -245,6 +245,55 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
     assert len(shown(chat.receive(CaughtUp(1), 3.5))) == 1
 
 
+def lost_in_flight(*typed_while_away: str) -> ClientSession:
+    """A session whose "hi" went into a connection that was then lost before its echo came, with lines typed
+    while away, logged in again (resumed, asking from event 5)."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=5), reconnects=True)
+    chat.send("hi", 1.0)
+    assert sent(chat.tick(1.0)) == ["hi"] and chat.view.pending == 1
+    chat.closed(1.1)
+    for line in typed_while_away:
+        chat.send(line, 1.5)
+    assert chat.tick(2.5)[0].hello.after == 5
+    chat.reconnected(Welcome("amy", ["amy", "bob"], token="t2", resumed=True, seq=7), 2.6)
+    return chat
+
+
+def test_the_replay_echoes_a_message_the_lost_connection_took_and_a_line_typed_meanwhile_stays_pending():
+    chat = lost_in_flight("typed while away", "/users")
+    assert chat.view.pending == 2
+    chat.receive(Message(6, "amy", "hi", earlier=True), 2.6)  # the server got it: the replay has its echo
+    assert chat.view.pending == 1  # the line typed while away; an echo is counted once, never for another line
+    caught_up = CaughtUp(1)
+    assert shown(chat.receive(caught_up, 2.6)) == [caught_up] and chat.view.pending == 1
+    assert sent(chat.tick(2.6)) == ["typed while away", "/users"]
+    chat.receive(Message(8, "amy", "typed while away"), 2.7)
+    assert chat.view.pending == 0
+
+
+def test_a_message_the_lost_connection_never_delivered_is_pending_no_more_and_said_so():
+    chat = lost_in_flight()
+    chat.receive(Message(6, "bob", "meanwhile", earlier=True), 2.6)
+    assert chat.view.pending == 1  # until the replay is over
+    actions = chat.receive(CaughtUp(1), 2.6)
+    assert chat.view.pending == 0
+    assert actions[-1] == Notice("-- 1 message sent as the connection was lost never reached the server", "error")
+
+
+def test_without_an_event_id_to_ask_from_a_message_the_lost_connection_took_is_pending_no_more():
+    """No replay comes to settle it (the server sends history instead): only the lines waiting stay pending."""
+    chat = started(Welcome("amy", ["amy"], token="t1"), reconnects=True)
+    chat.send("hi", 1.0)
+    chat.tick(1.0)
+    chat.closed(1.1)
+    chat.send("typed while away", 1.5)
+    assert chat.tick(2.5)[0].hello.after is None
+    chat.reconnected(Welcome("amy", ["amy"], token="t2", resumed=True, seq=1), 2.6)
+    assert chat.view.pending == 1
+    chat.receive(Message(1, "amy", "hi", earlier=True), 2.6)  # history: no echo
+    assert chat.view.pending == 1
+
+
 def test_a_client_that_saw_no_event_asks_from_the_welcomes_id():
     chat = started(Welcome("amy", ["amy"], token="t1", seq=7), reconnects=True)
     chat.closed(0.0)

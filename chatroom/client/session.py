@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import names
-from ..commands import Command, parse
+from ..commands import Command, Kind, parse
 from ..protocol import (
-    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, Error, Event, Hello, Joined, Left, Message, Ping, Reconnecting, Renamed,
-    Shutdown, Users, Welcome, sanitize_lines,
+    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Hello, Joined, Left, Message, Ping, Reconnecting,
+    Renamed, Shutdown, Users, Welcome, sanitize_lines,
 )
 from ..ratelimit import TokenBucket
 
@@ -36,7 +36,7 @@ PROBE = "/users"
 LOST = "Connection lost: the server closed the connection."
 END_OF_HISTORY = "— end of history —"
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
-PUBLIC = ("say", "me")  # the commands the server echoes to their sender
+PUBLIC = (Kind.SAY, Kind.ME)  # the commands the server echoes to their sender
 # The errors that say a line was not sent at all; the others answer a command (a /msg held, or to nobody).
 NOT_SENT = ("rate_limited", "bad_message", "line_too_long", "bad_encoding")
 QUIT_WORDS = ("/quit", "/exit")
@@ -126,7 +126,12 @@ class ClientSession:
         self.ending: Bye | Shutdown | None = None  # the server's last word
         self.quitting = False
         self.failed = False  # reconnecting gave up: the password has changed
-        self.outgoing: deque[str] = deque()  # paced, so a paste stays under the server's limit
+        # Lines for the server, each with whether it is a public message (pending until its echo); paced, so a
+        # paste stays under the server's limit.
+        self.outgoing: deque[tuple[str, bool]] = deque()
+        # Public messages written into a connection that was lost before their echo came: the replay after the
+        # reconnect echoes those the server got, and its end (caught_up) says the others never reached it.
+        self._unconfirmed = 0
         self._typed = 0  # lines queued since the last flush: a paste that has to wait is told once
         self._goodbye_by: float | None = None
         self.last_seq = welcome.seq  # the highest event id seen: a reconnect asks for what came after it
@@ -185,6 +190,7 @@ class ClientSession:
         if not self._is_new(event):
             return []
         view = self.view
+        unreached: list[Action] = []
         match event:
             case Joined(name=name, back=back):
                 users = view.users if back and name in view.users else (*view.users, name)
@@ -204,18 +210,27 @@ class ClientSession:
                 if self.probes:
                     self.probes -= 1
                     return []
-            case Message(sender=sender, earlier=False) if view.pending and names.key(sender) == names.key(view.me):
-                self.view = replace(view, pending=view.pending - 1)  # the server echoes public messages
+            case Message(sender=sender, earlier=earlier) if names.key(sender) == names.key(view.me) and (
+                    self._unconfirmed or (view.pending and not earlier)):
+                # The server echoes public messages; one of mine in the replay (marked earlier) is the echo of a
+                # message the lost connection took.
+                self._unconfirmed = max(0, self._unconfirmed - 1)
+                self.view = replace(view, pending=view.pending - 1)
             case Error(code=code) if code in NOT_SENT and view.pending:
                 self.view = replace(view, pending=view.pending - 1)
             case Bye() | Shutdown():
                 self.ending = event
             case Ping():
                 return [Transmit("/pong")]
+            case CaughtUp() if self._unconfirmed:  # the replay is over: it echoed all the server got
+                lost, self._unconfirmed = self._unconfirmed, 0
+                self.view = replace(view, pending=max(0, view.pending - lost))
+                unreached = [Notice(f"-- {lost} message{'' if lost == 1 else 's'} sent as the connection was lost "
+                                    "never reached the server", "error")]
         if isinstance(event, Message) and event.earlier and self._held is not None:
             self._history_at = now
             return [Show(event)]
-        return [*self._release_welcome(), Show(event)]
+        return [*self._release_welcome(), Show(event), *unreached]
 
     def _is_new(self, event: Event) -> bool:
         """False for an event with an id seen before; remembers the ids of new ones. A set, not the highest id:
@@ -253,10 +268,8 @@ class ClientSession:
             return actions + self._say_block(text)
         if not self.connected and text.strip().lower() in QUIT_WORDS:
             return actions + self.quit(now)  # nobody to say goodbye to
-        self._queue(text)
         command = parse(text)
-        if isinstance(command, Command) and command.kind in PUBLIC:
-            self.view = replace(self.view, pending=self.view.pending + 1)
+        self._queue(text, public=isinstance(command, Command) and command.kind in PUBLIC)
         return actions
 
     def _say_block(self, text: str) -> list[Action]:
@@ -265,13 +278,14 @@ class ClientSession:
         if len(line.encode()) > LINE_LIMIT:
             return [Notice(f"! The paste was not sent: {len(line.encode())} bytes, the server takes at most "
                            f"{LINE_LIMIT} in one message.", "error")]
-        self._queue(line)
-        self.view = replace(self.view, pending=self.view.pending + 1)
+        self._queue(line, public=True)
         return []
 
-    def _queue(self, line: str) -> None:
-        self.outgoing.append(line)
+    def _queue(self, line: str, public: bool = False) -> None:
+        self.outgoing.append((line, public))
         self._typed += self.connected
+        if public:
+            self.view = replace(self.view, pending=self.view.pending + 1)
 
     def quit(self, now: float) -> list[Action]:
         """The user leaves: say /quit and wait briefly for the goodbye; at once when there is no connection."""
@@ -281,7 +295,7 @@ class ClientSession:
         actions = self._release_welcome()
         if not self.connected:
             return [*actions, End(self.status)]
-        self.outgoing.append("/quit")
+        self.outgoing.append(("/quit", False))
         return actions
 
     # --- time ----------------------------------------------------------------------------------------------
@@ -315,7 +329,7 @@ class ClientSession:
         waiting = len(self.outgoing)
         actions: list[Action] = []
         while self.outgoing and self.pace.take(now):
-            actions.append(Transmit(self.outgoing.popleft()))
+            actions.append(Transmit(self.outgoing.popleft()[0]))
         if typed and self.outgoing and waiting > 1:
             actions.append(Notice(f"-- {len(self.outgoing)} lines wait to be sent "
                                   f"({self.server_rate:g} per second is the server's limit)"))
@@ -367,7 +381,11 @@ class ClientSession:
     def reconnected(self, welcome: Welcome, now: float) -> list[Action]:
         """A Redial logged in: the events that came with the welcome follow through `receive`."""
         self.connected, self.ending, self.attempt, self.new_name = True, None, 0, None
-        self._welcomed(welcome, now, self.view.pending)
+        waiting = sum(public for _, public in self.outgoing)
+        # Pending now: the public lines waiting here, and those the lost connection took, until the replay,
+        # which comes when we asked from an event id, says which of them the server got.
+        self._unconfirmed = self.view.pending - waiting if self.last_seq else 0
+        self._welcomed(welcome, now, waiting + self._unconfirmed)
         return [Notice("-- reconnected"), Show(welcome)]
 
     def reconnect_refused(self, refusal: Refusal, reason: str, now: float) -> list[Action]:
