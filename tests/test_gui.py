@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -298,6 +299,45 @@ def test_a_connection_made_after_the_dialogs_quit_is_closed(root, fake_server):
     assert client.finish() == OK
     peer.welcome()  # the server answers late: nobody is there to take the connection
     assert peer.closed()
+
+
+def test_a_connection_the_server_reset_before_the_window_opened_is_shown_as_lost(root, fake_server):
+    """The dialog's attempt logged in, then the server reset the connection before the dialog looked again: the
+    window still opens, with the address the user gave (asking the socket for it then fails: ENOTCONN), and
+    shows the connection lost (before, a blank window and a socket nobody closed)."""
+    client = WindowClient(root, parse_args(["--gui", "localhost", str(fake_server.port), "amy", "--no-reconnect"]))
+    until(root, lambda: client.dialog._attempt is not None)  # the dialog has started connecting
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    assert attempt.done.wait(TIMEOUT)
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # with a reset
+    assert select.select([attempt.result[0].sock], [], [], TIMEOUT)[0]  # it has arrived
+    until(root, lambda: client.chat is not None)
+    assert root.title().endswith(f"chatroom localhost port {fake_server.port}")
+    until(root, lambda: client.chat.ended is not None)
+    assert "! Connection lost" in shown(client)
+    client.chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
+def test_a_window_that_cannot_be_built_closes_its_connection(root, fake_server, monkeypatch):
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in building the window")
+
+    monkeypatch.setattr("chatroom.client.gui.client.ChatWindow", broken)
+    monkeypatch.setattr(root, "report_callback_exception", lambda *args: None)  # Tk would print the traceback
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(fake_server.port), "amy"]))
+    until(root, lambda: client.dialog._attempt is not None)
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    until(root, lambda: client.dialog._attempt is None)  # the dialog took the connection, and failed with it
+    assert attempt.result is not None and peer.closed()
+    client.close()
+    until(root, lambda: gone(root))
 
 
 def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):

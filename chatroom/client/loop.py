@@ -143,12 +143,19 @@ class Loop:
                     front.on_view(shown)
         finally:
             self._front = None
-            if self._attempt is not None:
-                self._attempt.abandon()
-            if self.connection is not None:
-                self.connection.close()
-            self.mailbox.close()
+            self.close()
         return status
+
+    def close(self) -> None:
+        """Close what the loop holds: the connection, the mailbox, an attempt under way (abandoned). `run` does
+        it as it ends; a loop that never ran is closed by whoever built it."""
+        if self._attempt is not None:
+            self._attempt.abandon()
+            self._attempt = None
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        self.mailbox.close()
 
     def _turn(self) -> None:
         now = self.clock()

@@ -21,10 +21,14 @@ class WindowClient:
         self.closed = False
         self.dialog = ConnectDialog(root, args, self._connected)
 
-    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
-        host, port = connection.sock.getpeername()[:2]
+    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None, host: str, port: int) -> None:
+        """`host` and `port` as the user gave them: asking the socket fails once the server has reset it."""
         loop = Loop(connection, welcome, dial, quit_hint="close the window to quit")
-        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
+        try:
+            self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
+        except BaseException:
+            loop.close()  # its thread, which closes it when it ends, starts only once the window is built
+            raise
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here

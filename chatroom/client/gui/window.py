@@ -52,8 +52,8 @@ class ChatWindow:
         self._set_title()
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<FocusIn>", self._focus_in, add="+")
-        self.background.start()
         root.after(POLL_MS, self._poll)
+        self.background.start()  # last: once it runs, the loop's thread owns the connection
 
     # --- building ---------------------------------------------------------------------
 
