@@ -157,8 +157,9 @@ def test_an_attempt_logs_in_or_says_what_the_server_refused(fake_server):
     dial = dialer("127.0.0.1", fake_server.port, None)
     fake_server.serve(BANNER, Welcome("amy", ["amy"]))
     done = threading.Event()
-    attempt = Attempt(dial, Hello("amy"), done.set)
-    assert done.wait(TIMEOUT)
+    finished = []
+    attempt = Attempt(dial, Hello("amy"), lambda which: (finished.append(which), done.set()))
+    assert done.wait(TIMEOUT) and finished == [attempt]  # the callback is told which attempt ended
     connection, welcome = attempt.result
     connection.close()
     assert welcome.name == "amy"
@@ -179,10 +180,12 @@ def test_an_attempt_that_fails_unexpectedly_still_ends():
     assert isinstance(attempt.result, ClientError) and str(attempt.result) == "RuntimeError: a bug"
 
 
-def test_a_connection_that_arrives_after_the_attempt_was_abandoned_is_closed(fake_server):
-    attempt = Attempt(dialer("127.0.0.1", fake_server.port, None), Hello("amy"))
+def test_a_connection_that_arrives_after_the_attempt_was_abandoned_is_closed_and_nobody_is_called(fake_server):
+    """The one who abandoned it may have closed what the callback would write to (the loop, its mailbox)."""
+    called = []
+    attempt = Attempt(dialer("127.0.0.1", fake_server.port, None), Hello("amy"), lambda *args: called.append(args))
     peer = fake_server.accept()  # connected, waiting for the greeting
     attempt.abandon()
     peer.welcome()
     assert attempt.done.wait(TIMEOUT) and attempt.result is None
-    assert peer.closed()
+    assert peer.closed() and called == []

@@ -281,17 +281,17 @@ class Attempt:
     """One connect and login in a thread of its own: they may take seconds, and the caller's thread goes on
     meanwhile (the loop answering keys, Tk drawing). `result` is the connection with its welcome, or the
     ClientError that ended the attempt (a Refused among them; any other failure becomes one too, so an
-    attempt always ends); `on_done` is called from the attempt's thread once it is set. A connection that
-    arrives after `abandon` is closed: the one who asked has gone."""
+    attempt always ends); `on_done` is called with the attempt, from its thread, once it is set, unless it was
+    abandoned by then. A connection that arrives after `abandon` is closed: the one who asked has gone."""
 
-    def __init__(self, dial: Dial, hello: Hello, on_done: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, dial: Dial, hello: Hello, on_done: Callable[[Attempt], None] = lambda attempt: None) -> None:
         self.done = threading.Event()
         self.result: Login | ClientError | None = None
         self._lock = threading.Lock()
         self._abandoned = False
         threading.Thread(target=self._run, args=(dial, hello, on_done), name="chatroom-connect", daemon=True).start()
 
-    def _run(self, dial: Dial, hello: Hello, on_done: Callable[[], None]) -> None:
+    def _run(self, dial: Dial, hello: Hello, on_done: Callable[[Attempt], None]) -> None:
         result: Login | ClientError = ClientError("the connection attempt stopped")
         try:
             result = self._log_in(dial, hello)
@@ -306,7 +306,8 @@ class Attempt:
             if abandoned and isinstance(result, tuple):
                 result[0].close()
             self.done.set()
-            on_done()
+            if not abandoned:
+                on_done(self)
 
     @staticmethod
     def _log_in(dial: Dial, hello: Hello) -> Login:

@@ -51,13 +51,21 @@ class Mailbox:
         self.wakeup, self._poke = socket.socketpair()
         self.wakeup.setblocking(False)
         self._poke.setblocking(False)
+        # A put and the close, from two threads, never meet on the socket (a send on a descriptor being closed,
+        # perhaps already reused); the send never waits, so holding the lock for it does not either.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def put(self, work: Work) -> None:
+        """From any thread, also after the loop has ended (the work is then never done)."""
         self._work.put(work)
-        try:
-            self._poke.send(b"\0")
-        except OSError:
-            pass  # a wake-up is waiting already, or the loop has ended
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._poke.send(b"\0")
+            except OSError:
+                pass  # a wake-up is waiting already
 
     def take(self) -> list[Work]:
         try:
@@ -73,8 +81,10 @@ class Mailbox:
                 return work
 
     def close(self) -> None:
-        self.wakeup.close()
-        self._poke.close()
+        with self._lock:
+            self._closed = True
+            self.wakeup.close()
+            self._poke.close()
 
 
 class Loop:
@@ -211,14 +221,19 @@ class Loop:
                     self._front.on_notice(action)
                 case Redial(hello=hello):
                     assert self.dial is not None, "a session without dial never redials"
-                    self._attempt = Attempt(self.dial, hello, lambda: self.mailbox.put(self._redialled))
+                    self._attempt = Attempt(self.dial, hello, self._attempt_done)
                 case End(status=status):
                     self._status = status
 
-    def _redialled(self, now: float) -> list[Action]:
-        """How the attempt under way went, for the session (in the loop's thread)."""
-        attempt, self._attempt = self._attempt, None
-        match attempt.result if attempt is not None else None:
+    def _attempt_done(self, attempt: Attempt) -> None:
+        """In the attempt's thread."""
+        self.mailbox.put(lambda now: self._redialled(attempt, now))
+
+    def _redialled(self, attempt: Attempt, now: float) -> list[Action]:
+        """How the attempt went, for the session (in the loop's thread)."""
+        assert attempt is self._attempt, "one attempt at a time, and an abandoned one never calls back"
+        self._attempt = None
+        match attempt.result:
             case (Connection() as connection, Welcome() as welcome):
                 self._adopt(connection)
                 self._perform(self.session.reconnected(welcome, now))
