@@ -106,25 +106,32 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id_and_shows_n
         background.join(TIMEOUT)
 
 
-def test_a_failing_attempt_is_followed_by_the_next(fake_server):
+@pytest.mark.parametrize("failure, logged", [(ClientError("the room is full"), False),
+                                              (RuntimeError("a bug in dialing"), True)])
+def test_a_failing_attempt_is_followed_by_the_next_saying_why_and_a_bug_is_logged_once(fake_server, caplog,
+                                                                                         failure, logged):
     connection, welcome, peer = logged_in(fake_server)
     attempts = []
 
-    def broken(hello: Hello) -> Connection:
+    def failing(hello: Hello) -> Connection:
         attempts.append(hello)
-        raise RuntimeError("a bug in dialing")
+        raise failure
 
-    background = Background(Loop(connection, welcome, broken, timing=FAST))
+    background = Background(Loop(connection, welcome, failing, timing=FAST))
     background.start()
     try:
         peer.hang_up()
         assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting in 1 s (attempt 1)")
-        assert "(attempt 2)" in take(background, Notice)[-1].text
+        why = str(failure) if isinstance(failure, ClientError) else f"RuntimeError: {failure}"
+        assert take(background, Notice)[-1].text.startswith(f"-- {why}; reconnecting in 1 s (attempt 2)")
+        assert "(attempt 3)" in take(background, Notice)[-1].text
         background.quit()
-        assert take(background)[-1] == Ended(OK) and attempts
+        assert take(background)[-1] == Ended(OK) and len(attempts) >= 2
     finally:
         background.quit()
         background.join(TIMEOUT)
+    records = [record for record in caplog.records if record.name == "chatroom.client.loop"]
+    assert [record.exc_info[1] for record in records] == ([failure] if logged else [])
 
 
 def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_closed(fake_server):

@@ -222,9 +222,17 @@ def test_attempts_back_off_from_1_to_30_seconds_with_jitter():
         for _ in range(6):
             now = chat.retry_at
             assert isinstance(chat.tick(now)[0], Redial)
-            chat.reconnect_failed(now)
+            chat.reconnect_failed(now, "nothing is listening")
             found.append(chat.retry_at - now)
         assert found == delays
+
+
+def test_why_an_attempt_failed_comes_first_in_the_notice_of_the_next():
+    chat = started(reconnects=True, quit_hint="Ctrl+C to quit")
+    chat.closed(0.0)
+    chat.tick(1.0)
+    assert chat.reconnect_failed(1.5, "the room is full (50 users): try again later") == [Notice(
+        "-- the room is full (50 users): try again later; reconnecting in 2 s (attempt 2), Ctrl+C to quit", "error")]
 
 
 def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():

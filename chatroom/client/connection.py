@@ -297,8 +297,9 @@ class Attempt:
             result = self._log_in(dial, hello)
         except ClientError as exc:
             result = exc
-        except Exception as exc:  # a failure the login does not expect (a socket error, a bug): this attempt failed
+        except Exception as exc:  # a failure the login does not expect (a bug): this attempt failed
             result = ClientError(f"{type(exc).__name__}: {exc}")
+            result.__cause__ = exc  # with its traceback, for the log
         finally:
             with self._lock:
                 abandoned = self._abandoned

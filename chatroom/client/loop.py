@@ -9,6 +9,7 @@ end. `Background` runs it in a thread of its own for a front end whose thread mu
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import select
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..protocol import Event, Welcome
-from .connection import Attempt, Connection, Dial, Refused
+from .connection import Attempt, ClientError, Connection, Dial, Refused
 from .session import FAILED, Action, ClientSession, End, Notice, Redial, Show, Timing, Transmit, View
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
+
+log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
@@ -110,6 +113,7 @@ class Loop:
         self._front: FrontEnd | None = None
         self._thread = 0  # the ident of the thread in `run`
         self._status: int | None = None
+        self._unexpected: set[str] = set()  # why reconnect attempts failed unexpectedly: each logged once
 
     def _adopt(self, connection: Connection) -> None:
         """The loop's connection from now on: its socket never blocks, select waits for it."""
@@ -241,7 +245,12 @@ class Loop:
                 return []
             case Refused() as refused:
                 return self.session.reconnect_refused(refused.refusal, refused.reason, now)
-        return self.session.reconnect_failed(now)
+            case ClientError() as error:
+                if error.__cause__ is not None and str(error) not in self._unexpected:
+                    self._unexpected.add(str(error))  # a bug in the attempt would else be a silent retry forever
+                    log.error("a reconnect attempt failed unexpectedly", exc_info=error.__cause__)
+                return self.session.reconnect_failed(now, str(error))
+        raise AssertionError(f"an attempt that was not abandoned ends with a result, not {attempt.result!r}")
 
 
 # --- the thread bridge --------------------------------------------------------------------------------------

@@ -4,12 +4,15 @@ window (`--gui`, gui/)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import logging
+import logging.handlers
 import os
 import select
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import Hello
@@ -27,6 +30,7 @@ from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are th
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
 
 INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
+LOG_HELD = 100  # records held during the chat: failures are logged once each, so a few at most
 
 
 # --- command line ---------------------------------------------------------------
@@ -155,6 +159,22 @@ def _open(args: argparse.Namespace, context: ssl.SSLContext | None) -> tuple[Con
     return connection, hello
 
 
+@contextlib.contextmanager
+def _log_after_the_chat() -> Iterator[None]:
+    """The client's log (a failure it did not expect, with its traceback) is held while the chat has the
+    terminal, where it would tear the screen and the input line, and written to stderr after it."""
+    target = logging.StreamHandler(sys.stderr)
+    target.setFormatter(logging.Formatter(f"{_program()}: %(message)s"))
+    held = logging.handlers.MemoryHandler(LOG_HELD, flushLevel=logging.CRITICAL + 1, target=target)
+    logger = logging.getLogger("chatroom")
+    logger.addHandler(held)
+    try:
+        yield
+    finally:
+        logger.removeHandler(held)
+        held.close()  # writes what it holds
+
+
 def _cannot_ask(reason: str) -> str:
     raise ClientError(f"{reason.removeprefix('Sorry, ').rstrip('. ') or 'this room needs a password'} "
                       "(and input is not a terminal to ask again)")
@@ -180,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with connection.sock:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
-                with terminal.session() as key_source:
+                with _log_after_the_chat(), terminal.session() as key_source:
                     editor = LineEditor(names=lambda: chat.users)
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
                     if args.insecure:

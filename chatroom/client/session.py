@@ -362,16 +362,15 @@ class ClientSession:
     def _end(self) -> list[Action]:
         return [*self._release_welcome(), *([Notice(f"! {LOST}", "error")] if self.lost else []), End(self.status)]
 
-    def _schedule(self, now: float) -> Notice:
+    def _schedule(self, now: float, why: str = "connection lost") -> Notice:
         """The next reconnect attempt: 1, 2, 4 ... 30 s, each cut to a random 50-100 % so that the clients of a
-        restarted server do not all come back at once."""
+        restarted server do not all come back at once; the notice says `why` first."""
         self.attempt += 1
         delay = min(self.timing.most_delay, self.timing.first_delay * 2 ** (self.attempt - 1))
         delay *= 0.5 + self.jitter() / 2
         self.retry_at = now + delay
         hint = f", {self.quit_hint}" if self.quit_hint else ""
-        return Notice(f"-- connection lost; reconnecting in {math.ceil(delay)} s (attempt {self.attempt}){hint}",
-                      "error")
+        return Notice(f"-- {why}; reconnecting in {math.ceil(delay)} s (attempt {self.attempt}){hint}", "error")
 
     def _redial(self) -> Redial:
         self.retry_at = None
@@ -398,6 +397,6 @@ class ClientSession:
         return [Notice("-- the room's password has changed: connect again with the new one", "error"),
                 *self._end()]
 
-    def reconnect_failed(self, now: float) -> list[Action]:
-        """A Redial could not connect or log in: the next attempt, later."""
-        return [self._schedule(now)]
+    def reconnect_failed(self, now: float, reason: str) -> list[Action]:
+        """A Redial could not connect or log in, for `reason` (a sentence): the next attempt, later."""
+        return [self._schedule(now, reason)]
