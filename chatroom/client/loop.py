@@ -23,6 +23,7 @@ from typing import Protocol
 from ..protocol import Event, Welcome
 from .connection import Attempt, ClientError, Connection, Dial, Refused
 from .session import FAILED, Action, ClientSession, End, Notice, Redial, Show, Timing, Transmit, View
+from .waker import Waker
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
 
@@ -46,36 +47,20 @@ Work = Callable[[float], list[Action]]  # something for the loop's thread to do 
 
 
 class Mailbox:
-    """Work for the loop's thread, put from any thread; a byte on a socket pair wakes the loop's select
-    (socketpair works on Windows too)."""
+    """Work for the loop's thread, put from any thread; `wakeup` wakes the loop's select."""
 
     def __init__(self) -> None:
         self._work: queue.SimpleQueue[Work] = queue.SimpleQueue()
-        self.wakeup, self._poke = socket.socketpair()
-        self.wakeup.setblocking(False)
-        self._poke.setblocking(False)
-        # A put and the close, from two threads, never meet on the socket (a send on a descriptor being closed,
-        # perhaps already reused); the send never waits, so holding the lock for it does not either.
-        self._lock = threading.Lock()
-        self._closed = False
+        self._waker = Waker()
+        self.wakeup = self._waker.sock
 
     def put(self, work: Work) -> None:
         """From any thread, also after the loop has ended (the work is then never done)."""
         self._work.put(work)
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._poke.send(b"\0")
-            except OSError:
-                pass  # a wake-up is waiting already
+        self._waker.wake()
 
     def take(self) -> list[Work]:
-        try:
-            while self.wakeup.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         work = []
         while True:
             try:
@@ -84,10 +69,7 @@ class Mailbox:
                 return work
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self.wakeup.close()
-            self._poke.close()
+        self._waker.close()
 
 
 class Loop:
@@ -293,6 +275,11 @@ class Background:
 
     def quit(self) -> None:
         self.loop.quit()
+
+    @property
+    def quit_within(self) -> float:
+        """Seconds a quit may take: the session's wait for the goodbye, and one more for the loop to end."""
+        return self.loop.session.timing.quit_wait + 1
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -149,11 +149,11 @@ def _open(args: argparse.Namespace, context: ssl.SSLContext | None) -> tuple[Con
         print(f"Connected to {_where(args.host, args.port)}.\n{connection.banner}")
         hello = Hello(_ask_name(), password=password, reconnect=reconnect)
     except BaseException:
-        connection.sock.close()
+        connection.close()
         raise
     if select.select([connection.sock], [], [], 0)[0]:
         # The server spoke while a person typed: it gave up waiting for the name. Start again with it.
-        connection.sock.close()
+        connection.close()
         return connect(args.host, args.port, hello, context), hello
     connection.send_hello(hello)
     return connection, hello
@@ -197,26 +197,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 connection, hello = _open(args, context)
             except NothingListening as exc:
                 raise ClientError(f"{exc}{_only_the_default(args)}") from None
-            with connection.sock:
+            try:  # the connection is ours to close until the loop has it
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
-                with _log_after_the_chat(), terminal.session() as key_source:
-                    editor = LineEditor(names=lambda: chat.users)
-                    screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    if args.insecure:
-                        screen.show(screen.theme.paint(screen.theme.error, INSECURE))
-                    keys = KeyReader(key_source)
-                    keys.start()
-                    try:
-                        dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit")
-                        chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
-                        return chat.run()
-                    except KeyboardFailed as exc:
-                        raise ClientError(str(exc)) from None
-                    finally:
-                        keys.stop()
-                        screen.close()
+                dial = None if args.no_reconnect else dialer(args.host, args.port, context)
+                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit")
+            except BaseException:
+                connection.close()
+                raise
+            # The loop closes what it holds as its run ends; if it never runs, on the way out here.
+            with contextlib.closing(loop), _log_after_the_chat(), terminal.session() as key_source:
+                editor = LineEditor(names=lambda: chat.users)
+                screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
+                if args.insecure:
+                    screen.show(screen.theme.paint(screen.theme.error, INSECURE))
+                keys = KeyReader(key_source)
+                keys.start()
+                try:
+                    chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
+                    return chat.run()
+                except KeyboardFailed as exc:
+                    raise ClientError(str(exc)) from None
+                finally:
+                    keys.stop()
+                    screen.close()
         except (EOFError, KeyboardInterrupt):
             print()
             return OK

@@ -353,8 +353,8 @@ class ClientSession:
         """The connection ended: replaced when that was neither the user's choice nor the server's verdict
         (a restarting server says shutdown, then comes back), else the session is over."""
         self.connected = False
-        ended = self.ending is None or isinstance(self.ending, Shutdown) or self.ending.reason in UNCHOSEN_ENDINGS
-        if self.reconnects and not self.quitting and ended:
+        unchosen = self.ending is None or isinstance(self.ending, Shutdown) or self.ending.reason in UNCHOSEN_ENDINGS
+        if self.reconnects and not self.quitting and unchosen:
             self.view = replace(self.view, state=RECONNECTING)
             return [self._schedule(now)]
         return self._end()

@@ -8,7 +8,7 @@ import tkinter as tk
 from ...protocol import Welcome
 from ..connection import Connection, Dial
 from ..loop import Background, Loop
-from ..session import OK, QUIT_WAIT
+from ..session import OK
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -48,5 +48,5 @@ class WindowClient:
         it comes), and the session's thread ends (it closes its connection)."""
         self.dialog.abandon()
         if self.chat is not None:
-            self.chat.background.join(QUIT_WAIT + 1)
+            self.chat.background.join(self.chat.background.quit_within)
         return self.status

@@ -18,7 +18,7 @@ from ... import names, render
 from ...protocol import Event, sanitize
 from ..console.editor import Bell, Candidates, LineEditor, Submit
 from ..loop import Background, Ended, Handed, Received
-from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
+from ..session import OK, RECONNECTING, Notice, View
 from . import styling
 
 POLL_MS = 15
@@ -192,7 +192,7 @@ class ChatWindow:
         if not self.closing:
             self.closing = True
             self.background.quit()
-            self.root.after(int((QUIT_WAIT + 1) * 1000), lambda: self.on_end(OK))
+            self.root.after(int(self.background.quit_within * 1000), lambda: self.on_end(OK))
 
     # --- what the loop hands over -------------------------------------------------------
 
