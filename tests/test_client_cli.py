@@ -89,7 +89,7 @@ def test_the_installed_command_calls_itself_by_its_name(monkeypatch, capsys):
     assert err.startswith("usage: chatroom-client ") and "chatroom-client: error: expected at most" in err
     with pytest.raises(SystemExit):
         parse_args(["--help"])
-    assert "examples: chatroom-client 127.0.0.1 8080 |" in " ".join(capsys.readouterr().out.split())
+    assert "examples: chatroom-client 127.0.0.1 8080 chatroom-client 192" in " ".join(capsys.readouterr().out.split())
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: (_ for _ in ()).throw(TimeoutError()))
     assert main(["nowhere", "1", "x"]) == 1
     assert capsys.readouterr().err.startswith("chatroom-client: error: cannot connect to nowhere port 1")

@@ -31,11 +31,11 @@ def logged_in(fake: FakeServer, *events: object, **welcome: object) -> tuple[Con
 
 
 def take(background: Background, until: type = Ended) -> list:
-    """What the loop handed over, up to and with the first item of type `until`."""
+    """What the loop handed over, up to and with the first item of type `until`, past the lines of a new day."""
     items = []
-    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), until):
+    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), until) or getattr(item, "role", "") == "day":
         items.append(item)
-    return [*items, item]
+    return [item for item in [*items, item] if getattr(item, "role", "") != "day"]
 
 
 def leave(background: Background, peer: Peer) -> None:

@@ -324,6 +324,7 @@ def test_history_and_search_in_both_modes(make_server, tmp_path):
             "note 0 lunch", "note 10 lunch", "note 20 lunch"]
         plain.send("/search lunch\n")
         assert plain.expect(lambda line: line.startswith('Messages with "lunch"')) == 'Messages with "lunch" (3):'
+        assert plain.line().startswith("— ")  # the day of the messages found
         assert plain.line().endswith("<alice> note 0 lunch")
         plain.send("/history\n")
         assert plain.expect(lambda line: line.startswith("The last messages")) == "The last messages (20):"

@@ -16,7 +16,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,11 +74,11 @@ class Mailbox:
 
 class Loop:
     """The session (built here, on this loop's clock) over `connection`, replaced through `dial` when it is
-    lost without the user's choice (None: never, the session ends). `quit_hint`, `timing` and `jitter` go to the
-    session; `clock` is the time it is given."""
+    lost without the user's choice (None: never, the session ends). `quit_hint`, `key_help`, `timing` and
+    `jitter` go to the session; `clock` is the time it is given."""
 
     def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
-                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 key_help: Sequence[str] = (), timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random) -> None:
         self.connection: Connection | None = None
         self._adopt(connection)
@@ -88,7 +88,7 @@ class Loop:
         self._stuck_after = timing.probe_after + timing.answer_within
         self.session = ClientSession(welcome, clock(), jitter=jitter, reconnects=dial is not None,
                                      password=connection.hello.password if connection.hello else None,
-                                     quit_hint=quit_hint, timing=timing)
+                                     quit_hint=quit_hint, key_help=key_help, timing=timing)
         self.mailbox = Mailbox()
         self._watched: dict[socket.socket, Callable[[], None]] = {}
         self._attempt: Attempt | None = None

@@ -20,7 +20,7 @@ from . import gui
 from .connection import ClientError, Connection, NothingListening, connect, dialer, login, tls_context
 from .console import terminal
 from .console.chat import Chat
-from .console.editor import LineEditor
+from .console.editor import KEYS, LineEditor, key_help
 from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
 from .console.status import security
@@ -53,10 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_program(),
         description="Join a chatroom server from this terminal (or from a window: --gui).",
-        epilog=f"examples:  {command} 127.0.0.1 8080  |  {command} 192.168.1.20 8080 alice  |  "
-               f"{command} --port 8080 --name alice.   Keys: Enter sends, Up/Down recall, Tab completes "
-               "names and commands, Ctrl+W deletes a word, Ctrl+C clears the line (on an empty line it "
-               "leaves, as do Ctrl+D and /quit); a pasted block is sent as one message.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the keys, one a line
+        epilog="\n".join([f"examples:\n  {command} 127.0.0.1 8080\n  {command} 192.168.1.20 8080 alice\n"
+                          f"  {command} --port 8080 --name alice\n\nkeys (a pasted block is held until Enter, "
+                          "then sent as one message):",
+                          *(f"  {entry.keys}: {entry.does}" for entry in KEYS)]),
     )
     parser.add_argument("address", nargs="*", metavar="HOST [PORT [USERNAME]]",
                         help=f"the server (default {DEFAULT_HOST} {DEFAULT_PORT}) and your username "
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="your username (asked for if not given)")
     parser.add_argument("--gui", action="store_true",
                         help="open a window instead (a connect dialog prefilled from these arguments)")
+    parser.add_argument("--theme", choices=("auto", "light", "dark"), default="auto",
+                        help="with --gui: the window's colors (default auto: as the system's dark or light setting)")
     parser.add_argument("--no-reconnect", action="store_true",
                         help="end (exit status 3) when the connection is lost, instead of reconnecting by itself")
     parser.add_argument("--no-color", action="store_true",
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --tls: accept any certificate (only for a test setup: anyone could pose "
                              "as the server)")
     parser.epilog = ((parser.epilog or "")
-                     + f"  A room password is asked for when needed (or taken from {PASSWORD_ENV}).")
+                     + f"\n\nA room password is asked for when needed (or taken from {PASSWORD_ENV}).")
     return parser
 
 
@@ -201,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
                 dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit")
+                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help())
             except BaseException:
                 connection.close()
                 raise

@@ -57,7 +57,7 @@ class ConnectDialog:
             for widget in self._password_widgets:
                 widget.grid_remove()  # shown when the room asks for a password
         ttk.Checkbutton(self.frame, text="Use TLS (encrypted)", variable=self.tls).grid(row=4, column=1, sticky="w")
-        self.status = ttk.Label(self.frame, text="", foreground="#a40000", wraplength=360, justify="left")
+        self.status = ttk.Label(self.frame, text="", style="Error.TLabel", wraplength=360, justify="left")
         self.status.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 4))
         buttons = ttk.Frame(self.frame)
         buttons.grid(row=6, column=0, columnspan=2, sticky="e")
