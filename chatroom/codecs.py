@@ -130,6 +130,12 @@ def json_codec(event: Event, me: str) -> bytes:
     return encode_json(event)
 
 
+# Plain text (nc, telnet) indents each further line of a block by this many spaces: a line break then costs 3
+# bytes, no more than the 2 of its JSON escape plus 1, so a block is never much bigger in plain text than in
+# JSON and the limits that count JSON bytes (config.EVENT_BYTES, the history's) hold in both modes.
+PLAIN_BLOCK_INDENT = 2
+
+
 def plain_codec(event: Event, me: str) -> bytes:
-    text = render.render(event, me)
+    text = render.render(event, me, indent=PLAIN_BLOCK_INDENT)
     return (text + "\n").encode() if text else b""

@@ -318,6 +318,23 @@ def test_without_an_event_id_to_ask_from_a_message_the_lost_connection_took_is_p
     assert chat.view.pending == 1
 
 
+def test_a_server_that_started_again_without_its_history_numbers_anew_and_its_events_are_shown():
+    """Issue #18, point 2: ids seen before the restart are no reason to drop the new room's events."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=0, epoch="before"), reconnects=True)
+    for seq in range(1, 10):
+        chat.receive(Message(seq, "bob", f"m{seq}"), 1.0)
+    chat.closed(2.0)
+    (redial,) = chat.tick(3.0)
+    assert (redial.hello.after, redial.hello.epoch) == (9, "before")
+    assert chat.reconnected(Welcome("amy", ["bob", "amy"], token="t2", seq=2, epoch="after"), 3.5)
+    new = Message(2, "bob", "after the restart")
+    assert shown(chat.receive(new, 3.5)) == [new]
+    assert chat.receive(new, 3.6) == []  # and seen now, in the new numbering
+    chat.closed(4.0)
+    (redial,) = chat.tick(5.0)
+    assert (redial.hello.after, redial.hello.epoch) == (2, "after")
+
+
 def test_a_client_that_saw_no_event_asks_from_the_welcomes_id():
     chat = started(Welcome("amy", ["amy"], token="t1", seq=7), reconnects=True)
     chat.closed(0.0)

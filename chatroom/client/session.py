@@ -151,6 +151,7 @@ class ClientSession:
         self._typed = 0  # lines queued since the last flush: a paste that has to wait is told once
         self._goodbye_by: float | None = None
         self.last_seq = welcome.seq  # the highest event id seen: a reconnect asks for what came after it
+        self.epoch = welcome.epoch  # the numbering those ids belong to
         self._seen: set[int] = set()
         self._forgotten = 0  # ids up to this one count as seen
         self.attempt = 0
@@ -423,12 +424,17 @@ class ClientSession:
     def _redial(self) -> Redial:
         self.retry_at = None
         return Redial(Hello(self.new_name or self.view.me, password=self.password, reconnect=True,
-                            resume=self.token or None, after=self.last_seq or None))
+                            resume=self.token or None, after=self.last_seq or None, epoch=self.epoch or None))
 
     def reconnected(self, welcome: Welcome, now: float) -> list[Action]:
         """A Redial logged in: the events that came with the welcome follow through `receive`."""
         self.connected, self.ending, self.attempt, self.new_name = True, None, 0, None
         self._replaying = bool(self.last_seq)  # asked from an event id: a replay comes (else the history)
+        if welcome.epoch != self.epoch:
+            # The server started again without its history: its ids start again too, so the ones seen before
+            # say nothing about the events to come (it replays all it has, as `after` meant nothing to it).
+            self.epoch, self.last_seq, self._forgotten = welcome.epoch, welcome.seq, 0
+            self._seen.clear()
         waiting = sum(public for _, public in self.outgoing)
         # Pending now: the public lines waiting here, and those the lost connection took, until the replay says
         # which of them the server got.

@@ -69,8 +69,10 @@ def expired(members: Iterable[Member], now: float) -> list[Member]:
     return [member for member in members if member.away_until is not None and member.away_until <= now]
 
 
-def bounced(member: Member) -> Iterator[tuple[str, Error]]:
-    """For each private message that waited in vain for `member`: its sender's name and what they are told."""
-    for message in member.held:
-        yield message.sender, Error(code="not_delivered", message=f"{member.name} did not come back in time: "
-                                    f'your message "{render.preview(message.text)}" was not delivered')
+def bounced(member: Member, why: str) -> Iterator[tuple[str, Error]]:
+    """For each private message that waited in vain for `member`: its sender's name and what they are told
+    (`why` it was not delivered). They wait no more."""
+    held, member.held = member.held, []
+    for message in held:
+        yield message.sender, Error(code="not_delivered", message=f"{why}: your message "
+                                    f'"{render.preview(message.text)}" was not delivered')

@@ -18,8 +18,9 @@ class Codec(Protocol):
 
 
 class Member:
-    def __init__(self, name: str, codec: Codec, outbox: Outbox, token_digest: str = "") -> None:
+    def __init__(self, name: str, codec: Codec, outbox: Outbox, token_digest: str = "", address: str = "") -> None:
         self.name = name
+        self.address = address  # the IP address it came from: its names count against it (--max-per-ip)
         self.key = names.key(name)
         self.skeleton = names.skeleton(name)
         self.codec = codec
