@@ -141,7 +141,12 @@ PLAIN = Theme()
 
 
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    """The time of day of `ts`, or "--:--" for one this platform cannot show (the decoder refuses those from the
+    network, but drawing must never raise: on Windows, localtime refuses a time before 1970)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "--:--"
 
 
 def day(ts: float) -> datetime.date:
