@@ -141,7 +141,12 @@ PLAIN = Theme()
 
 
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    """The time of day of `ts`, or "--:--" for one this platform cannot show (the decoder refuses those from the
+    network, but drawing must never raise: on Windows, localtime refuses a time before 1970)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "--:--"
 
 
 def day(ts: float) -> datetime.date:
@@ -164,8 +169,9 @@ def leave_reason(code: str) -> str:
     return LEAVE_REASONS.get(code, sanitize(code))
 
 
-def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
-    """The lines to show for an event (joined by newlines), or "" for nothing."""
+def render(event: Event, me: str = "", theme: Theme = PLAIN, indent: int | None = None) -> str:
+    """The lines to show for an event (joined by newlines), or "" for nothing. The lines of a message after its
+    first stand under its text, or with `indent` spaces before each (the server's plain text: fewer bytes)."""
     t = theme
     stamp = t.paint(t.time, f"[{clock(event.ts)}]") if hasattr(event, "ts") else ""
 
@@ -180,7 +186,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
             head = (f"[{clock(event.ts)}] " + ("(earlier) " if earlier else "")
                     + (f"* {sender} " if action else f"<{sender}> "))
             # The lines of a pasted block stand under its first, after the sender.
-            text = sanitize_lines(text).replace("\n", "\n" + " " * len(head))
+            text = sanitize_lines(text).replace("\n", "\n" + " " * (len(head) if indent is None else indent))
             line = f"* {who} {text}" if action else f"<{who}> {text}"
             if earlier:
                 return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"
@@ -229,7 +235,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
                 if (date := day(message.ts)) != shown_day:
                     rows.append(t.paint(t.system, day_line(message.ts)))
                     shown_day = date
-                rows.append(render(dataclasses.replace(message, earlier=False), me, theme))
+                rows.append(render(dataclasses.replace(message, earlier=False), me, theme, indent))
             return "\n".join(rows)
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)

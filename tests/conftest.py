@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -184,6 +187,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+def resumable(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
+    """A JSON client that logs in as the console client does (`reconnect`: a resume token), and its answer."""
+    client = JsonClient(port)
+    client.line()
+    client.send(Hello(name, reconnect=True, **fields).encode())  # type: ignore[arg-type]
+    return client, client.event()
+
+
+def in_file(path: Path, sql: str) -> object:
+    """The first value a query finds in a history file that a server has open (WAL lets others read it)."""
+    with contextlib.closing(sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=TIMEOUT)) as db:
+        return db.execute(sql).fetchone()[0]
 
 
 @pytest.fixture

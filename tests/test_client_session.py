@@ -234,9 +234,17 @@ def test_attempts_back_off_from_1_to_30_seconds_with_jitter():
         for _ in range(6):
             now = chat.retry_at
             assert isinstance(chat.tick(now)[0], Redial)
-            chat.reconnect_failed(now)
+            chat.reconnect_failed(now, "nothing is listening")
             found.append(chat.retry_at - now)
         assert found == delays
+
+
+def test_why_an_attempt_failed_comes_first_in_the_notice_of_the_next():
+    chat = started(reconnects=True, quit_hint="Ctrl+C to quit")
+    chat.closed(0.0)
+    chat.tick(1.0)
+    assert chat.reconnect_failed(1.5, "the room is full (50 users): try again later") == [Notice(
+        "-- the room is full (50 users): try again later; reconnecting in 2 s (attempt 2), Ctrl+C to quit", "error")]
 
 
 def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
@@ -257,6 +265,74 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
     assert sent(chat.tick(3.5)) == ["typed while away"]
     assert shown(chat.receive(Message(5, "bob", "one"), 3.5)) == []  # replayed, seen already
     assert len(shown(chat.receive(CaughtUp(1), 3.5))) == 1
+
+
+def lost_in_flight(*typed_while_away: str) -> ClientSession:
+    """A session whose "hi" went into a connection that was then lost before its echo came, with lines typed
+    while away, logged in again (resumed, asking from event 5)."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=5), reconnects=True)
+    chat.send("hi", 1.0)
+    assert sent(chat.tick(1.0)) == ["hi"] and chat.view.pending == 1
+    chat.closed(1.1)
+    for line in typed_while_away:
+        chat.send(line, 1.5)
+    assert chat.tick(2.5)[0].hello.after == 5
+    chat.reconnected(Welcome("amy", ["amy", "bob"], token="t2", resumed=True, seq=7), 2.6)
+    return chat
+
+
+def test_the_replay_echoes_a_message_the_lost_connection_took_and_a_line_typed_meanwhile_stays_pending():
+    chat = lost_in_flight("typed while away", "/users")
+    assert chat.view.pending == 2
+    chat.receive(Message(6, "amy", "hi", earlier=True), 2.6)  # the server got it: the replay has its echo
+    assert chat.view.pending == 1  # the line typed while away; an echo is counted once, never for another line
+    caught_up = CaughtUp(1)
+    assert shown(chat.receive(caught_up, 2.6)) == [caught_up] and chat.view.pending == 1
+    assert sent(chat.tick(2.6)) == ["typed while away", "/users"]
+    chat.receive(Message(8, "amy", "typed while away"), 2.7)
+    assert chat.view.pending == 0
+
+
+def test_a_message_the_lost_connection_never_delivered_is_pending_no_more_and_said_so():
+    chat = lost_in_flight()
+    chat.receive(Message(6, "bob", "meanwhile", earlier=True), 2.6)
+    assert chat.view.pending == 1  # until the replay is over
+    actions = chat.receive(CaughtUp(1), 2.6)
+    assert chat.view.pending == 0
+    assert actions[-1] == Notice("-- 1 message sent as the connection was lost never reached the server", "error")
+
+
+def test_without_an_event_id_to_ask_from_a_message_the_lost_connection_took_is_pending_no_more():
+    """No replay comes to settle it (the server sends the newcomer's history instead, marked earlier and shown so):
+    only the lines waiting stay pending."""
+    chat = started(Welcome("amy", ["amy"], token="t1"), reconnects=True)
+    chat.send("hi", 1.0)
+    chat.tick(1.0)
+    chat.closed(1.1)
+    chat.send("typed while away", 1.5)
+    assert chat.tick(2.5)[0].hello.after is None
+    chat.reconnected(Welcome("amy", ["amy"], token="t2", resumed=True, seq=1), 2.6)
+    assert chat.view.pending == 1
+    history = Message(1, "amy", "hi", earlier=True)
+    assert history in shown(chat.receive(history, 2.6))  # history, shown as such: no echo
+    assert chat.view.pending == 1
+
+
+def test_a_server_that_started_again_without_its_history_numbers_anew_and_its_events_are_shown():
+    """Issue #18, point 2: ids seen before the restart are no reason to drop the new room's events."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=0, epoch="before"), reconnects=True)
+    for seq in range(1, 10):
+        chat.receive(Message(seq, "bob", f"m{seq}"), 1.0)
+    chat.closed(2.0)
+    (redial,) = chat.tick(3.0)
+    assert (redial.hello.after, redial.hello.epoch) == (9, "before")
+    assert chat.reconnected(Welcome("amy", ["bob", "amy"], token="t2", seq=2, epoch="after"), 3.5)
+    new = Message(2, "bob", "after the restart")
+    assert shown(chat.receive(new, 3.5)) == [new]
+    assert chat.receive(new, 3.6) == []  # and seen now, in the new numbering
+    chat.closed(4.0)
+    (redial,) = chat.tick(5.0)
+    assert (redial.hello.after, redial.hello.epoch) == (2, "after")
 
 
 def test_a_client_that_saw_no_event_asks_from_the_welcomes_id():
@@ -316,7 +392,7 @@ def test_a_line_says_the_day_before_its_first_event_and_an_answer_of_old_message
 
 
 def test_the_replay_after_a_reconnect_is_the_conversation_not_history_and_my_own_line_in_it_is_its_echo():
-    chat = started(Welcome("amy", ["amy", "bob"], token="t1"), reconnects=True)
+    chat = started(Welcome("amy", ["amy", "bob"], token="t1", seq=4), reconnects=True)  # a replay after 4 comes
     chat.send("did this arrive?", 1.0)
     chat.tick(1.0)
     chat.closed(2.0)
@@ -340,12 +416,12 @@ def test_an_empty_line_or_reconnect_while_waiting_to_reconnect_tries_now():
     for _ in range(4):  # the waits grow: 1, 2, 4, 8 s
         now = chat.retry_at
         chat.tick(now)
-        chat.reconnect_failed(now)
+        chat.reconnect_failed(now, "nothing is listening")
     assert chat.retry_at > 10
     assert shown(chat.send("", 10.0)) == ["-- reconnecting now"] and chat.retry_at == 10.0
     assert isinstance(chat.tick(10.0)[0], Redial)
     assert shown(chat.send("/RECONNECT", 10.5)) == ["-- a reconnect attempt is under way"]
-    chat.reconnect_failed(11.0)
+    chat.reconnect_failed(11.0, "nothing is listening")
     assert shown(chat.send(" /reconnect ", 11.5)) == ["-- reconnecting now"] and chat.retry_at == 11.5
 
 

@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,7 +27,8 @@ from fakeserver import Relay
 from chatroom.client.main import parse_args
 from chatroom.client.session import DISCONNECTED, OK
 from chatroom.codecs import encode_json
-from chatroom.protocol import BANNER, Hello, Private, Welcome
+from chatroom.client.loop import Received
+from chatroom.protocol import BANNER, Hello, Message, Private, Welcome
 from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,6 +301,45 @@ def test_a_connection_made_after_the_dialogs_quit_is_closed(root, fake_server):
     assert peer.closed()
 
 
+def test_a_connection_the_server_reset_before_the_window_opened_is_shown_as_lost(root, fake_server):
+    """The dialog's attempt logged in, then the server reset the connection before the dialog looked again: the
+    window still opens, with the address the user gave (asking the socket for it then fails: ENOTCONN), and
+    shows the connection lost (before, a blank window and a socket nobody closed)."""
+    client = WindowClient(root, parse_args(["--gui", "localhost", str(fake_server.port), "amy", "--no-reconnect"]))
+    until(root, lambda: client.dialog._attempt is not None)  # the dialog has started connecting
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    assert attempt.done.wait(TIMEOUT)
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # with a reset
+    assert select.select([attempt.result[0].sock], [], [], TIMEOUT)[0]  # it has arrived
+    until(root, lambda: client.chat is not None)
+    assert root.title().endswith(f"chatroom localhost port {fake_server.port}")
+    until(root, lambda: client.chat.ended is not None)
+    assert "! Connection lost" in shown(client)
+    client.chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
+def test_a_window_that_cannot_be_built_closes_its_connection(root, fake_server, monkeypatch):
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in building the window")
+
+    monkeypatch.setattr("chatroom.client.gui.client.ChatWindow", broken)
+    monkeypatch.setattr(root, "report_callback_exception", lambda *args: None)  # Tk would print the traceback
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(fake_server.port), "amy"]))
+    until(root, lambda: client.dialog._attempt is not None)
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    until(root, lambda: client.dialog._attempt is None)  # the dialog took the connection, and failed with it
+    assert attempt.result is not None and peer.closed()
+    client.close()
+    until(root, lambda: gone(root))
+
+
 def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
     bob = clients()
     bob.login("bob")
@@ -411,6 +452,29 @@ def test_a_hostile_server_never_breaks_the_window(root, fake_server):
     assert unsafe == []
     assert chat.entry.instate(["disabled"])
     chat.close()  # after the loss, closing the window ends with the console's status for it
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
+def test_an_event_the_window_cannot_show_is_logged_once_and_the_window_goes_on(root, fake_server, caplog):
+    """The decoder refuses what cannot be drawn (a time out of range), but a failure to draw one event must not
+    freeze the window (before, _poll raised before it asked Tk for the next poll). Nothing a server sends can
+    cause one now, so the test hands the window such an event itself, twice, as the loop's thread would."""
+    served = fake_server.serve(BANNER, Welcome("amy", ["amy"]))
+    client = connected(root, fake_server.port, "amy", "--no-reconnect")
+    chat = client.chat
+    until(root, lambda: "Welcome, amy!" in shown(client))
+    view = chat.background.loop.session.view
+    for _ in range(2):
+        chat.background.inbox.put(Received(Message(1, "mallory", None), view, 0.0))  # no text: cannot be drawn
+    peer = served()
+    peer.say(Message(2, "bob", "still here"))
+    until(root, lambda: "still here" in shown(client))
+    failures = [record for record in caplog.records if "could not show" in record.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    peer.hang_up()
+    until(root, lambda: chat.ended is not None)
+    chat.close()
     until(root, lambda: gone(root))
     assert client.finish() == DISCONNECTED
 

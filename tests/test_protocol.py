@@ -98,6 +98,20 @@ def test_one_decoder_reads_what_a_newer_version_adds_and_refuses_wrong_types():
             decode_event(bad)
 
 
+@pytest.mark.parametrize("ts", ["1e30", "NaN", "Infinity", "-Infinity", "1e999", "-1", "32503680001", "1" + "0" * 400])
+def test_a_time_that_cannot_be_shown_is_refused(ts):
+    """Python's json reads NaN, Infinity and 1e999; a time out of range passed the type check and then raised
+    where it was drawn (time.localtime), killing the console's loop and freezing the window."""
+    with pytest.raises(ProtocolError, match="ts is not"):
+        decode_event('{"type": "message", "seq": 7, "sender": "mallory", "text": "hi", "ts": ' + ts + "}")
+    assert decode_event('{"type": "message", "seq": 7, "sender": "a", "text": "hi", "ts": 0}').ts == 0
+
+
+def test_a_number_that_is_not_finite_is_refused_in_every_field():
+    with pytest.raises(ProtocolError, match="rate is not"):
+        decode_event('{"type": "welcome", "name": "a", "users": ["a"], "rate": NaN}')
+
+
 def test_a_found_answer_carries_messages_and_leaves_out_what_is_not_one():
     found = Found(query="lunch", messages=[Message(seq=3, sender="a", text="lunch?", ts=1.5)])
     assert decode_event(encode_json(found).decode()) == found

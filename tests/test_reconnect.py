@@ -8,15 +8,13 @@ misses does not depend on timing.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient
+from conftest import TIMEOUT, JsonClient, in_file, wait_until
 from fakeserver import Relay
+from server_process import ServerProcess
 
 from chatroom.client.connection import connect, dialer, login
 from chatroom.client.loop import Background, Ended, Loop, Received
@@ -25,37 +23,7 @@ from chatroom.protocol import CaughtUp, Hello, Message
 from chatroom.render import render
 
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
-from client_process import ROOT, PtyClient  # noqa: E402
-
-
-class ServerProcess:
-    """`python server.py PORT --history FILE`, which can be killed (-9) and started again on its port."""
-
-    def __init__(self, history: Path) -> None:
-        self.history = history
-        self.port = 0
-        self.proc: subprocess.Popen[str] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py"), str(self.port), "--history", str(self.history), "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-        first = self.proc.stdout.readline()  # the start-up line: listening from now on
-        assert " port " in first, first
-        self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(TIMEOUT)
-        self.proc.stdout.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(TIMEOUT)
-            self.proc.stdout.close()
+from client_process import PtyClient  # noqa: E402
 
 
 @pytest.fixture
@@ -130,10 +98,10 @@ def test_after_a_kill_9_and_a_restart_the_client_comes_back_and_catches_up(room,
     bob = talker(server.port, "bob")
     say(bob, "m0")
     alice.shows("<bob> m0")
-    # The history writer answers a question after committing what came before it: m0 and the resume tokens
-    # are on disk now. (A kill within the ~100 ms before a commit may lose them, as docs/security.md says.)
-    bob.say("/history 500")  # more than the room has in memory, so the disk is asked
-    bob.expect_event("found")
+    # m0 and alice's resume token on disk (a kill within the ~100 ms before a commit may lose them, as
+    # docs/security.md says).
+    wait_until(lambda: in_file(server.history, "SELECT count(*) FROM events WHERE text = 'm0'") == 1
+               and in_file(server.history, "SELECT count(*) FROM tokens WHERE name = 'alice'") == 1)
     bob.close()
     alice.type("still typing")
     relay.hold()

@@ -8,7 +8,8 @@ from chatroom.protocol import (
     Bye, CaughtUp, Error, Found, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
 )
 from chatroom.render import (
-    NAME_COLORS, NAME_HUES, PLAIN, NameSlots, Theme, attention, color_rgb, day_line, name_color, render,
+    NAME_COLORS, NAME_HUES, PLAIN, NameSlots, Theme, attention, clock, color_rgb, day_line, name_color,
+    render,
 )
 
 TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
@@ -117,6 +118,12 @@ def test_the_catch_up_marker_counts_what_was_missed_and_is_one_marker():
     assert render(CaughtUp(count=1, ts=0)).endswith("— 1 message while you were away —")
     assert render(CaughtUp(count=0, ts=0)).endswith("— nothing new while you were away —")
     assert "3 older events could not be replayed" in render(CaughtUp(count=5, missing=3, ts=0))
+
+
+@pytest.mark.parametrize("ts", [1e30, float("nan"), float("inf"), -1e20])
+def test_a_time_that_cannot_be_shown_is_drawn_as_dashes_not_an_error(ts):
+    assert clock(ts) == "--:--"
+    assert render(Message(seq=1, sender="alice", text="hi", ts=ts)) == "[--:--] <alice> hi"
 
 
 def test_two_names_here_get_colors_of_hues_apart_while_the_palette_has_room():

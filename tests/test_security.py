@@ -368,6 +368,8 @@ def test_a_join_and_leave_loop_from_one_address_is_slowed(make_server):
         assert event["code"] == "login_limited" and "try again in" in event["message"]
         refused.expect_closed()
         refused.close()
+        left = {watcher.expect_event("leave")["name"] for _ in range(2)}  # the server may see their ends late
+        assert left == {"v0", "v1"}
         watcher.say("/users")
         assert watcher.expect_event("users")["users"] == ["watcher"]
         assert not [line for line in watcher.seen if '"name":"v9"' in line]

@@ -4,12 +4,15 @@ window (`--gui`, gui/)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import logging
+import logging.handlers
 import os
 import select
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import Hello
@@ -27,6 +30,7 @@ from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are th
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
 
 INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
+LOG_HELD = 100  # records held during the chat: failures are logged once each, so a few at most
 
 
 # --- command line ---------------------------------------------------------------
@@ -148,14 +152,30 @@ def _open(args: argparse.Namespace, context: ssl.SSLContext | None) -> tuple[Con
         print(f"Connected to {_where(args.host, args.port)}.\n{connection.banner}")
         hello = Hello(_ask_name(), password=password, reconnect=reconnect)
     except BaseException:
-        connection.sock.close()
+        connection.close()
         raise
     if select.select([connection.sock], [], [], 0)[0]:
         # The server spoke while a person typed: it gave up waiting for the name. Start again with it.
-        connection.sock.close()
+        connection.close()
         return connect(args.host, args.port, hello, context), hello
     connection.send_hello(hello)
     return connection, hello
+
+
+@contextlib.contextmanager
+def _log_after_the_chat() -> Iterator[None]:
+    """The client's log (a failure it did not expect, with its traceback) is held while the chat has the
+    terminal, where it would tear the screen and the input line, and written to stderr after it."""
+    target = logging.StreamHandler(sys.stderr)
+    target.setFormatter(logging.Formatter(f"{_program()}: %(message)s"))
+    held = logging.handlers.MemoryHandler(LOG_HELD, flushLevel=logging.CRITICAL + 1, target=target)
+    logger = logging.getLogger("chatroom")
+    logger.addHandler(held)
+    try:
+        yield
+    finally:
+        logger.removeHandler(held)
+        held.close()  # writes what it holds
 
 
 def _cannot_ask(reason: str) -> str:
@@ -180,26 +200,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 connection, hello = _open(args, context)
             except NothingListening as exc:
                 raise ClientError(f"{exc}{_only_the_default(args)}") from None
-            with connection.sock:
+            try:  # the connection is ours to close until the loop has it
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
-                with terminal.session() as key_source:
-                    editor = LineEditor(names=lambda: chat.users)
-                    screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    if args.insecure:
-                        screen.show(screen.theme.paint(screen.theme.error, INSECURE))
-                    keys = KeyReader(key_source)
-                    keys.start()
-                    try:
-                        dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help())
-                        chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
-                        return chat.run()
-                    except KeyboardFailed as exc:
-                        raise ClientError(str(exc)) from None
-                    finally:
-                        keys.stop()
-                        screen.close()
+                dial = None if args.no_reconnect else dialer(args.host, args.port, context)
+                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help())
+            except BaseException:
+                connection.close()
+                raise
+            # The loop closes what it holds as its run ends; if it never runs, on the way out here.
+            with contextlib.closing(loop), _log_after_the_chat(), terminal.session() as key_source:
+                editor = LineEditor(names=lambda: chat.users)
+                screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
+                if args.insecure:
+                    screen.show(screen.theme.paint(screen.theme.error, INSECURE))
+                keys = KeyReader(key_source)
+                keys.start()
+                try:
+                    chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
+                    return chat.run()
+                except KeyboardFailed as exc:
+                    raise ClientError(str(exc)) from None
+                finally:
+                    keys.stop()
+                    screen.close()
         except (EOFError, KeyboardInterrupt):
             print()
             return OK

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import names, render
-from ..commands import Command, parse
+from ..commands import Command, Kind, parse
 from ..protocol import (
     LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Found, Help, Hello, Joined, Left, Message, Ping,
     Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize_lines,
@@ -38,7 +38,7 @@ PROBE = "/users"
 LOST = "Connection lost: the server closed the connection."
 END_OF_HISTORY = "— end of history —"
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
-PUBLIC = ("say", "me")  # the commands the server echoes to their sender
+PUBLIC = (Kind.SAY, Kind.ME)  # the commands the server echoes to their sender
 # The errors that say a line was not sent at all; the others answer a command (a /msg held, or to nobody).
 NOT_SENT = ("rate_limited", "bad_message", "line_too_long", "bad_encoding")
 QUIT_WORDS = ("/quit", "/exit")
@@ -142,10 +142,16 @@ class ClientSession:
         self.ending: Bye | Shutdown | None = None  # the server's last word
         self.quitting = False
         self.failed = False  # reconnecting gave up: the password has changed
-        self.outgoing: deque[str] = deque()  # paced, so a paste stays under the server's limit
+        # Lines for the server, each with whether it is a public message (pending until its echo); paced, so a
+        # paste stays under the server's limit.
+        self.outgoing: deque[tuple[str, bool]] = deque()
+        # Public messages written into a connection that was lost before their echo came: the replay after the
+        # reconnect echoes those the server got, and its end (caught_up) says the others never reached it.
+        self._unconfirmed = 0
         self._typed = 0  # lines queued since the last flush: a paste that has to wait is told once
         self._goodbye_by: float | None = None
         self.last_seq = welcome.seq  # the highest event id seen: a reconnect asks for what came after it
+        self.epoch = welcome.epoch  # the numbering those ids belong to
         self._seen: set[int] = set()
         self._forgotten = 0  # ids up to this one count as seen
         self.attempt = 0
@@ -207,6 +213,7 @@ class ClientSession:
         if isinstance(event, Message) and self._replaying:
             event = replace(event, earlier=False)
         view = self.view
+        unreached: list[Action] = []
         match event:
             case Joined(name=name):
                 # A replayed join of someone the welcome listed already: once in the list.
@@ -227,8 +234,12 @@ class ClientSession:
                 if self.probes:
                     self.probes -= 1
                     return []
-            case Message(sender=sender, earlier=False) if view.pending and names.key(sender) == names.key(view.me):
-                self.view = replace(view, pending=view.pending - 1)  # the server echoes public messages
+            case Message(sender=sender, earlier=earlier) if names.key(sender) == names.key(view.me) and (
+                    self._unconfirmed or (view.pending and not earlier)):
+                # The server echoes public messages; one of mine in the replay (before caught_up) is the echo of a
+                # message the lost connection took.
+                self._unconfirmed = max(0, self._unconfirmed - 1)
+                self.view = replace(view, pending=view.pending - 1)
             case Error(code=code) if code in NOT_SENT and view.pending:
                 self.view = replace(view, pending=view.pending - 1)
             case Bye() | Shutdown():
@@ -237,12 +248,17 @@ class ClientSession:
                 return [Transmit("/pong")]
             case CaughtUp():
                 self._replaying = False
+                if self._unconfirmed:  # the replay is over: it echoed all the server got
+                    lost, self._unconfirmed = self._unconfirmed, 0
+                    self.view = replace(view, pending=max(0, view.pending - lost))
+                    unreached = [Notice(f"-- {lost} message{'' if lost == 1 else 's'} sent as the connection was "
+                                        "lost never reached the server", "error")]
             case Help(lines=lines) if self.key_help:
                 event = replace(event, lines=[*lines, *self.key_help])
         if isinstance(event, Message) and event.earlier and self._held is not None:
             self._history_at = now
             return self._show(event)
-        return [*self._release_welcome(), *self._show(event)]
+        return [*self._release_welcome(), *self._show(event), *unreached]
 
     def _show(self, event: Event) -> list[Action]:
         """Show an event, after a line saying the day when it is the first of a new one."""
@@ -295,19 +311,18 @@ class ClientSession:
         if not self.connected and word in QUIT_WORDS:
             return actions + self.quit(now)  # nobody to say goodbye to
         command = parse(text)
-        if isinstance(command, Command) and command.kind in PUBLIC:
-            self.view = replace(self.view, pending=self.view.pending + 1)
-        return actions + self._queue(text, text)
+        return actions + self._queue(text, text, public=isinstance(command, Command) and command.kind in PUBLIC)
 
     def _say_block(self, text: str) -> list[Action]:
         if (problem := too_long(text)) is not None:
             return [Notice(f"! The paste was not sent: {problem}.", "error")]
-        self.view = replace(self.view, pending=self.view.pending + 1)
-        return self._queue(block_line(text), text.strip("\n").split("\n")[0] + " …")
+        return self._queue(block_line(text), text.strip("\n").split("\n")[0] + " …", public=True)
 
-    def _queue(self, line: str, typed: str) -> list[Action]:
-        self.outgoing.append(line)
+    def _queue(self, line: str, typed: str, public: bool = False) -> list[Action]:
+        self.outgoing.append((line, public))
         self._typed += self.connected
+        if public:
+            self.view = replace(self.view, pending=self.view.pending + 1)
         if self.connected:
             return []
         return [Notice(f'-- not connected: "{render.preview(typed)}" waits, and goes once the connection is back')]
@@ -329,7 +344,7 @@ class ClientSession:
         actions = self._release_welcome()
         if not self.connected:
             return [*actions, End(self.status)]
-        self.outgoing.append("/quit")
+        self.outgoing.append(("/quit", False))
         return actions
 
     # --- time ----------------------------------------------------------------------------------------------
@@ -363,7 +378,7 @@ class ClientSession:
         waiting = len(self.outgoing)
         actions: list[Action] = []
         while self.outgoing and self.pace.take(now):
-            actions.append(Transmit(self.outgoing.popleft()))
+            actions.append(Transmit(self.outgoing.popleft()[0]))
         if typed and self.outgoing and waiting > 1:
             actions.append(Notice(f"-- {len(self.outgoing)} lines wait to be sent "
                                   f"({self.server_rate:g} per second is the server's limit)"))
@@ -387,8 +402,8 @@ class ClientSession:
         """The connection ended: replaced when that was neither the user's choice nor the server's verdict
         (a restarting server says shutdown, then comes back), else the session is over."""
         self.connected = False
-        ended = self.ending is None or isinstance(self.ending, Shutdown) or self.ending.reason in UNCHOSEN_ENDINGS
-        if self.reconnects and not self.quitting and ended:
+        unchosen = self.ending is None or isinstance(self.ending, Shutdown) or self.ending.reason in UNCHOSEN_ENDINGS
+        if self.reconnects and not self.quitting and unchosen:
             self.view = replace(self.view, state=RECONNECTING)
             return [self._schedule(now)]
         return self._end()
@@ -396,27 +411,35 @@ class ClientSession:
     def _end(self) -> list[Action]:
         return [*self._release_welcome(), *([Notice(f"! {LOST}", "error")] if self.lost else []), End(self.status)]
 
-    def _schedule(self, now: float) -> Notice:
+    def _schedule(self, now: float, why: str = "connection lost") -> Notice:
         """The next reconnect attempt: 1, 2, 4 ... 30 s, each cut to a random 50-100 % so that the clients of a
-        restarted server do not all come back at once."""
+        restarted server do not all come back at once; the notice says `why` first."""
         self.attempt += 1
         delay = min(self.timing.most_delay, self.timing.first_delay * 2 ** (self.attempt - 1))
         delay *= 0.5 + self.jitter() / 2
         self.retry_at = now + delay
         hint = f", {self.quit_hint}" if self.quit_hint else ""
-        return Notice(f"-- connection lost; reconnecting in {math.ceil(delay)} s (attempt {self.attempt}){hint}",
-                      "error")
+        return Notice(f"-- {why}; reconnecting in {math.ceil(delay)} s (attempt {self.attempt}){hint}", "error")
 
     def _redial(self) -> Redial:
         self.retry_at = None
         return Redial(Hello(self.new_name or self.view.me, password=self.password, reconnect=True,
-                            resume=self.token or None, after=self.last_seq or None))
+                            resume=self.token or None, after=self.last_seq or None, epoch=self.epoch or None))
 
     def reconnected(self, welcome: Welcome, now: float) -> list[Action]:
         """A Redial logged in: the events that came with the welcome follow through `receive`."""
         self.connected, self.ending, self.attempt, self.new_name = True, None, 0, None
-        self._replaying = True
-        self._welcomed(welcome, now, self.view.pending)
+        self._replaying = bool(self.last_seq)  # asked from an event id: a replay comes (else the history)
+        if welcome.epoch != self.epoch:
+            # The server started again without its history: its ids start again too, so the ones seen before
+            # say nothing about the events to come (it replays all it has, as `after` meant nothing to it).
+            self.epoch, self.last_seq, self._forgotten = welcome.epoch, welcome.seq, 0
+            self._seen.clear()
+        waiting = sum(public for _, public in self.outgoing)
+        # Pending now: the public lines waiting here, and those the lost connection took, until the replay says
+        # which of them the server got.
+        self._unconfirmed = self.view.pending - waiting if self._replaying else 0
+        self._welcomed(welcome, now, waiting + self._unconfirmed)
         return [Notice("-- reconnected"), *self._show(welcome)]
 
     def reconnect_refused(self, refusal: Refusal, reason: str, now: float) -> list[Action]:
@@ -429,6 +452,6 @@ class ClientSession:
         return [Notice("-- the room's password has changed: connect again with the new one", "error"),
                 *self._end()]
 
-    def reconnect_failed(self, now: float) -> list[Action]:
-        """A Redial could not connect or log in: the next attempt, later."""
-        return [self._schedule(now)]
+    def reconnect_failed(self, now: float, reason: str) -> list[Action]:
+        """A Redial could not connect or log in, for `reason` (a sentence): the next attempt, later."""
+        return [self._schedule(now, reason)]

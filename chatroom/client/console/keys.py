@@ -14,11 +14,12 @@ from __future__ import annotations
 import enum
 import queue
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterator
 
 from readchar import key
+
+from ..waker import Waker
 
 ESC = "\x1b"
 # Keys readchar has no name for; like readchar's, each name is the sequence an xterm sends.
@@ -183,8 +184,8 @@ class KeyReader:
     def __init__(self, source: KeySource) -> None:
         self._source = source
         self._keys: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.wakeup, self._waker = socket.socketpair()
-        self.wakeup.setblocking(False)
+        self._waker = Waker()
+        self.wakeup = self._waker.sock
         self._stopping = threading.Event()
         self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
@@ -196,26 +197,16 @@ class KeyReader:
         try:
             for pressed in self._source(self._stopping.is_set):
                 self._keys.put(pressed)
-                self._wake()
+                self._waker.wake()
         except Exception as exc:  # reported by drain() in the loop's thread, which restores the terminal
             self._failure = exc
         finally:
             self._keys.put(None)  # the input ended (EOF), or failed
-            self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._waker.send(b"\0")
-        except OSError:
-            pass  # the loop has gone, or already has a wake-up byte waiting
+            self._waker.wake()
 
     def drain(self) -> list[str | None]:
         """Every key read so far; None marks the end of input. Raises KeyboardFailed if reading failed."""
-        try:
-            while self.wakeup.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         keys: list[str | None] = []
         while True:
             try:
@@ -230,5 +221,4 @@ class KeyReader:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(0.5)
-        self.wakeup.close()
-        self._waker.close()
+        self._waker.close()  # the thread may still be reading: a wake after this does nothing

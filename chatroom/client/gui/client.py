@@ -10,7 +10,7 @@ from ..connection import Connection, Dial
 from ..console.editor import key_help
 from ..console.status import security
 from ..loop import Background, Loop
-from ..session import OK, QUIT_WAIT
+from ..session import OK
 from . import theme
 from .dialog import ConnectDialog
 from .window import ChatWindow
@@ -26,12 +26,16 @@ class WindowClient:
         self.closed = False
         self.dialog = ConnectDialog(root, args, self._connected)
 
-    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
-        host, port = connection.sock.getpeername()[:2]
+    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None, host: str, port: int) -> None:
+        """`host` and `port` as the user gave them: asking the socket fails once the server has reset it."""
         loop = Loop(connection, welcome, dial, quit_hint="close the window to quit", key_help=key_help(window=True))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", address,
-                               security(self.args.tls, self.args.insecure), self.colors, self._end)
+        try:
+            self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", address,
+                                   security(self.args.tls, self.args.insecure), self.colors, self._end)
+        except BaseException:
+            loop.close()  # its thread, which closes it when it ends, starts only once the window is built
+            raise
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here
@@ -51,5 +55,5 @@ class WindowClient:
         it comes), and the session's thread ends (it closes its connection)."""
         self.dialog.abandon()
         if self.chat is not None:
-            self.chat.background.join(QUIT_WAIT + 1)
+            self.chat.background.join(self.chat.background.quit_within)
         return self.status

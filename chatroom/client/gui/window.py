@@ -7,6 +7,7 @@ before the conversation, so a short window takes its lines from the conversation
 
 from __future__ import annotations
 
+import logging
 import queue
 import tkinter as tk
 from collections import Counter
@@ -14,11 +15,11 @@ from collections.abc import Callable
 from tkinter import simpledialog, ttk
 
 from ... import names, render
-from ...protocol import sanitize
+from ...protocol import Event, sanitize
 from ..console.editor import Bell, Candidates, Outcome, Submit
 from ..console.status import status_line
 from ..loop import Background, Ended, Handed, Received
-from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
+from ..session import OK, RECONNECTING, Notice, View
 from . import styling
 from .conversation import Conversation
 from .inputbar import InputBar
@@ -27,6 +28,8 @@ from .theme import Palette
 POLL_MS = 15
 BATCH = 200  # events shown per tick at most, so keys and redraws get their turn in a burst
 SIZE, SMALLEST = (860, 520), (480, 260)
+
+log = logging.getLogger(__name__)
 
 
 class ChatWindow:
@@ -43,14 +46,15 @@ class ChatWindow:
         self.ended: Ended | None = None
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
+        self._failures: set[str] = set()  # why events could not be shown, each logged once
         self.unread: Counter[render.Attention] = Counter()  # for me, since I last looked (the status bar)
         self.theme = styling.MARKERS.keeping_names_apart()
         self._build()
         self._show_view(self.view)
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<FocusIn>", self._focus_in, add="+")
-        self.background.start()
         root.after(POLL_MS, self._poll)
+        self.background.start()  # last: once it runs, the loop's thread owns the connection
 
     # --- building ---------------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class ChatWindow:
         if not self.closing:
             self.closing = True
             self.background.quit()
-            self.root.after(int((QUIT_WAIT + 1) * 1000), lambda: self.on_end(OK))
+            self.root.after(int(self.background.quit_within * 1000), lambda: self.on_end(OK))
 
     # --- what the loop hands over -------------------------------------------------------
 
@@ -166,10 +170,12 @@ class ChatWindow:
                 break
             if isinstance(batch[-1], Ended):
                 break
-        if batch:
-            self.show(batch)
-        if self.ended is None:
-            self.root.after(1 if batch else POLL_MS, self._poll)
+        try:
+            if batch:
+                self.show(batch)
+        finally:  # a failure to show (Tk reports it) must not stop the window showing what comes after
+            if self.ended is None:
+                self.root.after(1 if batch else POLL_MS, self._poll)
 
     def show(self, batch: list[Handed]) -> None:
         shown = []
@@ -179,9 +185,15 @@ class ChatWindow:
             if isinstance(item, Received):
                 view = item.view
                 self._here(view)
-                shown.append(styling.event_runs(item.event, view.me, self.theme))
+                try:
+                    runs = styling.event_runs(item.event, view.me, self.theme)
+                    attention = render.attention(item.event, view.me)
+                except Exception as exc:  # one event that cannot be drawn must not take the others with it
+                    self._failed(item.event, exc)
+                    continue
+                shown.append(runs)
                 events += 1
-                if (attention := render.attention(item.event, view.me)) is not None:
+                if attention is not None:
                     self.unread[attention] += 1
                     for_me += 1
             elif isinstance(item, Notice):
@@ -197,6 +209,11 @@ class ChatWindow:
         if self._looking():
             self.unread.clear()
         self._show_view(view or self.view)
+
+    def _failed(self, event: Event, exc: Exception) -> None:
+        if (why := f"{type(exc).__name__}: {exc}") not in self._failures:
+            self._failures.add(why)
+            log.error("the window could not show a %s event (%s)", event.TYPE, why, exc_info=exc)
 
     def _ended(self, ended: Ended, shown: list[styling.Runs]) -> None:
         self.ended = ended
