@@ -48,6 +48,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                                     "(a real Windows runs them; -rs lists them)", yellow=True, bold=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow (seconds each) start first. xdist deals the tests out one at a time (pyproject's
+    --maxschedchunk 1), so the slow ones run side by side from the start instead of one ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _history_files_in_a_temporary_data_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Servers started on a port of their own keep their history in the data directory: not the user's."""

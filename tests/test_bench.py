@@ -228,6 +228,7 @@ POSIX = pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc an
 
 
 @POSIX
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_smoke_chatroom_with_and_without_history_and_a_baseline_checkout():
     result, report = run_quick("--targets", "chatroom,no-history", "--baseline", str(ROOT))
@@ -243,6 +244,7 @@ def test_bench_smoke_chatroom_with_and_without_history_and_a_baseline_checkout()
 
 
 @POSIX
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", ["ngircd", "naive", "ncat"])
 def test_bench_smoke_other_servers(name):

@@ -333,6 +333,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 def test_a_dead_servers_members_are_reconnecting_then_lost_exactly_once(engines, redis_server):
     dead = subprocess.Popen([sys.executable, "-c", DEAD_SERVER, redis_server.url], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT)
@@ -483,6 +484,7 @@ def test_redis_killed_mid_traffic_publishes_nothing_by_halves_and_ids_keep_growi
                     f"the cluster's Redis at {where} is reachable again": 2}
 
 
+@pytest.mark.slow
 def test_redis_paused_5_s_drops_nobody_fails_fast_and_loses_nothing(engines, redis_server):
     servers = [engines() for _ in range(3)]
     readers = [follow(server) for server in servers]

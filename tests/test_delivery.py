@@ -139,6 +139,7 @@ def test_a_join_bigger_than_sendq_is_whole(make_server):
 
 @pytest.mark.skipif(os.name == "nt", reason="the server tells of lost log lines as it ends on SIGTERM, which "
                                             "Windows does not send: terminate() ends a process outright")
+@pytest.mark.slow
 def test_the_room_keeps_going_when_nobody_reads_the_servers_stderr():
     proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "-v", "--joins-per-ip", "0",
                              "--room-joins", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -100,6 +100,7 @@ def run(checkout: Path, script: str, *args: str, stdin: str = "", env: dict | No
                           text=True, timeout=timeout, env=env, cwd=checkout)
 
 
+@pytest.mark.slow
 def test_setup_twice_the_second_run_installs_nothing(tmp_path):
     checkout = copy_of_the_project(tmp_path / "chatroom")
     first = run(checkout, "setup.sh")
@@ -111,6 +112,7 @@ def test_setup_twice_the_second_run_installs_nothing(tmp_path):
     assert again.stdout.strip() == f"Ready: {checkout / '.venv'}"
 
 
+@pytest.mark.slow
 def test_tests_and_demo_share_one_install(installed):
     with_tests = installed.with_tests
     assert with_tests.returncode == 0, with_tests.stderr
@@ -230,6 +232,7 @@ def test_the_test_summary_says_why_a_test_was_skipped(checkout):
     assert "SKIPPED [1] skipping/test_says_why.py:5: only where there is a frobnicator" in result.stdout
 
 
+@pytest.mark.slow
 def test_readme_by_hand_path_installs_into_a_venv_and_runs(tmp_path):
     """The README's "By hand" commands as written, except that the server and client only show --help."""
     block = ROOT.joinpath("README.md").read_text().split("## By hand", 1)[1].split("```")[1]

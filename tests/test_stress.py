@@ -141,6 +141,7 @@ class Swarm:
         self.selector.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_200_clients_20_senders_and_one_that_never_reads():
     proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "--rate", "0", "--max-per-ip", "1000",
