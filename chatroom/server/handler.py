@@ -29,7 +29,7 @@ from .outbox import FLUSH_GRACE, Outbox
 from .sender import SWEEP_INTERVAL, Sender
 from . import login
 from .session import Action, Close, Login, Prompt, Reply, Run, Session
-from .streams import PlainStream, TLSStream, shut
+from .streams import DONTWAIT, DirectStream, PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
@@ -74,7 +74,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 assert isinstance(self.request, ssl.SSLSocket)
                 self.stream: PlainStream = TLSStream(self.request)
             else:
-                self.stream = PlainStream(self.request)
+                self.stream = DirectStream(self.request) if DONTWAIT else PlainStream(self.request)
             self.outbox.stream = self.stream
             self.server.sender.put(self.outbox, (BANNER + "\n").encode())
             reason = self._serve()
