@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def one_run(members: int, messages: int, batch: int) -> tuple[float, float]:
     from chatroom.codecs import json_codec
     from chatroom.protocol import Line
     from chatroom.server.config import Config
+    from chatroom.server.outbox import Outbox
     from chatroom.server.room import Room
     from chatroom.server.session import Run, Session
 
@@ -55,9 +57,12 @@ def one_run(members: int, messages: int, batch: int) -> tuple[float, float]:
         joined.append((session, member))
     boxes = [member.outbox for _, member in joined]
 
+    # take(now) since the feed (issue #21), take() before
+    take_args = (now,) if "now" in inspect.signature(Outbox.take).parameters else ()
+
     def drain() -> None:
         for box in boxes:
-            data = box.take()
+            data = box.take(*take_args)
             box.sent(len(data), now)
 
     drain()

@@ -1,9 +1,10 @@
 """The one thread that writes every connection's outbox (outbox.py).
 
-The room fills outboxes under its lock; the `Sender` takes what is queued and sends it with one
-non-blocking send per connection. What does not fit waits for that socket to become writable while the
-others go on. Waking one thread per message, instead of one writer thread per member, is what keeps a
-large room fast (docs/performance.md). Every half second it judges the connections whose sockets are full.
+The room appends to its feeds and queues into outboxes under its lock; the `Sender` takes what waits for
+each connection and sends it with one non-blocking send. What does not fit waits for that socket to become
+writable while the others go on. Waking one thread per message, instead of one writer thread per member, is
+what keeps a large room fast (docs/performance.md). Every half second it judges the connections whose sockets
+are full.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .config import Config
-from .outbox import Outbox
+from .outbox import Feed, Outbox
 
 SWEEP_INTERVAL = 0.5  # how often waiting connections are judged
 
@@ -39,7 +40,7 @@ class Sender:
         self._wake_writer.setblocking(False)
         self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._lock = threading.Lock()
-        self._ready: set[Outbox] = set()
+        self._ready: set[Outbox | Feed] = set()
         self._to_finish: set[Outbox] = set()
         self._waiting: set[Outbox] = set()
         self._judged: set[Outbox] = set()  # reported slow already
@@ -64,8 +65,9 @@ class Sender:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def ready_many(self, boxes: Iterable[Outbox]) -> None:
-        """Called from any thread (never under the room's lock) when outboxes have something, or closed."""
+    def ready_many(self, boxes: Iterable[Outbox | Feed]) -> None:
+        """Called from any thread (never under the room's lock) when outboxes have something, or closed, or a
+        feed has more for all its readers."""
         with self._lock:
             self._ready.update(boxes)
             if self._woken:
@@ -76,9 +78,8 @@ class Sender:
     def put(self, box: Outbox, data: bytes) -> None:
         """Queue bytes for one connection that is not in the room (banner, login answers)."""
         with box.lock:
-            _, ready = Outbox.put_all([box], data, self._clock())
-        if ready:
-            self.ready_many(ready)
+            box.put(data)  # a login's few lines are far below the hard cap
+        self.ready_many([box])
 
     def finish(self, box: Outbox) -> None:
         """End a connection now, whatever it still holds (its handler is done waiting)."""
@@ -96,7 +97,7 @@ class Sender:
         for box in boxes:
             if box.stream is not None and not box.done.is_set():
                 try:
-                    box.stream.send_nowait(box.take())  # what it had begun to send, then the rest
+                    box.stream.send_nowait(box.take(self._clock()))  # what it had begun to send, then the rest
                 except OSError:
                     pass
                 box.stream.finish()
@@ -119,7 +120,7 @@ class Sender:
     def _run(self) -> None:
         next_sweep = 0.0
         while True:
-            batch = set()
+            batch: set[Outbox] = set()
             timeout = max(0.0, next_sweep - self._clock()) if self._waiting else None
             for key, _ in self._selector.select(timeout):
                 if key.fileobj is self._wake_reader:
@@ -137,15 +138,21 @@ class Sender:
             with self._lock:
                 if self._stopping:
                     return
-                batch |= self._ready
-                self._ready = set()
+                ready, self._ready = self._ready, set()
                 self._woken = False
                 ending, self._to_finish = self._to_finish, set()
             for box in ending:
                 if not box.done.is_set():
                     self._finish(box)
+            for item in ready:
+                if isinstance(item, Feed):
+                    batch.update(item.boxes)
+                else:
+                    batch.add(item)
+            now = self._clock()
             for box in batch:
-                self._flush(box)
+                if not box.waiting:
+                    self._flush(box, now)
             now = self._clock()
             if now >= next_sweep:
                 self._sweep(now)
@@ -155,6 +162,7 @@ class Sender:
         """Judge the connections whose sockets are full: give up on closed ones past their grace, and
         report the ones that have been slow for long enough (the room then closes their outbox)."""
         for box in list(self._waiting):
+            box.judge(now)
             if box.closed:
                 if now >= box.close_by:
                     self._finish(box)
@@ -162,7 +170,7 @@ class Sender:
                 self._judged.add(box)
                 self._on_slow(box)
 
-    def _flush(self, box: Outbox) -> None:
+    def _flush(self, box: Outbox, now: float) -> None:
         if box.done.is_set():
             return
         if box.stream is None:
@@ -170,15 +178,17 @@ class Sender:
                 self._finish(box)  # never got as far as a stream: nothing to send
             return
         for _ in range(2):  # what arrived during a send goes out at once, but one box cannot hog the loop
-            data = box.unsent or box.take()
+            data = box.unsent or box.take(now)
             if not data:
-                break
+                if box.closed:
+                    self._finish(box)  # closed, and everything sent
+                return
             try:
                 sent = box.stream.send_nowait(data)
             except OSError:
                 self._finish(box)
                 return
-            box.sent(sent, self._clock())
+            box.sent(sent, now)
             if box.unsent:
                 if not box.waiting:
                     try:
@@ -188,11 +198,9 @@ class Sender:
                         return
                     self._waiting.add(box)
                     box.waiting = True
+                    box.judge(now)
                 return
-        if box.closed and not box.size:
-            self._finish(box)
-        elif box.size and not box.waiting:
-            self.ready_many([box])  # more than two batches' worth: come back after the others
+        self.ready_many([box])  # two sends' worth went: come back for more after the others
 
     def _finish(self, box: Outbox) -> None:
         if box.waiting:
