@@ -246,8 +246,8 @@ def test_a_failing_sender_stops_the_server_and_tells_everyone(make_server, monke
         alice.login("alice")
         real_take = Outbox.take
 
-        def failing(self):  # in the sender's thread, whichever of its sends takes the message
-            data = real_take(self)
+        def failing(self, now):  # in the sender's thread, whichever of its sends takes the message
+            data = real_take(self, now)
             if b"boom" in data:
                 raise RuntimeError("injected fault")
             return data

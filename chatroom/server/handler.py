@@ -14,18 +14,20 @@ import socketserver
 import ssl
 import threading
 import time
+from collections import deque
 
 from .. import render, tls
 from ..codecs import json_codec, plain_codec
 from ..names import NameProblem
-from ..protocol import BANNER, LINE_LIMIT, Error, LineFramer, Shutdown
+from ..protocol import BANNER, LINE_LIMIT, Error, FrameEvent, LineFramer, Shutdown
 from ..ratelimit import GuessDelay
 from .admission import Admission
 from .config import Config
 from .history import History
 from .member import Codec, Member
-from .room import Effects, Room
+from .room import Effects, Question, Room
 from .outbox import FLUSH_GRACE, Outbox
+from .reader import Reader, ReaderStopped
 from .sender import SWEEP_INTERVAL, Sender
 from . import login
 from .session import Action, Close, Login, Prompt, Reply, Run, Session
@@ -37,6 +39,7 @@ TLS_HINT_AFTER = 2.0  # seconds of silence after which a TLS port tells a plain-
 CLOSE_WAIT = FLUSH_GRACE + 2 * SWEEP_INTERVAL + 0.5  # the sender gives up on a closed outbox before this
 
 log = logging.getLogger("chatroom.server")
+ASK_DISK = "ask the disk"  # what the reader hands back when a line waits for the history file
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -54,6 +57,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.codec: Codec = plain_codec
         self.member: Member | None = None
         self.outbox = self.server.room.new_outbox()
+        self.framer = LineFramer(LINE_LIMIT)
+        self._frames: deque[FrameEvent] = deque()  # arrived, not yet performed
+        self._questions: list[Question] = []  # /history and /search, for the disk
         self.accepted = self.server.track(self)
 
     def handle(self) -> None:
@@ -138,29 +144,68 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     # --- the reading side ---------------------------------------------------
 
+    @property
+    def sock(self) -> socket.socket:
+        return self.request
+
     def _serve(self) -> str:
-        """Read and perform until the connection ends; the leave reason."""
-        framer = LineFramer(LINE_LIMIT)
-        session = self.session
+        """Read and perform until the connection ends; the leave reason. A member's plain connection is lent
+        to the server's reader (reader.py) and comes back here to end or to ask the disk."""
+        reader = self.server.reader if isinstance(self.stream, DirectStream) else None
         while True:
-            deadline = session.deadline()
-            self.stream.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            try:
-                data = self.stream.recv(65536)
-            except TimeoutError:
-                if (reason := self._perform(session.expire(time.monotonic()))) is not None:
-                    return reason
-                continue
-            if not data:
-                return "closed"
-            now = time.monotonic()
-            session.data_arrived(now)
-            for frame in framer.feed(data):
-                actions = session.receive(frame, now)
-                if session.json is not None:
-                    self.codec = json_codec if session.json else plain_codec
-                if (reason := self._perform(actions)) is not None:
-                    return reason
+            if self.member is not None and reader is not None:
+                try:
+                    outcome = reader.serve(self)
+                except ReaderStopped:  # it failed (the server is stopping): this thread reads until the end
+                    reader = None
+                    continue
+            else:
+                deadline = self.session.deadline()
+                self.stream.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                try:
+                    data = self.stream.recv(65536)
+                except TimeoutError:
+                    outcome = self.tick(time.monotonic())
+                else:
+                    outcome = self.received(data, time.monotonic())
+            while outcome == ASK_DISK:  # this thread may wait: answer, then go on with what came after
+                self._answer()
+                outcome = self._work(time.monotonic())
+            if outcome is not None:
+                return str(outcome)
+
+    def received(self, data: bytes, now: float) -> str | None:
+        """Perform what arrived (b"": the peer closed): None, the reason to end, or ASK_DISK. The reader's
+        thread calls it too, so nothing here waits."""
+        if not data:
+            return "closed"
+        self.session.data_arrived(now)
+        self._frames += self.framer.feed(data)
+        return self._work(now)
+
+    def tick(self, now: float) -> str | None:
+        """Perform what is due by now (a login's deadline, a ping); as `received`."""
+        return self._perform(self.session.expire(now))
+
+    def _work(self, now: float) -> str | None:
+        """Perform the lines that arrived, in order, up to one that waits for the disk."""
+        session = self.session
+        while self._frames:
+            actions = session.receive(self._frames.popleft(), now)
+            if session.json is not None:
+                self.codec = json_codec if session.json else plain_codec
+            if (reason := self._perform(actions)) is not None:
+                return reason
+            if self._questions:
+                return ASK_DISK
+        return None
+
+    def _answer(self) -> None:
+        """/history and /search: ask the disk (this thread waits), then send the answers."""
+        questions, self._questions = self._questions, []
+        room = self.server.room
+        for question in questions:
+            self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
 
     def _perform(self, actions: list[Action]) -> str | None:
         """Do what the session asked; the reason if the connection is to end."""
@@ -178,11 +223,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         return reason
                 case Run(command=command):
                     assert self.member is not None
-                    room = self.server.room
-                    effects = room.handle(self.member, command)
+                    effects = self.server.room.handle(self.member, command)
                     self.server.apply(effects)
-                    for question in effects.questions:  # /history and /search: this thread waits for the disk
-                        self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
+                    self._questions += effects.questions  # asked once this line is done (`_work`)
                     if self.member.gone:
                         return "quit"
                 case Close(reason=reason):
@@ -259,6 +302,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._handlers_changed = threading.Condition()
         self.sender = Sender(config, on_slow=self._slow, on_crash=self._stop_after_failure)
         self.sender.start()
+        # Where a single recv can be non-blocking, one thread reads every member's plain connection.
+        self.reader = Reader(on_crash=self._stop_after_failure) if DONTWAIT else None
+        if self.reader is not None:
+            self.reader.start()
         self._clock = threading.Thread(target=self._expire_graces, name="grace clock", daemon=True)
         self._clock.start()
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the threads
@@ -267,6 +314,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         super().server_close()
         self.stopping.set()
         self._clock.join(5)
+        if self.reader is not None:
+            self.reader.stop()
         self.sender.stop()
         self.room.history.close()
 

@@ -1,0 +1,178 @@
+"""The one thread that reads the members' plain connections, where the system can make a single recv
+non-blocking (MSG_DONTWAIT: Linux, macOS, the BSDs).
+
+Each connection still has its handler thread (socketserver's), which owns the socket, logs in, and does
+whatever may wait: a /history or /search that asks the disk, the end of the connection. Once logged in, the
+handler lends its connection to the `Reader` and waits; the reader reads every ready socket in one selector
+loop and performs what each line asks, as the handler would (`Readable.received`), and lends it back when the
+connection is to end or must wait for something. One thread reading a hundred sockets instead of a hundred
+threads each woken for every message saves the wake-ups and the hand-overs of the GIL between them, which
+were half of the server's CPU per message (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+TICK = 0.5  # seconds between looks at the connections' deadlines (the ping of a silent JSON client)
+
+log = logging.getLogger("chatroom.server")
+
+
+class Readable(Protocol):
+    """A connection the reader can read: what its handler does with what arrives."""
+
+    @property
+    def sock(self) -> socket.socket: ...
+
+    def received(self, data: bytes, now: float) -> object:
+        """Perform what arrived (b"": the peer closed); None to go on reading, anything else ends the loan."""
+
+    def tick(self, now: float) -> object:
+        """Perform what is due by now; as `received`."""
+
+
+class _Loan:
+    """One connection lent to the reader, and what it hands back."""
+    __slots__ = ("conn", "returned", "outcome", "error")
+
+    def __init__(self, conn: Readable) -> None:
+        self.conn = conn
+        self.returned = threading.Event()
+        self.outcome: object = None
+        self.error: BaseException | None = None
+
+
+class ReaderStopped(Exception):
+    """The reader thread ended while it held a connection, or before it could take it (it failed): the
+    connection is as it was handed over, and its handler reads it from then on."""
+
+
+class Reader:
+    """The thread that reads lent connections; `on_crash` hears of an unexpected error that ended it."""
+
+    def __init__(self, on_crash: Callable[[], None]) -> None:
+        self._on_crash = on_crash
+        self._selector = selectors.DefaultSelector()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        self._arriving: list[_Loan] = []
+        self._loans: set[_Loan] = set()
+        self._stopping = False
+        self._ended = False
+        self._thread = threading.Thread(target=self._supervised, name="reader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._wake()
+        self._thread.join(5)
+        self._selector.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def serve(self, conn: Readable) -> object:
+        """Lend a connection to the reader until it hands it back (the caller's thread waits): what its
+        `received` or `tick` returned; an exception raised there, or in reading, is raised here."""
+        loan = _Loan(conn)
+        with self._lock:
+            if self._ended:
+                raise ReaderStopped("the server's reader has stopped")
+            self._arriving.append(loan)
+        self._wake()
+        loan.returned.wait()
+        if loan.error is not None:
+            raise loan.error
+        return loan.outcome
+
+    def _wake(self) -> None:
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:
+            pass  # a wake-up byte is waiting already
+
+    def _supervised(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("the reader thread failed; stopping the server")
+            self._on_crash()
+        finally:
+            with self._lock:
+                self._ended = True
+                left = [*self._loans, *self._arriving]
+            for loan in left:
+                self._hand_back(loan, error=ReaderStopped("the server's reader has stopped"))
+
+    def _run(self) -> None:
+        next_tick = time.monotonic() + TICK
+        while True:
+            for key, _ in self._selector.select(max(0.0, next_tick - time.monotonic())):
+                loan = key.data
+                if loan is None:
+                    self._take_arrivals()
+                    continue
+                try:
+                    data = loan.conn.sock.recv(65536, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    self._hand_back(loan, error=exc)
+                    continue
+                self._perform(loan, loan.conn.received, data, time.monotonic())
+            if self._stopping:
+                return
+            now = time.monotonic()
+            if now >= next_tick:
+                for loan in list(self._loans):
+                    self._perform(loan, loan.conn.tick, now)
+                next_tick = now + TICK
+
+    def _take_arrivals(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            arriving, self._arriving = self._arriving, []
+            self._loans.update(arriving)
+        for loan in arriving:
+            try:
+                self._selector.register(loan.conn.sock, selectors.EVENT_READ, loan)
+            except (OSError, ValueError) as exc:  # closed meanwhile
+                self._hand_back(loan, error=exc if isinstance(exc, OSError) else ConnectionError(str(exc)))
+
+    def _perform(self, loan: _Loan, step: Callable[..., object], *args: object) -> None:
+        """One connection's step; what ends its loan hands it back. An error is its own, not the reader's."""
+        try:
+            outcome = step(*args)
+        except Exception as exc:
+            self._hand_back(loan, error=exc)
+            return
+        if outcome is not None:
+            self._hand_back(loan, outcome=outcome)
+
+    def _hand_back(self, loan: _Loan, outcome: object = None, error: BaseException | None = None) -> None:
+        if loan.returned.is_set():
+            return
+        with self._lock:
+            self._loans.discard(loan)
+        try:
+            self._selector.unregister(loan.conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass  # never registered, or closed
+        loan.outcome, loan.error = outcome, error
+        loan.returned.set()
