@@ -117,7 +117,7 @@ class Outbox:
     """
 
     __slots__ = ("lock", "high", "cap", "stream", "feed", "pos", "stop", "_chunks", "_queued", "_unsent", "unsent",
-                 "closed", "close_by", "over_since", "last_progress", "waiting", "done")
+                 "closed", "close_by", "over_since", "last_progress", "waiting", "finished", "done")
 
     def __init__(self, lock: threading.RLock, config: Config = Config()) -> None:
         self.lock = lock
@@ -136,6 +136,7 @@ class Outbox:
         self.over_since: float | None = None  # since when it has held more than `high`
         self.last_progress = 0.0  # when the socket last took bytes, or bytes waited again after none did
         self.waiting = False  # registered with the sender until the socket is writable
+        self.finished = False  # the sender is done with it (`done`, without a call, for every turn of the sender)
         self.done = threading.Event()  # closed and flushed (or given up on), the connection shut
 
     @property
@@ -200,42 +201,65 @@ class Outbox:
         self.close_by = (now or time.monotonic()) + FLUSH_GRACE
 
     def take(self, now: float) -> bytes:
-        """What waits, in order, as one send's worth (b"" if nothing); the sender thread's."""
-        part, start, end = self._window()
-        if part is not None and end > start:
-            assert self.feed is not None
-            begin = part.offset(start, 0)
-            if part.offset(end, self.feed.total) - begin > TAKE_LIMIT:
-                end = part.first + bisect_left(part.marks, begin + TAKE_LIMIT, start - part.first + 1,
-                                               end - part.first)
-        pieces: list[bytes] = []
+        """What waits, in order, as one send's worth (b"" if nothing); the sender thread's. Called for every
+        member at every turn of the sender, so `_window` is written out here."""
+        feed, start = self.feed, self.pos
+        end, part = start, None
+        if feed is not None:
+            part = feed.part
+            first = part.first
+            if start < first:
+                part = None  # it lost its place: it was over the hard cap and is being dropped
+            else:
+                end = first + len(part.entries)
+                if self.stop is not None and self.stop < end:
+                    end = max(start, self.stop)
+                # Only a long run of entries can pass the limit; then the marks find where to cut it.
+                if end - start > 16 and part.offset(end, feed.total) - part.marks[start - first] > TAKE_LIMIT:
+                    end = first + bisect_left(part.marks, part.marks[start - first] + TAKE_LIMIT,
+                                              start - first + 1, end - first)
         if self._chunks:
-            with self.lock:  # its own bytes go where the feed was when they were queued
-                mine = [chunk for chunk in self._chunks if chunk[0] <= end]
-                if mine:
-                    self._chunks = self._chunks[len(mine):]
-                    self._queued -= sum(len(data) for _, data in mine)
-            for mark, data in mine:
-                if part is not None and mark > start:
-                    pieces += part.entries[start - part.first:mark - part.first]
-                    start = mark
-                pieces.append(data)
-        if part is not None and end > start:
-            pieces += part.entries[start - part.first:end - part.first]
+            pieces = self._with_own(part, start, end)
+        elif part is not None and end > start:
+            pieces = part.entries[start - part.first:end - part.first]
+        else:
+            return self.unsent
         self.pos = max(self.pos, end)
         if not pieces:
             return self.unsent
-        if not self._unsent:
+        if self._unsent:
+            self.unsent += b"".join(pieces)
+        else:
+            self.unsent = b"".join(pieces)
             self.last_progress = now  # bytes wait again after none did: the stall clock starts now
-        self.unsent += b"".join(pieces)
         self._unsent = len(self.unsent)
         return self.unsent
+
+    def _with_own(self, part: Part | None, start: int, end: int) -> list[bytes]:
+        """The feed's entries [start, end) with this outbox's own bytes where they were queued."""
+        with self.lock:
+            mine = [chunk for chunk in self._chunks if chunk[0] <= end]
+            if mine:
+                self._chunks = self._chunks[len(mine):]
+                self._queued -= sum(len(data) for _, data in mine)
+        pieces: list[bytes] = []
+        for mark, data in mine:
+            if part is not None and mark > start:
+                pieces += part.entries[start - part.first:mark - part.first]
+                start = mark
+            pieces.append(data)
+        if part is not None and end > start:
+            pieces += part.entries[start - part.first:end - part.first]
+        return pieces
 
     def sent(self, count: int, now: float) -> None:
         """The socket took `count` bytes of `unsent`; the sender thread's."""
         if count:
-            self.unsent = self.unsent[count:]
-            self._unsent = len(self.unsent)
+            if count == self._unsent:
+                self.unsent, self._unsent = b"", 0
+            else:
+                self.unsent = self.unsent[count:]
+                self._unsent = len(self.unsent)
             self.last_progress = now
         if self.over_since is not None and self.size <= self.high:
             self.over_since = None
@@ -246,7 +270,8 @@ class Outbox:
             self.over_since = now
 
     def discard(self) -> None:
-        """The sender has given up on this connection: nothing queued or unsent is kept; the sender thread's."""
+        """The sender is done with this connection: nothing queued or unsent is kept; the sender thread's."""
+        self.finished = True
         with self.lock:
             self.closed = True
             self._chunks.clear()

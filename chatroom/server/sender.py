@@ -95,7 +95,7 @@ class Sender:
     def last_words(self, boxes: Iterable[Outbox]) -> None:
         """With the sender thread gone: one non-blocking try to send what each outbox holds, then end it."""
         for box in boxes:
-            if box.stream is not None and not box.done.is_set():
+            if box.stream is not None and not box.finished:
                 try:
                     box.stream.send_nowait(box.take(self._clock()))  # what it had begun to send, then the rest
                 except OSError:
@@ -142,7 +142,7 @@ class Sender:
                 self._woken = False
                 ending, self._to_finish = self._to_finish, set()
             for box in ending:
-                if not box.done.is_set():
+                if not box.finished:
                     self._finish(box)
             for item in ready:
                 if isinstance(item, Feed):
@@ -171,36 +171,46 @@ class Sender:
                 self._on_slow(box)
 
     def _flush(self, box: Outbox, now: float) -> None:
-        if box.done.is_set():
+        """One send of what waits for a connection. What arrives meanwhile goes at the next turn, with what
+        arrived for the others: the readers' hand-over wakes this thread again."""
+        if box.finished:
             return
         if box.stream is None:
             if box.closed:
                 self._finish(box)  # never got as far as a stream: nothing to send
             return
-        for _ in range(2):  # what arrived during a send goes out at once, but one box cannot hog the loop
-            data = box.unsent or box.take(now)
-            if not data:
-                if box.closed:
-                    self._finish(box)  # closed, and everything sent
-                return
-            try:
-                sent = box.stream.send_nowait(data)
-            except OSError:
-                self._finish(box)
-                return
-            box.sent(sent, now)
-            if box.unsent:
-                if not box.waiting:
-                    try:
-                        self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
-                    except (OSError, ValueError, KeyError):  # closed under us: nothing more to send
-                        self._finish(box)
-                        return
-                    self._waiting.add(box)
-                    box.waiting = True
-                    box.judge(now)
-                return
-        self.ready_many([box])  # two sends' worth went: come back for more after the others
+        # First what a full socket had begun to take. After a wait for the socket no hand-over may be due for
+        # this connection, so what waits now goes in this turn too.
+        if box.unsent and not self._send(box, box.unsent, now):
+            return
+        data = box.take(now)
+        if data:
+            self._send(box, data, now)
+        elif box.closed:
+            self._finish(box)  # closed, and everything sent
+
+    def _send(self, box: Outbox, data: bytes, now: float) -> bool:
+        """Send what the socket takes; False when it took less (it is then watched until writable) or failed."""
+        assert box.stream is not None
+        try:
+            sent = box.stream.send_nowait(data)
+        except OSError:
+            self._finish(box)
+            return False
+        box.sent(sent, now)
+        if not box.unsent:
+            if box.closed:
+                self.ready_many([box])  # its goodbye may have been the last: the next turn ends it
+            return True
+        try:
+            self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
+        except (OSError, ValueError, KeyError):  # closed under us: nothing more to send
+            self._finish(box)
+            return False
+        self._waiting.add(box)
+        box.waiting = True
+        box.judge(now)
+        return False
 
     def _finish(self, box: Outbox) -> None:
         if box.waiting:
