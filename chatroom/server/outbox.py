@@ -117,7 +117,7 @@ class Outbox:
     """
 
     __slots__ = ("lock", "high", "cap", "stream", "feed", "pos", "stop", "_chunks", "_queued", "_unsent", "unsent",
-                 "closed", "close_by", "over_since", "last_progress", "waiting", "finished", "done")
+                 "behind", "closed", "close_by", "over_since", "last_progress", "waiting", "finished", "done")
 
     def __init__(self, lock: threading.RLock, config: Config = Config()) -> None:
         self.lock = lock
@@ -131,6 +131,7 @@ class Outbox:
         self._queued = 0  # their bytes
         self._unsent = 0  # len(unsent), kept where the room can count it
         self.unsent = b""
+        self.behind = False  # the last take left entries of the feed for the next one (TAKE_LIMIT)
         self.closed = False
         self.close_by = 0.0  # once closed: when to stop waiting for the peer to read
         self.over_since: float | None = None  # since when it has held more than `high`
@@ -215,7 +216,9 @@ class Outbox:
                 if self.stop is not None and self.stop < end:
                     end = max(start, self.stop)
                 # Only a long run of entries can pass the limit; then the marks find where to cut it.
-                if end - start > 16 and part.offset(end, feed.total) - part.marks[start - first] > TAKE_LIMIT:
+                self.behind = (end - start > 16
+                               and part.offset(end, feed.total) - part.marks[start - first] > TAKE_LIMIT)
+                if self.behind:
                     end = first + bisect_left(part.marks, part.marks[start - first] + TAKE_LIMIT,
                                               start - first + 1, end - first)
         if self._chunks:

@@ -44,6 +44,7 @@ class Sender:
         self._to_finish: set[Outbox] = set()
         self._waiting: set[Outbox] = set()
         self._judged: set[Outbox] = set()  # reported slow already
+        self._again: set[Outbox] = set()  # to flush at the next turn without a hand-over
         self._woken = False
         self._stopping = False
         self.crashed = False
@@ -120,8 +121,8 @@ class Sender:
     def _run(self) -> None:
         next_sweep = 0.0
         while True:
-            batch: set[Outbox] = set()
-            timeout = max(0.0, next_sweep - self._clock()) if self._waiting else None
+            batch, self._again = self._again, set()
+            timeout = 0.0 if batch else max(0.0, next_sweep - self._clock()) if self._waiting else None
             for key, _ in self._selector.select(timeout):
                 if key.fileobj is self._wake_reader:
                     try:
@@ -199,8 +200,8 @@ class Sender:
             return False
         box.sent(sent, now)
         if not box.unsent:
-            if box.closed:
-                self.ready_many([box])  # its goodbye may have been the last: the next turn ends it
+            if box.behind or box.closed:
+                self._again.add(box)  # more of the feed waits, or its goodbye went: the next turn goes on
             return True
         try:
             self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
