@@ -303,7 +303,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.sender = Sender(config, on_slow=self._slow, on_crash=self._stop_after_failure)
         self.sender.start()
         # Where a single recv can be non-blocking, one thread reads every member's plain connection.
-        self.reader = Reader(on_crash=self._stop_after_failure) if DONTWAIT else None
+        self.reader = Reader(self.sender.ready_many, on_crash=self._stop_after_failure) if DONTWAIT else None
         if self.reader is not None:
             self.reader.start()
         self._clock = threading.Thread(target=self._expire_graces, name="grace clock", daemon=True)
@@ -333,9 +333,13 @@ class ChatServer(socketserver.ThreadingTCPServer):
         return self.server_address[1]
 
     def apply(self, effects: Effects) -> None:
-        """Perform what a room call left to do, outside the room's lock."""
+        """Perform what a room call left to do, outside the room's lock. In the reader's thread the sender
+        hears of it once the reader has read all that was ready (bigger batches, one hand-over)."""
         if effects.ready:
-            self.sender.ready_many(effects.ready)
+            if self.reader is not None and self.reader.is_current():
+                self.reader.ready.update(effects.ready)
+            else:
+                self.sender.ready_many(effects.ready)
         for member, reason in effects.left:
             log.info("%s left (%s)", member.name, render.leave_reason(reason))
 

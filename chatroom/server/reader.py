@@ -17,8 +17,8 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 TICK = 0.5  # seconds between looks at the connections' deadlines (the ping of a silent JSON client)
 
@@ -55,10 +55,14 @@ class ReaderStopped(Exception):
 
 
 class Reader:
-    """The thread that reads lent connections; `on_crash` hears of an unexpected error that ended it."""
+    """The thread that reads lent connections. What its connections' lines leave for the sender is gathered
+    in `ready` and handed to `hand_over` once per turn, after every ready socket was read; `on_crash` hears of
+    an unexpected error that ended the thread."""
 
-    def __init__(self, on_crash: Callable[[], None]) -> None:
+    def __init__(self, hand_over: Callable[[Iterable[Any]], None], on_crash: Callable[[], None]) -> None:
+        self._hand_over = hand_over
         self._on_crash = on_crash
+        self.ready: set[Any] = set()  # for the sender, from this turn (see ChatServer.apply)
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
@@ -70,6 +74,10 @@ class Reader:
         self._stopping = False
         self._ended = False
         self._thread = threading.Thread(target=self._supervised, name="reader", daemon=True)
+
+    def is_current(self) -> bool:
+        """Whether the caller runs in the reader's thread."""
+        return threading.get_ident() == self._thread.ident
 
     def start(self) -> None:
         self._thread.start()
@@ -132,13 +140,16 @@ class Reader:
                     self._hand_back(loan, error=exc)
                     continue
                 self._perform(loan, loan.conn.received, data, time.monotonic())
-            if self._stopping:
-                return
             now = time.monotonic()
             if now >= next_tick:
                 for loan in list(self._loans):
                     self._perform(loan, loan.conn.tick, now)
                 next_tick = now + TICK
+            if self.ready:
+                ready, self.ready = self.ready, set()
+                self._hand_over(ready)
+            if self._stopping:
+                return
 
     def _take_arrivals(self) -> None:
         try:
