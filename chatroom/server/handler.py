@@ -211,6 +211,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
         """Do what the session asked; the reason if the connection is to end."""
         for action in actions:
             match action:
+                case Run(command=command):
+                    assert self.member is not None
+                    effects = self.server.room.handle(self.member, command)
+                    self.server.apply(effects)
+                    self._questions += effects.questions  # asked once this line is done (`_work`)
+                    if self.member.gone:
+                        return "quit"
                 case Reply(event=event):
                     if self.member is not None:
                         self.server.apply(self.server.room.send(self.member, event))
@@ -221,13 +228,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 case Login():
                     if (reason := self._perform(self._login(action))) is not None:
                         return reason
-                case Run(command=command):
-                    assert self.member is not None
-                    effects = self.server.room.handle(self.member, command)
-                    self.server.apply(effects)
-                    self._questions += effects.questions  # asked once this line is done (`_work`)
-                    if self.member.gone:
-                        return "quit"
                 case Close(reason=reason):
                     return reason
         return None
