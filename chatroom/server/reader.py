@@ -74,10 +74,11 @@ class Reader:
         self._stopping = False
         self._ended = False
         self._thread = threading.Thread(target=self._supervised, name="reader", daemon=True)
+        self._ident: int | None = None  # the thread's, once it runs
 
     def is_current(self) -> bool:
         """Whether the caller runs in the reader's thread."""
-        return threading.get_ident() == self._thread.ident
+        return threading.get_ident() == self._ident
 
     def start(self) -> None:
         self._thread.start()
@@ -112,6 +113,7 @@ class Reader:
             pass  # a wake-up byte is waiting already
 
     def _supervised(self) -> None:
+        self._ident = threading.get_ident()
         try:
             self._run()
         except Exception:
