@@ -8,7 +8,7 @@ import logging
 import threading
 
 import pytest
-from conftest import TIMEOUT, JsonClient, wait_until
+from conftest import TIMEOUT, JsonClient, expect_stop_after_failure
 
 from chatroom.server.history import History
 from chatroom.server.streams import DONTWAIT
@@ -76,12 +76,7 @@ def test_a_failing_reader_stops_the_server_and_tells_everyone(make_server, monke
 
         monkeypatch.setattr(server.reader, "_take_arrivals", failing)
         bob.login("bob")  # his arrival wakes the reader
-        wait_until(lambda: server.stopping.is_set() or not server.reader._thread.is_alive())
-        server.stop(grace=1.0)
-        events = [json.loads(line) for line in alice.expect_closed()]
-        assert {"type": "shutdown", "message": "the server is shutting down"} in events
-        assert any("the reader thread failed" in record.getMessage() and record.exc_info
-                   for record in caplog.records)
+        expect_stop_after_failure(server, "reader", alice, caplog.records)
     finally:
         alice.close()
         bob.close()

@@ -12,7 +12,6 @@ were half of the server's CPU per message (docs/performance.md).
 
 from __future__ import annotations
 
-import logging
 import selectors
 import socket
 import threading
@@ -20,9 +19,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-TICK = 0.5  # seconds between looks at the connections' deadlines (the ping of a silent JSON client)
+from .wakeup import SelectorThread
 
-log = logging.getLogger("chatroom.server")
+TICK = 0.5  # seconds between looks at the connections' deadlines (the ping of a silent JSON client)
 
 
 class Readable(Protocol):
@@ -54,43 +53,25 @@ class ReaderStopped(Exception):
     connection is as it was handed over, and its handler reads it from then on."""
 
 
-class Reader:
+class Reader(SelectorThread):
     """The thread that reads lent connections. What its connections' lines leave for the sender is gathered
     in `ready` and handed to `hand_over` once per turn, after every ready socket was read; `on_crash` hears of
     an unexpected error that ended the thread."""
 
+    name = "reader"
+
     def __init__(self, hand_over: Callable[[Iterable[Any]], None], on_crash: Callable[[], None]) -> None:
+        super().__init__(on_crash)
         self._hand_over = hand_over
-        self._on_crash = on_crash
         self.ready: set[Any] = set()  # for the sender, from this turn (see ChatServer.apply)
-        self._selector = selectors.DefaultSelector()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-        self._lock = threading.Lock()
         self._arriving: list[_Loan] = []
         self._loans: set[_Loan] = set()
-        self._stopping = False
         self._ended = False
-        self._thread = threading.Thread(target=self._supervised, name="reader", daemon=True)
         self._ident: int | None = None  # the thread's, once it runs
 
     def is_current(self) -> bool:
         """Whether the caller runs in the reader's thread."""
         return threading.get_ident() == self._ident
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-        self._wake()
-        self._thread.join(5)
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
 
     def serve(self, conn: Readable) -> object:
         """Lend a connection to the reader until it hands it back (the caller's thread waits): what its
@@ -100,25 +81,16 @@ class Reader:
             if self._ended:
                 raise ReaderStopped("the server's reader has stopped")
             self._arriving.append(loan)
-        self._wake()
+        self._wakeup.wake()
         loan.returned.wait()
         if loan.error is not None:
             raise loan.error
         return loan.outcome
 
-    def _wake(self) -> None:
-        try:
-            self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # a wake-up byte is waiting already
-
     def _supervised(self) -> None:
         self._ident = threading.get_ident()
         try:
-            self._run()
-        except Exception:
-            log.exception("the reader thread failed; stopping the server")
-            self._on_crash()
+            super()._supervised()
         finally:
             with self._lock:
                 self._ended = True
@@ -130,10 +102,10 @@ class Reader:
         next_tick = time.monotonic() + TICK
         while True:
             for key, _ in self._selector.select(max(0.0, next_tick - time.monotonic())):
-                loan = key.data
-                if loan is None:
+                if self._wakeup.woke(key):
                     self._take_arrivals()
                     continue
+                loan = key.data
                 try:
                     data = loan.conn.sock.recv(65536, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -154,11 +126,6 @@ class Reader:
                 return
 
     def _take_arrivals(self) -> None:
-        try:
-            while self._wake_reader.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
         with self._lock:
             arriving, self._arriving = self._arriving, []
             self._loans.update(arriving)

@@ -9,62 +9,34 @@ are full.
 
 from __future__ import annotations
 
-import logging
 import selectors
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 
 from .config import Config
 from .outbox import Feed, Outbox
+from .wakeup import SelectorThread
 
 SWEEP_INTERVAL = 0.5  # how often waiting connections are judged
 
-log = logging.getLogger("chatroom.server")
 
-
-class Sender:
+class Sender(SelectorThread):
     """The thread that writes every outbox; `on_slow` hears of readers that cannot keep up, `on_crash`
     of an unexpected error that ended the thread (the server then stops instead of running deaf)."""
+    name = "sender"
 
     def __init__(self, config: Config, on_slow: Callable[[Outbox], None],
                  on_crash: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(on_crash)
         self.config = config
         self._on_slow = on_slow
-        self._on_crash = on_crash
         self._clock = clock
-        self._selector = selectors.DefaultSelector()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-        self._lock = threading.Lock()
         self._ready: set[Outbox | Feed] = set()
         self._to_finish: set[Outbox] = set()
         self._waiting: set[Outbox] = set()
         self._judged: set[Outbox] = set()  # reported slow already
         self._again: set[Outbox] = set()  # to flush at the next turn without a hand-over
         self._woken = False
-        self._stopping = False
-        self.crashed = False
-        self._thread = threading.Thread(target=self._supervised, name="sender", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-        self._wake()
-        self._thread.join(5)
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def ready_many(self, boxes: Iterable[Outbox | Feed]) -> None:
         """Called from any thread (never under the room's lock) when outboxes have something, or closed, or a
@@ -74,7 +46,7 @@ class Sender:
             if self._woken:
                 return
             self._woken = True
-        self._wake()
+        self._wakeup.wake()
 
     def put(self, box: Outbox, data: bytes) -> None:
         """Queue bytes for one connection that is not in the room (banner, login answers)."""
@@ -104,33 +76,13 @@ class Sender:
                 box.stream.finish()
             box.done.set()
 
-    def _wake(self) -> None:
-        try:
-            self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # a wake-up byte is waiting already
-
-    def _supervised(self) -> None:
-        try:
-            self._run()
-        except Exception:
-            self.crashed = True
-            log.exception("the sender thread failed; stopping the server")
-            self._on_crash()
-
     def _run(self) -> None:
         next_sweep = 0.0
         while True:
             batch, self._again = self._again, set()
             timeout = 0.0 if batch else max(0.0, next_sweep - self._clock()) if self._waiting else None
             for key, _ in self._selector.select(timeout):
-                if key.fileobj is self._wake_reader:
-                    try:
-                        while self._wake_reader.recv(4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-                else:
+                if not self._wakeup.woke(key):
                     box = key.data
                     self._selector.unregister(key.fileobj)
                     self._waiting.discard(box)
