@@ -39,10 +39,11 @@ class Readable(Protocol):
 
 class _Loan:
     """One connection lent to the reader, and what it hands back."""
-    __slots__ = ("conn", "returned", "outcome", "error")
+    __slots__ = ("conn", "sock", "returned", "outcome", "error")
 
     def __init__(self, conn: Readable) -> None:
         self.conn = conn
+        self.sock = conn.sock
         self.returned = threading.Event()
         self.outcome: object = None
         self.error: BaseException | None = None
@@ -107,7 +108,7 @@ class Reader(SelectorThread):
                     continue
                 loan = key.data
                 try:
-                    data = loan.conn.sock.recv(65536, socket.MSG_DONTWAIT)
+                    data = loan.sock.recv(65536, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
@@ -131,7 +132,7 @@ class Reader(SelectorThread):
             self._loans.update(arriving)
         for loan in arriving:
             try:
-                self._selector.register(loan.conn.sock, selectors.EVENT_READ, loan)
+                self._selector.register(loan.sock, selectors.EVENT_READ, loan)
             except (OSError, ValueError) as exc:  # closed meanwhile
                 self._hand_back(loan, error=exc if isinstance(exc, OSError) else ConnectionError(str(exc)))
 
@@ -151,7 +152,7 @@ class Reader(SelectorThread):
         with self._lock:
             self._loans.discard(loan)
         try:
-            self._selector.unregister(loan.conn.sock)
+            self._selector.unregister(loan.sock)
         except (KeyError, ValueError, OSError):
             pass  # never registered, or closed
         loan.outcome, loan.error = outcome, error
