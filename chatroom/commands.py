@@ -79,12 +79,15 @@ class _WordForm:
     params: tuple[str, ...]
 
 
+_WORD_STARTS = "/*?"  # how a command word begins
+
+
 def _word_forms() -> dict[str, _WordForm]:
     words = {}
     for spec in TABLE:
         for form in spec.forms:
             word, *params = form.split()
-            if word[0] in "/*?":
+            if word[0] in _WORD_STARTS:
                 words[word.lower()] = _WordForm(spec, form, tuple(params))
     return words
 
@@ -95,6 +98,7 @@ _AT_SPEC = next(spec for spec in TABLE if "@NAME TEXT" in spec.forms)
 _SUFFIX_SPEC = next(spec for spec in TABLE if "TEXT > NAME" in spec.forms)
 _DEFAULT_SPEC = next(spec for spec in TABLE if "TEXT" in spec.forms)
 COMMAND_WORDS = tuple(word for word, form in _WORDS.items() if form.spec.listed)  # for completion
+_FORM_STARTS = _WORD_STARTS + "@"  # a line that starts otherwise, without " > ", is plain text
 
 
 def _unquote(text: str) -> str:
@@ -134,6 +138,8 @@ def parse(line: str) -> Command | CommandError | None:
     line = line.strip()
     if not line:
         return None
+    if line[0] not in _FORM_STARTS and " > " not in line:
+        return Command(_DEFAULT_SPEC.kind, text=line)  # what most lines are, without looking for a form
     word, _, rest = line.partition(" ")
     rest = rest.strip()
     form = _WORDS.get(word.lower())

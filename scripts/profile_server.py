@@ -36,25 +36,30 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     # are the GIL let go (a thread in a syscall or waiting), not Python work, and split no one's user time.
     (WAITING,
      ("wait_ready ", "Selector.select ", "Condition.wait ", "Queue.get ", "Event.wait ", "serve_forever ")),
-    ("read: recv (its Python and the syscall)", ("Stream.recv ", "Stream._attempt_recv ")),
+    ("read: recv (its Python and the syscall)", ("Stream.recv ", "Stream._attempt_recv ", "Reader._run ")),
     ("read: framing", ("LineFramer.",)),
     ("sanitizing", ("sanitize",)),
     ("session: parse the line", ("Session.", "commands.py")),
     ("room lock (enter/exit)", ("_Changing.",)),
     ("encoding", ("encode_json", "json_codec", "plain_codec", "to_dict", "json/encoder", "render.py")),
-    ("fan-out to outboxes", ("Outbox.put_all", "Room._broadcast", "Room._audience", "Room._put ")),
+    ("fan-out to outboxes", ("Outbox.put_all", "Room._broadcast", "Room._audience", "Room._put ", "Feed.")),
     ("history queue (room side)", ("History.append", "Room._remember", "_wire_bytes", "History.ids_used")),
     ("wake the sender", ("Sender.ready_many", "Sender._wake", "ChatServer.apply")),
     ("room: make the message", ("Room.", "Message.__init__", "events.py")),
-    ("handler loop", ("ChatHandler._serve", "ChatHandler._perform")),
+    ("handler loop", ("ChatHandler._serve", "ChatHandler._perform", "ChatHandler.received", "ChatHandler._work",
+                      "ChatHandler.tick", "Reader._perform")),
     ("send (its Python and the syscall)", ("Stream.send_nowait",)),
-    ("sender: take and account", ("Outbox.take", "Outbox.sent", "Sender._flush")),
-    ("sender: judge slow readers", ("Sender._sweep", "Outbox.too_slow")),
+    ("sender: take and account", ("Outbox.take", "Outbox._with_own", "Outbox.sent", "Sender._flush",
+                                  "Sender._send ")),
+    ("sender: judge slow readers", ("Sender._sweep", "Outbox.too_slow", "Outbox.judge")),
     ("sender: loop and wake-up reads", ("selectors.py", "Sender._run")),
     ("history writer", ("History.",)),
     ("logging", ("logging/",)),
 ]
-ROLES = [("readers", re.compile(r"process_request_thread")), ("sender", re.compile(r"^sender$")),
+# The reader reads the members' connections (issue #21); a connection's handler thread reads until its login
+# (and on servers before #21, always).
+ROLES = [("reader", re.compile(r"^reader$")), ("handlers", re.compile(r"process_request_thread")),
+         ("sender", re.compile(r"^sender$")),
          ("history writer", re.compile(r"^history writer$"))]  # any other thread: "other threads"
 SAMPLE_LINE = re.compile(r"^thread \((\d+)\): ([^;]*?)(?:;(.*))? (\d+)$")
 DUMPED_THREAD = re.compile(r'^Thread (\d+) .*?: "(.*)"$', re.MULTILINE)

@@ -186,6 +186,17 @@ def clients(server: ChatServer) -> Iterator[Callable[..., RawClient]]:
         client.close()
 
 
+def expect_stop_after_failure(server: ChatServer, thread: str, client: RawClient, records: list) -> None:
+    """After one of the server's threads failed: the server stops, tells `client`, and logged the failure."""
+    failed = server.sender if thread == "sender" else server.reader
+    assert failed is not None
+    wait_until(lambda: server.stopping.is_set() or not failed.alive)
+    server.stop(grace=1.0)
+    events = [json.loads(line) for line in client.expect_closed()]
+    assert {"type": "shutdown", "message": "the server is shutting down"} in events
+    assert any(f"the {thread} thread failed" in record.getMessage() and record.exc_info for record in records)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.01) -> None:
     """Poll a condition that no socket event announces (e.g. the room's member list)."""
     deadline = time.monotonic() + timeout

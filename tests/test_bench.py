@@ -181,21 +181,22 @@ def test_the_profile_puts_each_sample_in_its_stage_and_splits_each_roles_cpu_by_
            "thread (12): sender;Sender._run (chatroom/server/sender.py:264);"
            "PlainStream.send_nowait (chatroom/server/streams.py:68) 2\n")
     roles = profile_server.roles_of('Thread 11 (idle): "Thread-3 (process_request_thread)"\n'
-                                    'Thread 12 (active): "sender"\nThread 13 (idle): "MainThread"\n')
-    assert roles == {11: "readers", 12: "sender", 13: "other threads"}
+                                    'Thread 12 (active): "sender"\nThread 13 (idle): "MainThread"\n'
+                                    'Thread 14 (idle): "reader"\n')
+    assert roles == {11: "handlers", 12: "sender", 13: "other threads", 14: "reader"}
     by_stage = profile_server.samples_by_stage(raw, roles)
-    assert by_stage["readers"] == Counter({"fan-out to outboxes": 3, profile_server.WAITING: 5, "encoding": 1})
+    assert by_stage["handlers"] == Counter({"fan-out to outboxes": 3, profile_server.WAITING: 5, "encoding": 1})
     times = {11: profile_server.ThreadTimes(user=0.3, system=0.1, voluntary=20),
              12: profile_server.ThreadTimes(user=0.1, system=0.1), 13: profile_server.ThreadTimes()}
     syscalls = profile_server.perf_counts("python-11,300,,syscalls:sys_enter_recvfrom,0,100.00,,\n"
                                           "python-12,<not counted>,,raw_syscalls:sys_enter,0,100.00,,\n")
     found = profile_server.breakdown(by_stage, roles, times, syscalls, messages=10_000, clients=100)
     stages = {(role, stage): round(us, 3) for role, stage, us in found.stages}
-    assert stages == {("readers", "fan-out to outboxes"): 30.0, ("readers", "encoding"): 10.0,
+    assert stages == {("handlers", "fan-out to outboxes"): 30.0, ("handlers", "encoding"): 10.0,
                       ("sender", "send (its Python and the syscall)"): 20.0}
-    readers = found.roles["readers"]
-    assert (readers.threads, readers.user_us, readers.waits) == (1, 30.0, 0.002)
-    assert readers.syscalls == {"recv": pytest.approx(0.03)} and found.roles["sender"].syscalls == {}
+    handlers = found.roles["handlers"]
+    assert (handlers.threads, handlers.user_us, handlers.waits) == (1, 30.0, 0.002)
+    assert handlers.syscalls == {"recv": pytest.approx(0.03)} and found.roles["sender"].syscalls == {}
     assert found.waiting_samples == 5 and found.deliveries_per_message == 99
 
 

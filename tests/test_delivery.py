@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until, wine_limit
+from conftest import (
+    TIMEOUT, JsonClient, PlainClient, RawClient, expect_stop_after_failure, wait_until, wine_limit,
+)
 
 from chatroom.protocol import LINE_LIMIT, Hello
 from chatroom.server.outbox import Outbox
@@ -249,8 +251,8 @@ def test_a_failing_sender_stops_the_server_and_tells_everyone(make_server, monke
         alice.login("alice")
         real_take = Outbox.take
 
-        def failing(self):  # in the sender's thread, whichever of its sends takes the message
-            data = real_take(self)
+        def failing(self, now):  # in the sender's thread, whichever of its sends takes the message
+            data = real_take(self, now)
             if b"boom" in data:
                 raise RuntimeError("injected fault")
             return data
@@ -259,12 +261,7 @@ def test_a_failing_sender_stops_the_server_and_tells_everyone(make_server, monke
         alice.say("boom")
         wait_until(lambda: server.sender.crashed)
         monkeypatch.setattr(Outbox, "take", real_take)  # the fault was the sender's; the goodbye may take
-        wait_until(lambda: server.stopping.is_set() or not server.sender.alive)
-        server.stop(grace=1.0)
-        events = [json.loads(line) for line in alice.expect_closed()]
-        assert {"type": "shutdown", "message": "the server is shutting down"} in events
-        assert any("the sender thread failed" in record.getMessage() and record.exc_info
-                   for record in caplog.records)
+        expect_stop_after_failure(server, "sender", alice, caplog.records)
     finally:
         alice.close()
 

@@ -62,6 +62,15 @@ def test_parse_never_raises(text):
         assert result.kind in {spec.kind for spec in commands.TABLE}
 
 
+@given(st.text(alphabet="ab /*?@>\t", max_size=12))
+def test_a_line_without_a_form_is_said_as_it_is(text):
+    line = text.strip()
+    if line and line[0] not in "/*?@" and " > " not in line:
+        assert commands.parse(text) == commands.Command(commands.Kind.SAY, text=line)
+    elif line.startswith("/"):
+        assert commands.parse(text) != commands.Command(commands.Kind.SAY, text=line)
+
+
 @settings(max_examples=200)
 @given(st.text(), st.text(), st.text())
 def test_rendered_network_text_carries_no_control_characters(sender, to, text):

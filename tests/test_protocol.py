@@ -1,10 +1,11 @@
 """Framing, sanitizing and the JSON events, without sockets."""
 
+import dataclasses
 import json
 
 import pytest
 
-from chatroom.codecs import decode_event, encode_json
+from chatroom.codecs import MESSAGE_FIELDS, decode_event, encode_json
 from chatroom.protocol import (
     BadEncoding, Error, Found, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError, Users, is_hello,
     parse_hello, parse_structured, sanitize,
@@ -76,6 +77,21 @@ def test_events_round_trip_through_json():
         data = encode_json(event)
         assert data.endswith(b"\n") and data.count(b"\n") == 1
         assert decode_event(data.decode()) == event
+
+
+@pytest.mark.parametrize("message", [
+    Message(seq=1, sender="al", text="hi ✓"),
+    Message(seq=2**40, sender='q"uo\\te', text='say "x" \\ y\n\t\x00 \u2028 👋🏽', action=True, earlier=True, ts=0.1),
+    Message(seq=3, sender="b", text="", ts=1700000000),
+    Message(seq=4, sender="b", text="a", ts=float("nan")),  # not spelled out: JSON's NaN is not repr's
+])
+def test_a_message_spelled_out_is_what_the_encoder_writes(message):
+    expected = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+    assert encode_json(message) == expected.encode()
+
+
+def test_the_spelled_out_message_has_every_field_in_order():
+    assert tuple(field.name for field in dataclasses.fields(Message)) == MESSAGE_FIELDS
 
 
 def test_decode_rejects_garbage_and_skips_unknown_types():

@@ -14,22 +14,24 @@ import socketserver
 import ssl
 import threading
 import time
+from collections import deque
 
 from .. import render, tls
 from ..codecs import json_codec, plain_codec
 from ..names import NameProblem
-from ..protocol import BANNER, LINE_LIMIT, Error, LineFramer, Shutdown
+from ..protocol import BANNER, LINE_LIMIT, Error, FrameEvent, LineFramer, Shutdown
 from ..ratelimit import GuessDelay
 from .admission import Admission
 from .config import Config
 from .history import History
 from .member import Codec, Member
-from .room import Effects, Room
+from .room import Effects, Question, Room
 from .outbox import FLUSH_GRACE, Outbox
+from .reader import Reader, ReaderStopped
 from .sender import SWEEP_INTERVAL, Sender
 from . import login
 from .session import Action, Close, Login, Prompt, Reply, Run, Session
-from .streams import PlainStream, TLSStream, shut
+from .streams import DONTWAIT, DirectStream, PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
@@ -39,6 +41,7 @@ HOLD_TICK = 0.25  # seconds: how often a connection waiting out a wrong password
 HOLD_READ = 16 * 1024  # bytes read ahead while a wrong password is held: the peer's going is seen behind them
 
 log = logging.getLogger("chatroom.server")
+ASK_DISK = "ask the disk"  # what the reader hands back when a line waits for the history file
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -56,6 +59,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.codec: Codec = plain_codec
         self.member: Member | None = None
         self.outbox = self.server.room.new_outbox()
+        self.framer = LineFramer(LINE_LIMIT)
+        self._frames: deque[FrameEvent] = deque()  # arrived, not yet performed
+        self._questions: list[Question] = []  # /history and /search, for the disk
         self.accepted = self.server.track(self)
         self.read_ahead = b""  # what came while a wrong password was held, read after the hold
 
@@ -77,7 +83,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 assert isinstance(self.request, ssl.SSLSocket)
                 self.stream: PlainStream = TLSStream(self.request)
             else:
-                self.stream = PlainStream(self.request)
+                self.stream = DirectStream(self.request) if DONTWAIT else PlainStream(self.request)
             self.outbox.stream = self.stream
             self.server.sender.put(self.outbox, (BANNER + "\n").encode())
             reason = self._serve()
@@ -141,35 +147,81 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     # --- the reading side ---------------------------------------------------
 
+    @property
+    def sock(self) -> socket.socket:
+        return self.request
+
     def _serve(self) -> str:
-        """Read and perform until the connection ends; the leave reason."""
-        framer = LineFramer(LINE_LIMIT)
-        session = self.session
+        """Read and perform until the connection ends; the leave reason. A member's plain connection is lent
+        to the server's reader (reader.py) and comes back here to end or to ask the disk."""
+        reader = self.server.reader if isinstance(self.stream, DirectStream) else None
         while True:
-            deadline = session.deadline()
-            self.stream.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            data, self.read_ahead = self.read_ahead, b""
-            try:
-                data = data or self.stream.recv(65536)
-            except TimeoutError:
-                if (reason := self._perform(session.expire(time.monotonic()))) is not None:
-                    return reason
-                continue
-            if not data:
-                return "closed"
-            now = time.monotonic()
-            session.data_arrived(now)
-            for frame in framer.feed(data):
-                actions = session.receive(frame, now)
-                if session.json is not None:
-                    self.codec = json_codec if session.json else plain_codec
-                if (reason := self._perform(actions)) is not None:
-                    return reason
+            if self.member is not None and reader is not None and not self.read_ahead:
+                try:
+                    outcome = reader.serve(self)
+                except ReaderStopped:  # it failed (the server is stopping): this thread reads until the end
+                    reader = None
+                    continue
+            else:
+                data, self.read_ahead = self.read_ahead, b""  # what came while a wrong password was held
+                deadline = self.session.deadline()
+                self.stream.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                try:
+                    data = data or self.stream.recv(65536)
+                except TimeoutError:
+                    outcome = self.tick(time.monotonic())
+                else:
+                    outcome = self.received(data, time.monotonic())
+            while outcome == ASK_DISK:  # this thread may wait: answer, then go on with what came after
+                self._answer()
+                outcome = self._work(time.monotonic())
+            if outcome is not None:
+                return str(outcome)
+
+    def received(self, data: bytes, now: float) -> str | None:
+        """Perform what arrived (b"": the peer closed): None, the reason to end, or ASK_DISK. The reader's
+        thread calls it too, so nothing here waits."""
+        if not data:
+            return "closed"
+        self.session.data_arrived(now)
+        self._frames += self.framer.feed(data)
+        return self._work(now)
+
+    def tick(self, now: float) -> str | None:
+        """Perform what is due by now (a login's deadline, a ping); as `received`."""
+        return self._perform(self.session.expire(now))
+
+    def _work(self, now: float) -> str | None:
+        """Perform the lines that arrived, in order, up to one that waits for the disk."""
+        session = self.session
+        while self._frames:
+            actions = session.receive(self._frames.popleft(), now)
+            if session.json is not None:
+                self.codec = json_codec if session.json else plain_codec
+            if (reason := self._perform(actions)) is not None:
+                return reason
+            if self._questions:
+                return ASK_DISK
+        return None
+
+    def _answer(self) -> None:
+        """/history and /search: ask the disk (this thread waits), then send the answers."""
+        questions, self._questions = self._questions, []
+        room = self.server.room
+        for question in questions:
+            self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
 
     def _perform(self, actions: list[Action]) -> str | None:
         """Do what the session asked; the reason if the connection is to end."""
         for action in actions:
             match action:
+                case Run(command=command):
+                    assert self.member is not None
+                    effects = self.server.room.handle(self.member, command)
+                    self.server.apply(effects)
+                    self._questions += effects.questions  # asked once this line is done (`_work`)
+                    if self.member.gone:
+                        return "quit"
                 case Reply(event=event):
                     if self.member is not None:
                         self.server.apply(self.server.room.send(self.member, event))
@@ -180,15 +232,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 case Login():
                     if (reason := self._perform(self._login(action))) is not None:
                         return reason
-                case Run(command=command):
-                    assert self.member is not None
-                    room = self.server.room
-                    effects = room.handle(self.member, command)
-                    self.server.apply(effects)
-                    for question in effects.questions:  # /history and /search: this thread waits for the disk
-                        self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
-                    if self.member.gone:
-                        return "quit"
                 case Close(reason=reason):
                     return reason
         return None
@@ -274,6 +317,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._handlers_changed = threading.Condition()
         self.sender = Sender(config, on_slow=self._slow, on_crash=self._stop_after_failure)
         self.sender.start()
+        # Where a single recv can be non-blocking, one thread reads every member's plain connection.
+        self.reader = Reader(self.sender.ready_many, on_crash=self._stop_after_failure) if DONTWAIT else None
+        if self.reader is not None:
+            self.reader.start()
         self._clock = threading.Thread(target=self._expire_graces, name="grace clock", daemon=True)
         self._clock.start()
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the threads
@@ -282,6 +329,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         super().server_close()
         self.stopping.set()
         self._clock.join(5)
+        if self.reader is not None:
+            self.reader.stop()
         self.sender.stop()
         self.room.history.close()
 
@@ -299,9 +348,13 @@ class ChatServer(socketserver.ThreadingTCPServer):
         return self.server_address[1]
 
     def apply(self, effects: Effects) -> None:
-        """Perform what a room call left to do, outside the room's lock."""
+        """Perform what a room call left to do, outside the room's lock. In the reader's thread the sender
+        hears of it once the reader has read all that was ready (bigger batches, one hand-over)."""
         if effects.ready:
-            self.sender.ready_many(effects.ready)
+            if self.reader is not None and self.reader.is_current():
+                self.reader.ready.update(effects.ready)
+            else:
+                self.sender.ready_many(effects.ready)
         for member, reason in effects.left:
             log.info("%s left (%s)", member.name, render.leave_reason(reason))
 

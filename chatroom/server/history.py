@@ -184,6 +184,7 @@ class History:
         self.fts = False
         self.on_disk = path is not None
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._appended: list[Event] = []  # not yet taken by the writer (see `append`)
         self._questions: queue.Queue[Any] = queue.Queue(QUERY_QUEUE)
         self._db: sqlite3.Connection | None = None
         self._reader_db: sqlite3.Connection | None = None  # the reader's; None: to open at its next question
@@ -319,8 +320,12 @@ class History:
     # --- the room's side: never blocks ---------------------------------------------------------------
 
     def append(self, event: Event) -> None:
+        """Keep a public event for the writer. Only the first since the writer last took them wakes it: a
+        wake-up per message cost the room more than the writer's own work (docs/performance.md)."""
         if self._writing:
-            self._jobs.put(("event", event))
+            self._appended.append(event)
+            if len(self._appended) == 1:
+                self._jobs.put(("events", None))
 
     def ids_used_up_to(self, last_id: int) -> None:
         """Ids up to `last_id` were handed out (private messages too), so a restart starts above them."""
@@ -409,11 +414,14 @@ class History:
         """The next job, and the changes that follow it within COMMIT_EVERY (up to a flush or a stop)."""
         batch = [self._jobs.get()]
         deadline = time.monotonic() + COMMIT_EVERY
-        while batch[-1][0] in ("event", "last_id", "token") and (left := deadline - time.monotonic()) > 0:
+        while batch[-1][0] in ("events", "last_id", "token") and (left := deadline - time.monotonic()) > 0:
             try:
                 batch.append(self._jobs.get(timeout=left))
             except queue.Empty:
                 break
+        # Every event appended before the job that ended the batch (a flush waits for them) is here.
+        events, self._appended = self._appended, []
+        batch[-1:-1] = [("event", event) for event in events]
         return batch
 
     def _write(self, batch: list[tuple[str, Any]]) -> bool:

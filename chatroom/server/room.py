@@ -27,7 +27,7 @@ from .catchup import Recent, latest, merged, search_words
 from .config import Config
 from .history import History, Stored, token_hash
 from .member import Codec, Member
-from .outbox import Outbox
+from .outbox import Feed, Outbox
 
 HISTORY_DEFAULT, HISTORY_MAX, SEARCH_RESULTS = 20, 500, 20
 SEARCH_WORDS = 8  # distinct words in one /search, at most
@@ -39,7 +39,7 @@ class Effects:
     __slots__ = ("ready", "left", "questions")
 
     def __init__(self) -> None:
-        self.ready: list[Outbox] = []  # outboxes for the sender
+        self.ready: list[Outbox | Feed] = []  # for the sender: outboxes, and feeds whose readers all have more
         self.left: list[tuple[Member, str]] = []  # members who left, and why
         self.questions: list[Question] = []  # /history and /search, for the disk
 
@@ -84,7 +84,7 @@ class Room:
         self.history = history or History(None)
         self.lock = threading.RLock()  # the outboxes of its members share it
         self._members: dict[str, Member] = {}  # by name key, in join order
-        self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
+        self._feeds: dict[Codec, Feed] = {}  # the room's events, encoded once per codec (outbox.py)
         self._recent = Recent(config, self.history.loaded)
         self._seq = self.history.last_id
         self.epoch = self.history.epoch  # names this numbering of the ids (docs/protocol.md)
@@ -181,9 +181,10 @@ class Room:
                 member.resumed = True
                 self._take_over(existing, effects)
             self._members[member.key] = member
-            self._groups = None
-            self._put([member], data)
-            self._public(Joined(seq=self._next_seq(), name=shown, back=resumed), skip=member)
+            self._put(member, data)
+            self._public(Joined(seq=self._next_seq(), name=shown, back=resumed))
+            # From the entry after its join on: its welcome and first messages came first, in its own queue.
+            self._feeds.setdefault(codec, Feed()).add(outbox)
             self.history.reserve(member.key, shown, member.token_digest or None)
             return member, effects
 
@@ -214,7 +215,6 @@ class Room:
             goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
             member.outbox.close(flush=reason != "slow", last=goodbye)
             effects.ready.append(member.outbox)
-            self._groups = None
             if grace.keeps_name(member, reason, self.config.grace) and not self._closed:
                 member.away_until = time.monotonic() + self.config.grace
                 effects.left.append((member, f"{reason}, reconnecting"))
@@ -233,7 +233,6 @@ class Room:
         with self._changing() as effects:
             for member in grace.expired(self._members.values(), now):
                 del self._members[member.key]
-                self._groups = None
                 effects.left.append((member, "lost"))
                 self.history.reserve(member.key, member.name, None)
                 self._public(Left(seq=self._next_seq(), name=member.name, reason="lost"))
@@ -321,11 +320,11 @@ class Room:
     def _say(self, member: Member, command: commands.Command, action: bool = False) -> None:
         self._public(Message(seq=self._next_seq(), sender=member.name, text=command.text, action=action))
 
-    def _public(self, event: Event, skip: Member | None = None) -> None:
+    def _public(self, event: Event) -> None:
         """A room-wide event that is remembered: in memory for catching up, and on disk."""
         self._recent.remember(event)
         self.history.append(event)
-        self._broadcast(event, skip)
+        self._broadcast(event)
 
     def _ask(self, question: Question) -> None:
         assert self._effects is not None
@@ -353,7 +352,7 @@ class Room:
                         for event in [Found(query=question.text, messages=shown), *notes])
         with self._changing() as effects:
             if not member.gone:
-                self._put([member], data)
+                self._put(member, data)
             return effects
 
     @staticmethod
@@ -419,34 +418,24 @@ class Room:
         return self._seq
 
     def _send(self, member: Member, event: Event) -> None:
-        self._put([member], member.codec(event, member.name))
+        self._put(member, member.codec(event, member.name))
 
-    def _put(self, members: list[Member], data: bytes) -> None:
+    def _put(self, member: Member, data: bytes) -> None:
+        """Bytes for one member, in order with the room's events."""
         assert self._effects is not None
-        over_cap, ready = Outbox.put_all([member.outbox for member in members], data, time.monotonic())
-        self._effects.ready += ready
-        self._drop_over_cap(over_cap)
+        self._effects.ready.append(member.outbox)
+        if not member.outbox.put(data):
+            self._drop_over_cap([member.outbox])
 
-    def _audience(self) -> dict[Codec, list[Outbox]]:
-        """Every member's outbox, grouped by codec (one encoding per group); kept until members change."""
-        if self._groups is None:
-            self._groups = {}
-            for member in self._members.values():
-                if not member.gone:
-                    self._groups.setdefault(member.codec, []).append(member.outbox)
-        return self._groups
-
-    def _broadcast(self, event: Event, skip: Member | None = None) -> None:
-        """Queue an event for every member, under the lock: one order for all."""
+    def _broadcast(self, event: Event) -> None:
+        """Queue an event for every member, under the lock: one order for all. One append per codec, whatever
+        the number of members (outbox.py)."""
         assert self._effects is not None
-        now = time.monotonic()
         over_cap: list[Outbox] = []
-        for codec, boxes in self._audience().items():
-            if skip is not None:
-                boxes = [box for box in boxes if box is not skip.outbox]
-            over, ready = Outbox.put_all(boxes, codec(event, ""), now, self.config.sendq)
-            over_cap += over
-            self._effects.ready += ready
+        for codec, feed in self._feeds.items():
+            if feed.boxes:
+                over_cap += feed.put(codec(event, ""))
+                self._effects.ready.append(feed)
         self._drop_over_cap(over_cap)
 
     def _drop_over_cap(self, boxes: list[Outbox]) -> None:

@@ -1,84 +1,58 @@
 """The one thread that writes every connection's outbox (outbox.py).
 
-The room fills outboxes under its lock; the `Sender` takes what is queued and sends it with one
-non-blocking send per connection. What does not fit waits for that socket to become writable while the
-others go on. Waking one thread per message, instead of one writer thread per member, is what keeps a
-large room fast (docs/performance.md). Every half second it judges the connections whose sockets are full.
+The room appends to its feeds and queues into outboxes under its lock; the `Sender` takes what waits for
+each connection and sends it with one non-blocking send. What does not fit waits for that socket to become
+writable while the others go on. Waking one thread per message, instead of one writer thread per member, is
+what keeps a large room fast (docs/performance.md). Every half second it judges the connections whose sockets
+are full.
 """
 
 from __future__ import annotations
 
-import logging
 import selectors
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 
 from .config import Config
-from .outbox import Outbox
+from .outbox import Feed, Outbox
+from .wakeup import SelectorThread
 
 SWEEP_INTERVAL = 0.5  # how often waiting connections are judged
 
-log = logging.getLogger("chatroom.server")
 
-
-class Sender:
+class Sender(SelectorThread):
     """The thread that writes every outbox; `on_slow` hears of readers that cannot keep up, `on_crash`
     of an unexpected error that ended the thread (the server then stops instead of running deaf)."""
+    name = "sender"
 
     def __init__(self, config: Config, on_slow: Callable[[Outbox], None],
                  on_crash: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(on_crash)
         self.config = config
         self._on_slow = on_slow
-        self._on_crash = on_crash
         self._clock = clock
-        self._selector = selectors.DefaultSelector()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-        self._lock = threading.Lock()
-        self._ready: set[Outbox] = set()
+        self._ready: set[Outbox | Feed] = set()
         self._to_finish: set[Outbox] = set()
         self._waiting: set[Outbox] = set()
         self._judged: set[Outbox] = set()  # reported slow already
+        self._again: set[Outbox] = set()  # to flush at the next turn without a hand-over
         self._woken = False
-        self._stopping = False
-        self.crashed = False
-        self._thread = threading.Thread(target=self._supervised, name="sender", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-        self._wake()
-        self._thread.join(5)
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def ready_many(self, boxes: Iterable[Outbox]) -> None:
-        """Called from any thread (never under the room's lock) when outboxes have something, or closed."""
+    def ready_many(self, boxes: Iterable[Outbox | Feed]) -> None:
+        """Called from any thread (never under the room's lock) when outboxes have something, or closed, or a
+        feed has more for all its readers."""
         with self._lock:
             self._ready.update(boxes)
             if self._woken:
                 return
             self._woken = True
-        self._wake()
+        self._wakeup.wake()
 
     def put(self, box: Outbox, data: bytes) -> None:
         """Queue bytes for one connection that is not in the room (banner, login answers)."""
         with box.lock:
-            _, ready = Outbox.put_all([box], data, self._clock())
-        if ready:
-            self.ready_many(ready)
+            box.put(data)  # a login's few lines are far below the hard cap
+        self.ready_many([box])
 
     def finish(self, box: Outbox) -> None:
         """End a connection now, whatever it still holds (its handler is done waiting)."""
@@ -94,41 +68,21 @@ class Sender:
     def last_words(self, boxes: Iterable[Outbox]) -> None:
         """With the sender thread gone: one non-blocking try to send what each outbox holds, then end it."""
         for box in boxes:
-            if box.stream is not None and not box.done.is_set():
+            if box.stream is not None and not box.finished:
                 try:
-                    box.stream.send_nowait(box.take())  # what it had begun to send, then the rest
+                    box.stream.send_nowait(box.take(self._clock()))  # what it had begun to send, then the rest
                 except OSError:
                     pass
                 box.stream.finish()
             box.done.set()
 
-    def _wake(self) -> None:
-        try:
-            self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # a wake-up byte is waiting already
-
-    def _supervised(self) -> None:
-        try:
-            self._run()
-        except Exception:
-            self.crashed = True
-            log.exception("the sender thread failed; stopping the server")
-            self._on_crash()
-
     def _run(self) -> None:
         next_sweep = 0.0
         while True:
-            batch = set()
-            timeout = max(0.0, next_sweep - self._clock()) if self._waiting else None
+            batch, self._again = self._again, set()
+            timeout = 0.0 if batch else max(0.0, next_sweep - self._clock()) if self._waiting else None
             for key, _ in self._selector.select(timeout):
-                if key.fileobj is self._wake_reader:
-                    try:
-                        while self._wake_reader.recv(4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-                else:
+                if not self._wakeup.woke(key):
                     box = key.data
                     self._selector.unregister(key.fileobj)
                     self._waiting.discard(box)
@@ -137,15 +91,21 @@ class Sender:
             with self._lock:
                 if self._stopping:
                     return
-                batch |= self._ready
-                self._ready = set()
+                ready, self._ready = self._ready, set()
                 self._woken = False
                 ending, self._to_finish = self._to_finish, set()
             for box in ending:
-                if not box.done.is_set():
+                if not box.finished:
                     self._finish(box)
+            for item in ready:
+                if isinstance(item, Feed):
+                    batch.update(item.boxes)
+                else:
+                    batch.add(item)
+            now = self._clock()
             for box in batch:
-                self._flush(box)
+                if not box.waiting:
+                    self._flush(box, now)
             now = self._clock()
             if now >= next_sweep:
                 self._sweep(now)
@@ -155,6 +115,7 @@ class Sender:
         """Judge the connections whose sockets are full: give up on closed ones past their grace, and
         report the ones that have been slow for long enough (the room then closes their outbox)."""
         for box in list(self._waiting):
+            box.judge(now)
             if box.closed:
                 if now >= box.close_by:
                     self._finish(box)
@@ -162,37 +123,47 @@ class Sender:
                 self._judged.add(box)
                 self._on_slow(box)
 
-    def _flush(self, box: Outbox) -> None:
-        if box.done.is_set():
+    def _flush(self, box: Outbox, now: float) -> None:
+        """One send of what waits for a connection. What arrives meanwhile goes at the next turn, with what
+        arrived for the others: the readers' hand-over wakes this thread again."""
+        if box.finished:
             return
         if box.stream is None:
             if box.closed:
                 self._finish(box)  # never got as far as a stream: nothing to send
             return
-        for _ in range(2):  # what arrived during a send goes out at once, but one box cannot hog the loop
-            data = box.unsent or box.take()
-            if not data:
-                break
-            try:
-                sent = box.stream.send_nowait(data)
-            except OSError:
-                self._finish(box)
-                return
-            box.sent(sent, self._clock())
-            if box.unsent:
-                if not box.waiting:
-                    try:
-                        self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
-                    except (OSError, ValueError, KeyError):  # closed under us: nothing more to send
-                        self._finish(box)
-                        return
-                    self._waiting.add(box)
-                    box.waiting = True
-                return
-        if box.closed and not box.size:
+        # First what a full socket had begun to take. After a wait for the socket no hand-over may be due for
+        # this connection, so what waits now goes in this turn too.
+        if box.unsent and not self._send(box, box.unsent, now):
+            return
+        data = box.take(now)
+        if data:
+            self._send(box, data, now)
+        elif box.closed:
+            self._finish(box)  # closed, and everything sent
+
+    def _send(self, box: Outbox, data: bytes, now: float) -> bool:
+        """Send what the socket takes; False when it took less (it is then watched until writable) or failed."""
+        assert box.stream is not None
+        try:
+            sent = box.stream.send_nowait(data)
+        except OSError:
             self._finish(box)
-        elif box.size and not box.waiting:
-            self.ready_many([box])  # more than two batches' worth: come back after the others
+            return False
+        box.sent(sent, now)
+        if not box.unsent:
+            if box.behind or box.closed:
+                self._again.add(box)  # more of the feed waits, or its goodbye went: the next turn goes on
+            return True
+        try:
+            self._selector.register(box.stream.sock, selectors.EVENT_WRITE, box)
+        except (OSError, ValueError, KeyError):  # closed under us: nothing more to send
+            self._finish(box)
+            return False
+        self._waiting.add(box)
+        box.waiting = True
+        box.judge(now)
+        return False
 
     def _finish(self, box: Outbox) -> None:
         if box.waiting:

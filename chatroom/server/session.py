@@ -129,6 +129,8 @@ class Session:
     # --- lines ----------------------------------------------------------------------------------------
 
     def receive(self, frame: FrameEvent, now: float) -> list[Action]:
+        if self.state is State.JOINED and type(frame) is Line:  # a member's line: most of them, checked first
+            return self._command(sanitize(frame.text), now)
         if self.state is State.CLOSED:
             return []
         if not self.joined and now >= (self.deadline() or now + 1):

@@ -1,9 +1,12 @@
 """A connection as the server uses it: a reader thread recv()s with a timeout, the sender thread
 send_nowait()s and is never blocked by one slow peer.
 
-The socket itself is non-blocking; the reader waits for it with poll/select. For TLS, OpenSSL forbids
-using one SSL object from two threads at once (python/cpython#151508 crashes), so every TLS recv and send
-is made under one lock, and the waiting happens outside it.
+Where the system has MSG_DONTWAIT (Linux, macOS, the BSDs) the socket stays blocking: the reader waits in
+one recv, its timeout the kernel's SO_RCVTIMEO, and each send alone is non-blocking. A read is then one
+syscall and one hand-over of the GIL (docs/performance.md). Elsewhere (Windows) the socket is non-blocking
+and the reader waits for it with poll/select. For TLS, OpenSSL forbids using one SSL object from two threads
+at once (python/cpython#151508 crashes), so every TLS recv and send is made under one lock, and the waiting
+happens outside it: TLS takes the second way everywhere.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 
 TLS_RECORD = 16 * 1024  # the most plaintext one TLS record carries
+DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)  # 0 where the system has none (Windows)
+TIMEOUT_SLACK = 0.01  # seconds a reader's timeout may fire late, so a moving deadline costs no setsockopt
 
 
 def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
@@ -72,6 +78,44 @@ class PlainStream:
     def finish(self) -> None:
         """Say goodbye and shut the connection both ways, which wakes its reader; never blocks."""
         shut(self.sock)
+
+
+class DirectStream(PlainStream):
+    """A plain connection on a system with MSG_DONTWAIT: the reader blocks in recv, the sender never waits."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(True)
+        self.timeout = None
+        self._set_timeout(None)
+
+    def settimeout(self, timeout: float | None) -> None:
+        # A longer timeout than needed would fire late; a shorter one only wakes the reader early, which then
+        # asks again. So the kernel is told only when the wanted one differs by more than the slack.
+        current = self.timeout
+        if (timeout is None) != (current is None) or (
+                timeout is not None and current is not None and abs(timeout - current) > TIMEOUT_SLACK):
+            self._set_timeout(timeout)
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        # SO_RCVTIMEO 0 waits for ever; a timeout of 0 still waits a microsecond.
+        seconds = 0.0 if timeout is None else max(timeout, 1e-6)
+        whole = int(seconds)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             struct.pack("@ll", whole, int((seconds - whole) * 1e6)))
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self.sock.recv(size)
+        except BlockingIOError:  # SO_RCVTIMEO ran out
+            raise TimeoutError("timed out") from None
+
+    def send_nowait(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data, DONTWAIT)
+        except BlockingIOError:
+            return 0
 
 
 class TLSStream(PlainStream):
