@@ -9,10 +9,16 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import render
 from .protocol.events import EVENT_TYPES, Event, Found, Message, ProtocolError
+from .protocol.files import FileList, FileShared
+
+E = TypeVar("E", bound=Event)
+
+# What a plain-text member reads under a share notice: nc and telnet have no way to fetch a file.
+FILES_NEED_CLIENT = "   (files need the chatroom client: nc and telnet cannot fetch them)"
 
 
 def encode_json(event: Event) -> bytes:
@@ -46,7 +52,9 @@ def event_from_dict(data: object) -> Event | None:
     kinds = _field_kinds(cls)
     fields = {name: value for name, value in data.items() if name in kinds}
     if cls is Found and "messages" in fields:
-        fields["messages"] = _messages(fields["messages"])
+        fields["messages"] = _nested(fields["messages"], Message)
+    elif cls is FileList and "files" in fields:
+        fields["files"] = _nested(fields["files"], FileShared)
     for name, value in fields.items():
         if not kinds[name].fits(value):
             raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {kinds[name]}")
@@ -56,18 +64,19 @@ def event_from_dict(data: object) -> Event | None:
         raise ProtocolError(f"bad {cls.TYPE} event: {exc}") from None
 
 
-def _messages(value: object) -> list[Message]:
-    """The messages of a `found` answer; one that is not a message is left out (a server's mistake is not shown)."""
+def _nested(value: object, cls: type[E]) -> list[E]:
+    """The events listed in another (a `found` answer's messages, a `files` answer's files); one that is not
+    of the kind is left out (a server's mistake is not shown)."""
     if not isinstance(value, list):
-        raise ProtocolError("bad found event: messages is not a list")
+        raise ProtocolError(f"bad event: its list of {cls.TYPE} events is not a list")
     found = []
     for data in value:
         try:
-            message = event_from_dict(data)
+            event = event_from_dict(data)
         except ProtocolError:
             continue
-        if isinstance(message, Message):
-            found.append(message)
+        if isinstance(event, cls):
+            found.append(event)
     return found
 
 
@@ -122,4 +131,6 @@ def json_codec(event: Event, me: str) -> bytes:
 
 def plain_codec(event: Event, me: str) -> bytes:
     text = render.render(event, me)
+    if isinstance(event, FileShared):
+        text += "\n" + FILES_NEED_CLIENT
     return (text + "\n").encode() if text else b""

@@ -15,20 +15,23 @@ import ssl
 import threading
 import time
 
-from .. import render, tls
+from .. import names, render, tls
 from ..codecs import json_codec, plain_codec
+from ..commands import Command
 from ..names import NameProblem
-from ..protocol import BANNER, LINE_LIMIT, Error, LineFramer, Shutdown
+from ..protocol import BANNER, LINE_LIMIT, Done, Error, Line, LineFramer, Offer, Shutdown, parse_data_request
 from ..ratelimit import GuessDelay
+from . import transfers
 from .admission import Admission
 from .config import Config
+from .files import FileStore
 from .history import History
 from .member import Codec, Member
 from .room import Effects, Room
 from .outbox import FLUSH_GRACE, Outbox
 from .sender import SWEEP_INTERVAL, Sender
 from . import login
-from .session import Action, Close, Login, Prompt, Reply, Run, Session
+from .session import Action, Close, Login, Prompt, Reply, Run, Session, Transfer
 from .streams import PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
@@ -54,6 +57,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.codec: Codec = plain_codec
         self.member: Member | None = None
         self.outbox = self.server.room.new_outbox()
+        self.carrying = False  # a data connection: the bytes of a file transfer (transfers.py), not chat
         self.accepted = self.server.track(self)
 
     def handle(self) -> None:
@@ -131,8 +135,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         shut(self.request)
 
     def close_for_shutdown(self) -> None:
-        """Tell a connection that has not logged in yet; members hear it from the room."""
-        if self.member is None:
+        """Tell a connection that has not logged in yet; members hear it from the room. A data connection is
+        simply ended (its transfer resumes with the next server)."""
+        if self.carrying:
+            self.disconnect()
+        elif self.member is None:
             self.server.sender.put(self.outbox, self.codec(Shutdown(), ""))
             self.server.sender.close(self.outbox)
 
@@ -156,6 +163,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
             now = time.monotonic()
             session.data_arrived(now)
             for frame in framer.feed(data):
+                if session.json is None and isinstance(frame, Line) and (request := parse_data_request(frame.text)):
+                    self.carrying = True  # a file's bytes follow: transfers.py carries them, then it ends
+                    transfers.serve(self.stream, request, data.partition(b"\n")[2], self.server.files, self.peer,
+                                    lambda: self.outbox.size == 0)
+                    return "closed"
                 actions = session.receive(frame, now)
                 if session.json is not None:
                     self.codec = json_codec if session.json else plain_codec
@@ -187,7 +199,18 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         return "quit"
                 case Close(reason=reason):
                     return reason
+                case Transfer(request=request):
+                    self._transfer(request)
         return None
+
+    def _transfer(self, request: Command | Offer | Done) -> None:
+        """A file command: the file store answers, outside the room's lock; the room only delivers."""
+        assert self.member is not None
+        room, member = self.server.room, self.member
+        present = {names.key(name): name for name in room.names()}
+        for event in self.server.files.request(member.name, self.codec is json_codec, request,
+                                               lambda name: present.get(names.key(name))):
+            self.server.apply(room.send(member, event))
 
     def _login(self, attempt: Login) -> list[Action]:
         """Perform the login's decision (login.py): wait out a wrong password, then join the room."""
@@ -245,10 +268,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, address: tuple[str, int], config: Config = Config(), room: Room | None = None,
                  tls_context: ssl.SSLContext | None = None, password: str | None = None,
-                 history: History | None = None) -> None:
+                 history: History | None = None, files: FileStore | None = None) -> None:
         self.address_family = _address_family(address[0])
         self.config = config
         self.room = room or Room(config, history)
+        self.files = FileStore()
+        self.use_files(files or self.files)
         self.tls_context = tls_context
         self.password = password
         self.admission = Admission(config, time.monotonic())
@@ -263,11 +288,20 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._clock.start()
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the threads
 
+    def use_files(self, files: FileStore) -> None:
+        """The store shared files go to (main's, beside the history), in place of the temporary one."""
+        if files is not self.files:
+            self.files.close()
+        self.files = files
+        files.deliver = lambda name, event: self.apply(self.room.tell(name, event))
+        files.announce = lambda event: self.apply(self.room.share(event))
+
     def server_close(self) -> None:
         super().server_close()
         self.stopping.set()
         self._clock.join(5)
         self.sender.stop()
+        self.files.close()
         self.room.history.close()
 
     def _expire_graces(self) -> None:

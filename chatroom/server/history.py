@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +184,11 @@ class History:
         """Public events stored with after < id < before (what a resume could not replay)."""
         return self._ask("count", after, before) or 0
 
+    def call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`work(db)` run by the writer, after the writes queued before (for the file store's own table, which
+        lives in this file); its result, or None without a file or an answer."""
+        return self._ask("call", work)
+
     def _ask(self, kind: str, *args: Any) -> Any:
         """The writer's answer, after the writes queued before the question; None without a file or answer."""
         if not self._writing:
@@ -224,7 +229,7 @@ class History:
                 kind, job = batch[-1]
                 if kind == "stop":
                     return
-                if kind in ("query", "count") and not job[-1].done():
+                if kind in ("query", "count", "call") and not job[-1].done():
                     job[-1].set_result(None)
 
     def _next_batch(self) -> list[tuple[str, Any]]:
@@ -272,7 +277,7 @@ class History:
         kind, job = batch[-1]
         if kind == "stop":
             return False
-        if kind in ("query", "count"):
+        if kind in ("query", "count", "call"):
             self._answer(db, kind, job)
         return True
 
@@ -286,6 +291,12 @@ class History:
 
     def _answer(self, db: sqlite3.Connection, kind: str, job: tuple[Any, ...]) -> None:
         *args, future = job
+        if kind == "call":
+            try:
+                future.set_result(args[0](db) if self.on_disk else None)
+            except Exception as exc:  # the caller's work: its failure is the caller's, never the writer's
+                future.set_exception(exc)
+            return
         try:
             future.set_result(self._select(db, *args) if kind == "query" else self._count(db, *args))
         except sqlite3.Error as exc:
