@@ -95,6 +95,17 @@ def size_text(count: float) -> str:
     raise AssertionError("unreachable")
 
 
+def duration_text(seconds: float) -> str:
+    """A stretch of time for people: "5 min", "3 h 20 min", "2 days"."""
+    minutes = max(1, round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"{round(hours / 24)} days"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def shared_text(event: FileShared, me: str = "", theme: Theme = PLAIN) -> str:
     """A share notice: who shares what with whom, and the command that fetches it."""
     sender, name = sanitize(event.sender), sanitize(event.name)
@@ -177,7 +188,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
         case FileList(files=files):
             rows = [f"Files kept here ({len(files)}):" if files else "Files kept here: none"]
             for shared in files:
-                rows.append(f"  {shared_text(shared, me, t)}, kept until {clock(shared.expires)}")
+                rows.append(f"  {shared_text(shared, me, t)} (kept {duration_text(shared.expires - shared.ts)} more)")
             return "\n".join(rows)
         case FileNote(code=code, message=message):
             return system(sanitize(message)) if code in NEWS else t.paint(t.error, f"! {sanitize(message)}")

@@ -20,9 +20,12 @@ from typing import Protocol
 
 from ..protocol import Event, Welcome
 from .connection import Attempt, Connection, Dial, Refused
-from .session import FAILED, Action, ClientSession, End, Notice, Redial, Show, Timing, Transmit, View
+from .progress import Row
+from .session import FAILED, Action, ClientSession, End, Files, Notice, Redial, Show, Timing, Transmit, View
+from .transfers import Transfers, endpoint_of
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
+PROGRESS_EVERY = 0.25  # seconds between two showings of the transfers' progress
 
 
 class FrontEnd(Protocol):
@@ -36,6 +39,9 @@ class FrontEnd(Protocol):
 
     def on_view(self, view: View) -> None:
         """The session's facts changed (its state, the pending count, who is here) during the last turn."""
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        """The file transfers under way, as they stand (a few times a second at most while they run)."""
 
 
 Work = Callable[[float], list[Action]]  # something for the loop's thread to do at time `now`
@@ -83,7 +89,7 @@ class Loop:
 
     def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
                  timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, transfers: Transfers | None = None) -> None:
         self.connection: Connection | None = connection
         self.dial = dial
         self.clock = clock
@@ -96,6 +102,10 @@ class Loop:
         self._front: FrontEnd | None = None
         self._thread = 0  # the ident of the thread in `run`
         self._status: int | None = None
+        self.transfers = transfers or Transfers()
+        self.transfers.attach(endpoint_of(connection.sock), self.mailbox.put, self.session.control)
+        self._rows: tuple[Row, ...] = ()
+        self._rows_due = 0.0
 
     def watch(self, sock: socket.socket, on_ready: Callable[[], None]) -> None:
         """Call `on_ready` in the loop's thread whenever `sock` is readable."""
@@ -108,6 +118,14 @@ class Loop:
     def quit(self) -> None:
         """From any thread."""
         self._do(self.session.quit)
+
+    def send_file(self, path: str) -> None:
+        """Share a file with everybody (the window's Send file...); from any thread."""
+        self._do(lambda now: self.transfers.offer(path))
+
+    def cancel_transfer(self, key: str) -> None:
+        """Stop one transfer (the window's Cancel), also one the server has not numbered yet; from any thread."""
+        self._do(lambda now: self.transfers.cancel_key(key))
 
     def _do(self, work: Work) -> None:
         """At once when called in the loop's thread (a front end answering the loop: the console's keys), so the
@@ -132,14 +150,27 @@ class Loop:
                 if self.session.view is not shown:  # the session replaces its view on every change
                     shown = self.session.view
                     front.on_view(shown)
+                self._progress(front)
         finally:
             self._front = None
+            self.transfers.close()
             if self._attempt is not None:
                 self._attempt.abandon()
             if self.connection is not None:
                 self.connection.close()
             self.mailbox.close()
         return status
+
+    def _progress(self, front: FrontEnd) -> None:
+        """The transfers, when one began or ended, else at most every PROGRESS_EVERY while any runs."""
+        now = self.clock()
+        if not self.transfers.changed and (not self._rows or now < self._rows_due):
+            return
+        rows = self.transfers.rows(now)
+        self._rows_due = now + PROGRESS_EVERY
+        if rows != self._rows:
+            self._rows = rows
+            front.on_transfers(rows)
 
     def _turn(self) -> None:
         now = self.clock()
@@ -187,6 +218,8 @@ class Loop:
                     self._attempt = Attempt(self.dial, hello, lambda: self.mailbox.put(self._redialled))
                 case End(status=status):
                     self._status = status
+                case Files(item=item):
+                    self._perform(self.transfers.handle(item, self.clock()))
 
     def _redialled(self, now: float) -> list[Action]:
         """How the attempt under way went, for the session (in the loop's thread)."""
@@ -218,7 +251,13 @@ class Ended:
     status: int
 
 
-Handed = Received | Notice | View | Ended
+@dataclass(frozen=True)
+class Progress:
+    """The file transfers as they stand."""
+    rows: tuple[Row, ...]
+
+
+Handed = Received | Notice | View | Ended | Progress
 
 
 class Background:
@@ -254,6 +293,9 @@ class Background:
 
     def on_view(self, view: View) -> None:
         self.inbox.put(view)
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        self.inbox.put(Progress(rows))
 
     def _run(self) -> None:
         status = FAILED

@@ -10,6 +10,7 @@ import select
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import Hello
@@ -22,6 +23,7 @@ from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
 from .console.status import security
 from .loop import Loop
+from .transfers import Transfers, complete_path, default_downloads
 from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are this command's too
 
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="end (exit status 3) when the connection is lost, instead of reconnecting by itself")
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
+    parser.add_argument("--downloads", metavar="DIR", type=Path,
+                        help="where /get saves files (default: your Downloads folder, "
+                             f"{_downloads_hint()})")
     secure = parser.add_argument_group("encryption and access")
     secure.add_argument("--tls", action="store_true", help="connect with TLS (the server runs with --tls-cert)")
     secure.add_argument("--cafile", metavar="FILE",
@@ -102,6 +107,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if (args.cafile or args.insecure) and not args.tls:
         parser.error("--cafile and --insecure go with --tls")
     return args
+
+
+def _downloads_hint() -> str:
+    try:
+        return str(default_downloads())
+    except Exception:  # a platform without one: the help still shows
+        return "the system's"
 
 
 def _only_the_default(args: argparse.Namespace) -> str:
@@ -181,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
                 with terminal.session() as key_source:
-                    editor = LineEditor(names=lambda: chat.users)
+                    editor = LineEditor(names=lambda: chat.users, paths=complete_path)
                     screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
                     if args.insecure:
                         screen.show(screen.theme.paint(screen.theme.error, INSECURE))
@@ -189,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     keys.start()
                     try:
                         dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit")
+                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit",
+                                    transfers=Transfers(args.downloads))
                         chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
                         return chat.run()
                     except KeyboardFailed as exc:

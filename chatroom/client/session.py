@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import names
-from ..commands import Command, parse
+from ..commands import Command, Kind, parse
 from ..protocol import (
-    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, Error, Event, Hello, Joined, Left, Message, Ping, Reconnecting, Renamed,
-    Shutdown, Users, Welcome, sanitize_lines,
+    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, Error, Event, FileNote, FileSlot, Hello, Joined, Left, Message, Ping,
+    Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize_lines,
 )
 from ..ratelimit import TokenBucket
 
@@ -103,7 +103,13 @@ class End:
     status: int
 
 
-Action = Transmit | Show | Notice | Redial | End
+@dataclass(frozen=True)
+class Files:
+    """For the client's file transfers (transfers.py): a typed /send or /cancel, a slot or a file note."""
+    item: str | Event
+
+
+Action = Transmit | Show | Notice | Redial | End | Files
 Refusal = Literal["name", "password"]
 
 
@@ -212,6 +218,10 @@ class ClientSession:
                 self.ending = event
             case Ping():
                 return [Transmit("/pong")]
+            case FileSlot():
+                return [Files(event)]  # not shown: the transfer's progress is
+            case FileNote():
+                return [*self._release_welcome(), Show(event), Files(event)]
         if isinstance(event, Message) and event.earlier and self._held is not None:
             self._history_at = now
             return [Show(event)]
@@ -253,11 +263,20 @@ class ClientSession:
             return actions + self._say_block(text)
         if not self.connected and text.strip().lower() in QUIT_WORDS:
             return actions + self.quit(now)  # nobody to say goodbye to
-        self._queue(text)
         command = parse(text)
+        if isinstance(command, Command) and command.kind is Kind.SEND:
+            return actions + [Files(text)]  # the client reads the file: only an offer goes to the server
+        self._queue(text)
         if isinstance(command, Command) and command.kind in PUBLIC:
             self.view = replace(self.view, pending=self.view.pending + 1)
+        if isinstance(command, Command) and command.kind is Kind.CANCEL:
+            actions.append(Files(text))  # the transfer here stops too, at once
         return actions
+
+    def control(self, line: str) -> None:
+        """A line of the client's own for the server (a file offer, an upload's done), paced with the typed
+        ones and kept while the connection is away, like them; never pending."""
+        self._queue(line)
 
     def _say_block(self, text: str) -> list[Action]:
         block = sanitize_lines(text).strip("\n")  # sanitize removes a CR before a line break too

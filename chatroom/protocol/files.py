@@ -15,7 +15,6 @@ from typing import Any, Literal, TypeGuard
 from .events import Event, ProtocolError, _now
 from .text import is_unicode
 
-NAME_BYTES = 255  # the longest file name an offer may carry (most file systems' limit)
 REF_LENGTH = 40  # the longest reference a client may give its offer
 TOKEN_LENGTH = 100  # a data connection's token is shorter (server tokens are 32 characters)
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -159,8 +158,8 @@ def parse_control(line: str) -> Control | None:
     ref, name, size, to = data.get("ref", ""), data.get("name"), data.get("size"), data.get("to")
     if not isinstance(ref, str) or len(ref) > REF_LENGTH:
         raise ProtocolError(f"an offer's ref is a string of at most {REF_LENGTH} characters")
-    if not isinstance(name, str) or not name or len(name.encode(errors="replace")) > NAME_BYTES:
-        raise ProtocolError(f"an offer needs the file's name (at most {NAME_BYTES} bytes)")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError("an offer needs the file's name")
     if not _whole(size) or size < 0:
         raise ProtocolError("an offer's size is a whole number of bytes")
     if to is not None and not isinstance(to, str):

@@ -31,7 +31,7 @@ from ..filenames import safe_name
 from ..protocol import (
     DataRequest, Done, Event, FileList, FileNote, FileShared, FileSlot, Offer, sanitize,
 )
-from ..render import size_text
+from ..render import duration_text, size_text
 from .history import History
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -72,15 +72,6 @@ class Usage:
     disk_total: int = 1 << 62
 
 
-def _in(seconds: float) -> str:
-    """A wait for people: "in 3 h 20 min", "in 5 min", "in a minute"."""
-    minutes = max(1, round(seconds / 60))
-    if minutes < 60:
-        return "in a minute" if minutes == 1 else f"in {minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"in {hours} h {minutes} min" if minutes else f"in {hours} h"
-
-
 def _frees_at(used: int, size: int, limit: int, expiring: tuple[tuple[float, int], ...]) -> float:
     """When enough of `expiring` has gone for `size` more to fit under `limit` (0: not by expiry alone)."""
     for expires, freed in sorted(expiring):
@@ -110,7 +101,8 @@ def check_offer(offer: Offer, limits: FileLimits, usage: Usage, now: float) -> F
             (usage.total_bytes, limits.total, usage.total_expiring, "the room's shared files")]:
         if used + size > limit:
             until = _frees_at(used, size, limit, expiring)
-            when = f"space frees up {_in(until - now)}" if until else "space frees up as transfers under way end"
+            when = (f"space frees up in {duration_text(until - now)}" if until
+                    else "space frees up as transfers under way end")
             return refuse("quota_exceeded", f"{name} ({size_text(size)}) does not fit: {whose} take "
                                             f"{size_text(used)} of {size_text(limit)}; {when}", until=until)
     if usage.disk_free - size < limits.min_free * usage.disk_total:

@@ -83,6 +83,8 @@ def serve(stream: PlainStream, request: DataRequest, early: bytes, store: FileSt
 def _upload(stream: PlainStream, lease: Lease, early: bytes, store: FileStore) -> None:
     stored, stall = lease.stored, store.limits.stall
     store.resume(lease)
+    if stored.received:
+        log.info("files: upload %d resumes at byte %d of %d", stored.id, stored.received, stored.size)
     _say(stream, DataReady(offset=stored.received, size=stored.size), stall)
     stream.settimeout(stall)
     with open(store.part_path(lease), "ab") as part:

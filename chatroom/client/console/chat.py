@@ -8,6 +8,7 @@ from __future__ import annotations
 from ... import render
 from ...protocol import Event
 from ..loop import Loop
+from ..progress import Row, summary
 from ..session import Notice, View
 from .editor import Bell, Candidates, Outcome, Quit, Submit
 from .keys import KeyReader
@@ -21,6 +22,7 @@ class Chat:
         self.where, self.security = where, security
         self.view = loop.session.view
         self.mentions = 0  # unread: since the user last pressed a key
+        self.transfers: tuple[Row, ...] = ()
         self.screen.status = self._status()
 
     @property
@@ -34,7 +36,8 @@ class Chat:
         return self.loop.run(self)
 
     def _status(self) -> str:
-        return status_line(self.view, self.mentions, self.where, self.security)
+        line = status_line(self.view, self.mentions, self.where, self.security)
+        return f"{summary(self.transfers)} · {line}" if self.transfers else line  # a transfer first: it moves
 
     # --- what the loop says -----------------------------------------------------------------------
 
@@ -51,6 +54,10 @@ class Chat:
     def on_notice(self, notice: Notice) -> None:
         theme = self.screen.theme
         self.screen.show(theme.paint(theme.error if notice.role == "error" else theme.system, notice.text))
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        self.transfers = rows
+        self.screen.set_status(self._status())  # the input line is redrawn as it was
 
     def on_view(self, view: View) -> None:
         if view is not self.view:  # else shown already: the keys' turn reads the view it changed

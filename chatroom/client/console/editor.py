@@ -49,6 +49,7 @@ Outcome = Submit | Quit | Bell | Candidates | None
 ENTER_KEYS = {key.CR, key.LF}
 BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
 NAME_COMMANDS = {"/msg", "/dm"}
+PATH_COMMANDS = {"/send"}  # Tab completes the local path after these
 
 
 def graphemes(text: str) -> list[str]:
@@ -62,8 +63,10 @@ def text_width(text: str) -> int:
 
 
 class LineEditor:
-    def __init__(self, names: Callable[[], Sequence[str]] = list) -> None:
+    def __init__(self, names: Callable[[], Sequence[str]] = list,
+                 paths: Callable[[str], Sequence[str]] = lambda word: ()) -> None:
         self._names = names
+        self._paths = paths  # what a partly typed path may become (folders end with a separator)
         self.chars: list[str] = []
         self.cursor = 0
         self.history: list[str] = []
@@ -202,6 +205,8 @@ class LineEditor:
             return word, [command for command in COMMAND_WORDS if command.startswith(word.lower())]
         if len(words) == 1 and word.startswith("@"):
             return word, ["@" + name for name in self._names() if name.lower().startswith(word[1:].lower())]
+        if len(words) == 2 and words[0].lower() in PATH_COMMANDS:
+            return word, list(self._paths(word))
         if (len(words) == 2 and words[0].lower() in NAME_COMMANDS) or (len(words) >= 2 and words[-2] == ">"):
             return word, [name for name in self._names() if name.lower().startswith(word.lower())]
         return word, []
@@ -212,7 +217,7 @@ class LineEditor:
         if not options:
             return Bell()
         if len(options) == 1:
-            replacement = options[0] + " "
+            replacement = options[0] + ("" if options[0].endswith(("/", os.sep)) else " ")  # a folder: go on
         else:
             replacement = os.path.commonprefix([option.lower() for option in options])
             replacement = options[0][:len(replacement)]

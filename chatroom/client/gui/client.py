@@ -9,6 +9,7 @@ from ...protocol import Welcome
 from ..connection import Connection, Dial
 from ..loop import Background, Loop
 from ..session import OK, QUIT_WAIT
+from ..transfers import Transfers
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -19,11 +20,13 @@ class WindowClient:
         self.status = OK  # closing the dialog without connecting is not a failure
         self.chat: ChatWindow | None = None
         self.closed = False
+        self.downloads = args.downloads
         self.dialog = ConnectDialog(root, args, self._connected)
 
     def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
         host, port = connection.sock.getpeername()[:2]
-        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit")
+        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit",
+                    transfers=Transfers(self.downloads))
         self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
 
     def _end(self, status: int) -> None:

@@ -16,9 +16,9 @@ from readchar import key
 from ... import names, render
 from ...protocol import sanitize
 from ..console.editor import Bell, Candidates, LineEditor, Submit
-from ..loop import Background, Ended, Handed, Received
+from ..loop import Background, Ended, Handed, Progress, Received
 from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
-from . import styling
+from . import files, styling
 
 POLL_MS = 15
 BATCH = 200  # events shown per tick at most, so keys and redraws get their turn in a burst
@@ -62,6 +62,7 @@ class ChatWindow:
         room.add_command(label="Who is here", command=lambda: self.send("/users"))
         room.add_command(label="Private message...", command=self.private_to_selected)
         room.add_command(label="Change my name...", command=self.ask_rename)
+        room.add_command(label="Send file…", command=lambda: self.files.send_file())
         room.add_command(label="Help", command=lambda: self.send("/help"))
         room.add_separator()
         room.add_command(label="Quit", command=self.close)
@@ -117,6 +118,9 @@ class ChatWindow:
         self.entry.pack(side="left", fill="x", expand=True)
         self.send_button = ttk.Button(bottom, text="Send", command=lambda: self._edit(key.CR))
         self.send_button.pack(side="right", padx=(6, 0))
+        self.file_button = ttk.Button(bottom, text="Send file…", command=lambda: self.files.send_file())
+        self.file_button.pack(side="right", padx=(6, 0))
+        self.files = files.FilesView(root, self.text, self.background, bottom)
         for sequence, pressed in [("<Return>", key.CR), ("<KP_Enter>", key.CR), ("<Up>", key.UP),
                                   ("<Down>", key.DOWN), ("<Tab>", key.TAB)]:
             self.entry.bind(sequence, self._key(pressed))
@@ -213,12 +217,15 @@ class ChatWindow:
         for item in batch:
             if isinstance(item, Received):
                 view = item.view
-                shown.append(styling.event_runs(item.event, view.me))
+                shown.append(files.event_runs(item.event, view.me))
+                self.files.remember(item.event)
                 attention += render.wants_attention(item.event, view.me)
             elif isinstance(item, Notice):
                 shown.append(styling.note(item.text, item.role))
             elif isinstance(item, View):
                 view = item
+            elif isinstance(item, Progress):
+                self.files.show(item.rows)
             else:
                 self._ended(item, shown)
         self._insert(shown)
@@ -238,6 +245,7 @@ class ChatWindow:
         shown.append(styling.note("-- Close the window to leave."))
         self.entry.state(["disabled"])
         self.send_button.state(["disabled"])
+        self.file_button.state(["disabled"])
 
     def _note(self, text: str) -> None:
         self._insert([styling.note(text)])
