@@ -30,7 +30,7 @@ from .. import filenames
 from ..codecs import decode_event
 from ..commands import Command, Kind, parse
 from ..protocol import (
-    BANNER_PREFIX, DataReady, DataRequest, DataStored, Done, Event, FileNote, FileSlot, Offer, ProtocolError,
+    BANNER_PREFIX, RECEIVED, DataReady, DataRequest, DataStored, Done, Event, FileNote, FileSlot, Offer, ProtocolError,
     sanitize,
 )
 from ..protocol.files import Direction
@@ -445,7 +445,7 @@ class Transfers:
         return sock, ready, rest
 
     def _upload(self, item: _Upload) -> None:
-        sock, ready, _ = self._connect(item, "upload", 0)
+        sock, ready, rest = self._connect(item, "upload", 0)
         with sock, open(item.path, "rb") as file:
             if os.fstat(file.fileno()).st_size != item.size:
                 raise Refused(FileNote("changed", f"{item.name} changed since it was offered: send it again"))
@@ -464,7 +464,7 @@ class Transfers:
                 if item.stop.is_set():
                     raise Stopped
             item.state = "checking"
-            answer = decode_event(_line(sock, bytearray()))
+            answer = decode_event(_line(sock, rest))  # `stored` (with nothing left to send, it came at once)
         if not isinstance(answer, DataStored):
             raise Refused(answer if isinstance(answer, FileNote) else FileNote("bad_answer", "the server did not "
                                                                                "say it holds the file"))
@@ -508,6 +508,10 @@ class Transfers:
                 item.done += count
                 if item.stop.is_set():
                     raise Stopped
+            try:
+                sock.sendall(RECEIVED + b"\n")  # every byte is here: the server may forget the token
+            except OSError:
+                pass  # it forgets it later; the file is here
         item.state = "checking"
         if item.hasher.hexdigest() != item.sha256:
             item.part.unlink(missing_ok=True)

@@ -10,8 +10,8 @@ from .events import (
     Left, Message, Ping, Private, ProtocolError, Reconnecting, Renamed, Shutdown, Users, Welcome,
 )
 from .files import (
-    FILE_EVENTS, NEWS, DataReady, DataRequest, DataStored, Done, FileList, FileNote, FileShared, FileSlot, Offer,
-    parse_control, parse_data_request,
+    FILE_EVENTS, NEWS, RECEIVED, DataReady, DataRequest, DataStored, Done, FileList, FileNote, FileShared, FileSlot,
+    Offer, parse_control, parse_data_request,
 )
 from .framing import LINE_LIMIT, SERVER_LINE_LIMIT, BadEncoding, FrameEvent, Line, LineFramer, LineTooLong
 from .hello import BANNER, BANNER_PREFIX, NAME_PROMPT, Hello, is_hello, parse_hello, parse_structured
@@ -26,6 +26,6 @@ __all__ = [
     "Private", "ProtocolError", "Reconnecting", "Renamed", "Shutdown", "Users", "Welcome", "is_hello",
     "is_unicode", "parse_hello", "parse_structured", "sanitize", "sanitize_lines",
     # sending files (files.py)
-    "FILE_EVENTS", "NEWS", "DataReady", "DataRequest", "DataStored", "Done", "FileList", "FileNote", "FileShared",
-    "FileSlot", "Offer", "parse_control", "parse_data_request",
+    "FILE_EVENTS", "NEWS", "RECEIVED", "DataReady", "DataRequest", "DataStored", "Done", "FileList", "FileNote",
+    "FileShared", "FileSlot", "Offer", "parse_control", "parse_data_request",
 ]

@@ -94,6 +94,10 @@ class DataStored(Event):
     size: int
 
 
+# What a downloader says on its data connection once it has every byte: the download is over (its token spent,
+# a private file's sender told). Without it, the bytes may not have arrived, and the token stays good to resume.
+RECEIVED = b'{"type": "received"}'
+
 FILE_EVENTS: tuple[type[Event], ...] = (FileShared, FileSlot, FileList, FileNote, DataReady, DataStored)
 
 # The codes of a FileNote that are news rather than trouble: shown as notices, not as errors. Every other note

@@ -336,6 +336,7 @@ class FileStore:
             self._next_id += 1
             self._files[stored.id] = stored
             self._uploads[token_hash] = stored
+            self._changed.notify_all()  # the keeper watches its idle time
         self._path(stored).touch()
         self._save(stored)
         log.info("files: %s offers %s (%d bytes) as %d%s", who, name, offer.size, stored.id,
@@ -420,6 +421,9 @@ class FileStore:
         if mine:
             what = stored.name if stored is not None else f"file {file_id}"
             return [FileNote("cancelled", f"you cancelled the download of {what}", id=file_id)]
+        if stored is not None and stored.kept and stored.owner_key != key and stored.visible_to(key):
+            # Its last byte went out already (a download is over for the server once all is sent): nothing to stop.
+            return [FileNote("cancelled", f"you cancelled the download of {stored.name}", id=file_id)]
         if stored is None or stored.owner_key != key:
             return [FileNote("no_such_file", f"no transfer {file_id} of yours is under way", id=file_id)]
         self._drop(stored)
@@ -490,6 +494,7 @@ class FileStore:
             if holder.lease is lease:
                 holder.lease = None
                 holder.idle_since = time.monotonic()
+                self._changed.notify_all()
         lease.released.set()
 
     def resume(self, lease: Lease) -> None:
@@ -540,8 +545,11 @@ class FileStore:
                 with self._changed:
                     if self._closing:
                         return
-                    kept = [s.expires for s in self._files.values() if s.kept]
-                    wait = min([KEEPER_TICK, *(expires - time.time() for expires in kept)])
+                    wall, now, idle = time.time(), time.monotonic(), self.limits.idle
+                    idle_since = [s.idle_since for s in self._files.values() if not s.kept and s.lease is None]
+                    idle_since += [d.idle_since for d in self._downloads.values() if d.lease is None]
+                    wait = min([KEEPER_TICK, *(s.expires - wall for s in self._files.values() if s.kept),
+                                *(since + idle - now for since in idle_since)])
                     if wait > 0:
                         self._changed.wait(wait)
                     if self._closing:

@@ -2,10 +2,10 @@
 
 The chat handler hands a connection over when its first line names a transfer (`{"type": "upload", ...}`);
 from then on this module owns its reads and writes, in the connection's own thread: the answer (`ready` with
-the offset, or a `file_note` saying why not), then the raw bytes, then for an upload `stored`. Downloads go
-out with `socket.sendfile()` (no copy through Python) unless the connection is TLS. A connection that makes
-no progress for `FileLimits.stall` seconds is closed; its transfer waits for the next one, which resumes.
-Nothing here touches the room or its lock.
+the offset, or a `file_note` saying why not), then the raw bytes, then for an upload `stored` (for a download,
+the client's `received`). Downloads go out with `socket.sendfile()` (no copy through Python) unless the
+connection is TLS. A connection that makes no progress for `FileLimits.stall` seconds is closed; its transfer
+waits for the next one, which resumes. Nothing here touches the room or its lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from ..codecs import encode_json
-from ..protocol import DataReady, DataRequest, DataStored, Event, FileNote
+from ..protocol import RECEIVED, DataReady, DataRequest, DataStored, Event, FileNote
 from .files import FileStore, Lease
 from .streams import TLS_RECORD, PlainStream, shut, wait_ready
 
@@ -135,7 +135,21 @@ def _download(stream: PlainStream, lease: Lease, store: FileStore) -> None:
                 count -= len(chunk)
         elif count:
             _sendfile(stream.sock, blob, lease.offset, count, stall)
-    store.downloaded(lease)
+    if _acknowledged(stream, stall):
+        store.downloaded(lease)
+
+
+def _acknowledged(stream: PlainStream, stall: float) -> bool:
+    """Whether the client says it has every byte (`{"type": "received"}`): only then is a download over (a
+    connection cut after the server sent its last byte into the network may not have delivered it)."""
+    stream.settimeout(stall)
+    line = b""
+    try:
+        while not line.endswith(b"\n") and len(line) < 100 and (data := stream.recv(100)):
+            line += data
+    except (TimeoutError, OSError):
+        return False
+    return line.strip() == RECEIVED
 
 
 def _sendfile(sock: socket.socket, blob: io.BufferedReader, offset: int, count: int, stall: float) -> None:
