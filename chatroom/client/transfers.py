@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import struct
 import ssl
 import threading
 import time
@@ -37,6 +38,13 @@ from ..protocol.files import Direction
 from ..render import size_text
 from .progress import Row
 from .session import Action, Notice
+
+try:  # Linux: how much of what was sent still waits in the socket, so an upload's progress is what has left
+    import fcntl
+    import termios
+    _OUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # elsewhere: progress counts what was handed to the system
+    _OUTQ = None
 
 CHUNK = 1 << 20  # bytes read, hashed and sent at a time
 CHECKPOINTS = 64  # hash states kept, one a chunk back: a resume rarely needs to hash again from the start
@@ -190,8 +198,12 @@ class _Transfer:
             except OSError:
                 pass
 
+    def moved(self) -> int:
+        """The bytes across: for an upload, those handed to the system that it has sent."""
+        return self.done
+
     def rate(self, now: float) -> float:
-        self.samples.append((now, self.done))
+        self.samples.append((now, self.moved()))
         while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW:
             self.samples.popleft()
         (then, before), (_, after) = self.samples[0], self.samples[-1]
@@ -207,6 +219,16 @@ class _Upload(_Transfer):
         self.hashed = 0  # the bytes `hasher` covers
         self.hasher = hashlib.sha256()
         self.checkpoints: deque[tuple[int, Any]] = deque(maxlen=CHECKPOINTS)
+
+    def moved(self) -> int:
+        sock = self.sock
+        if _OUTQ is None or sock is None or self.state not in ("sending", "checking"):
+            return self.done
+        try:
+            waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):  # closed meanwhile
+            return self.done
+        return max(0, self.done - waiting)
 
     def rewind(self, file: Any, offset: int) -> None:
         """Make `hasher` cover the first `offset` bytes: from the latest hash state at or before it."""
@@ -573,8 +595,9 @@ class Transfers:
         with self._lock:
             self.changed = False
             items = list(self._items.values())
-        return tuple(Row(item.key, item.id, item.upload, item.name, item.size, item.done, item.rate(now),
-                         item.state) for item in items)
+        return tuple(Row(item.key, item.id, item.upload, item.name, item.size, item.moved(), item.rate(now),
+                         "sending" if item.state == "checking" and item.moved() < item.size else item.state)
+                     for item in items)
 
     def close(self) -> None:
         """Stop every transfer (the client is ending); downloads not finished leave no file behind."""

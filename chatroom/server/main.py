@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import invocation, tls
+from ..render import duration_text
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from . import history
 from .config import Config
@@ -387,7 +388,7 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
           flush=True)
     limits = server.files.limits
     print(f"files: {server.files.directory}{' (temporary)' if server.files.temporary else ''}, kept "
-          f"{limits.keep / 3600:g} h, at most {_size_words(limits.max_file)} each" if limits.enabled
+          f"{duration_text(limits.keep)}, at most {_size_words(limits.max_file)} each" if limits.enabled
           else "files: off (--files none)", flush=True)
     try:
         server.serve_forever(poll_interval=0.25)

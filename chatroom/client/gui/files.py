@@ -48,6 +48,7 @@ class FilesView:
     """The window's part of sending files: the menu item and button, the links, the progress panel."""
 
     def __init__(self, root: tk.Tk, text: tk.Text, background: Background, before: tk.Widget) -> None:
+        """`before`: the widget the panel is packed before (the conversation), so it never hides the entry."""
         self.root, self.text, self.background = root, text, background
         self.panel = ttk.Frame(root, padding=(6, 2))
         self._before = before
@@ -110,6 +111,6 @@ class FilesView:
             label.configure(text=describe(row, 28))
             bar.configure(value=int(row.fraction * 1000))
         if rows and not self.panel.winfo_ismapped():
-            self.panel.pack(fill="x", before=self._before)
+            self.panel.pack(fill="x", side="bottom", before=self._before)  # above the entry line, before the chat
         elif not rows:
             self.panel.pack_forget()

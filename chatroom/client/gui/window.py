@@ -113,14 +113,14 @@ class ChatWindow:
         panes.add(side, weight=1)
 
         bottom = ttk.Frame(root, padding=(6, 6))
-        bottom.pack(fill="x")
+        bottom.pack(fill="x", side="bottom", before=panes)  # packed first: a short window never hides it
         self.entry = ttk.Entry(bottom)
         self.entry.pack(side="left", fill="x", expand=True)
         self.send_button = ttk.Button(bottom, text="Send", command=lambda: self._edit(key.CR))
         self.send_button.pack(side="right", padx=(6, 0))
         self.file_button = ttk.Button(bottom, text="Send file…", command=lambda: self.files.send_file())
         self.file_button.pack(side="right", padx=(6, 0))
-        self.files = files.FilesView(root, self.text, self.background, bottom)
+        self.files = files.FilesView(root, self.text, self.background, panes)
         for sequence, pressed in [("<Return>", key.CR), ("<KP_Enter>", key.CR), ("<Up>", key.UP),
                                   ("<Down>", key.DOWN), ("<Tab>", key.TAB)]:
             self.entry.bind(sequence, self._key(pressed))
