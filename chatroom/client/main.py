@@ -23,7 +23,7 @@ from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
 from .console.status import security
 from .loop import Loop
-from .transfers import Transfers, complete_path, default_downloads
+from .transfers import Transfers, complete_path
 from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are this command's too
 
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
@@ -69,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
     parser.add_argument("--downloads", metavar="DIR", type=Path,
-                        help="where /get saves files (default: your Downloads folder, "
-                             f"{_downloads_hint()})")
+                        help="where /get saves files (default: your Downloads folder)")
     secure = parser.add_argument_group("encryption and access")
     secure.add_argument("--tls", action="store_true", help="connect with TLS (the server runs with --tls-cert)")
     secure.add_argument("--cafile", metavar="FILE",
@@ -107,13 +106,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if (args.cafile or args.insecure) and not args.tls:
         parser.error("--cafile and --insecure go with --tls")
     return args
-
-
-def _downloads_hint() -> str:
-    try:
-        return str(default_downloads())
-    except Exception:  # a platform without one: the help still shows
-        return "the system's"
 
 
 def _only_the_default(args: argparse.Namespace) -> str:

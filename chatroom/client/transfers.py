@@ -80,7 +80,10 @@ def endpoint_of(sock: socket.socket) -> Endpoint | None:
 
 def default_downloads() -> Path:
     """The user's Downloads folder (XDG's on Linux, the known folder on Windows, ~/Downloads on macOS)."""
-    return platformdirs.user_downloads_path()
+    try:
+        return platformdirs.user_downloads_path()
+    except Exception:  # a system that cannot say (no known-folder API): the usual place
+        return Path.home() / "Downloads"
 
 
 def split_send(rest: str, exists: Callable[[str], bool]) -> tuple[str, str | None]:
@@ -264,7 +267,7 @@ class Transfers:
 
     def __init__(self, downloads: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  retry: tuple[float, float] = (FIRST_RETRY, MOST_RETRY)) -> None:
-        self.downloads = downloads or default_downloads()
+        self._downloads = downloads
         self.clock = clock
         self.retry = retry  # seconds before the first attempt after a lost data connection, and the most
         self._endpoint: Endpoint | None = None
@@ -275,6 +278,13 @@ class Transfers:
         self._wanted: dict[int, Path] = {}  # where the window's Save-as put a file, by its id
         self._refs = 0
         self.changed = False  # a transfer began or ended since rows() was last asked
+
+    @property
+    def downloads(self) -> Path:
+        """Where downloads go: --downloads, else the user's Downloads folder (asked the first time it is needed)."""
+        if self._downloads is None:
+            self._downloads = default_downloads()
+        return self._downloads
 
     def attach(self, endpoint: Endpoint | None, report: Callable[[Work], None], control: Callable[[str], None]) -> None:
         """The loop's: where data connections go, how a thread reports (in the loop's thread), and how a
