@@ -456,3 +456,19 @@ def test_a_send_of_what_is_no_file_says_why_locally(files_server, users, tmp_pat
     assert "is a folder" in alice.notice("folder")
     alice.send("/send")
     assert alice.event(Error).message == "PATH is missing: usage is /send PATH [NAME]"
+
+
+def test_files_go_whole_where_the_system_has_no_sendfile(files_server, users, tmp_path, monkeypatch):
+    def without(self: socket.socket, file: object, offset: int = 0, count: int | None = None) -> int:
+        raise socket._GiveupOnSendfile("no os.sendfile here")  # as on Windows: socket.sendfile falls back to send
+
+    monkeypatch.setattr(socket.socket, "_sendfile_use_sendfile", without)
+    server = files_server()
+    path, data = a_file(tmp_path, "big.bin", 3_000_000)
+    alice, bob = users(server.port, "alice"), users(server.port, "bob")
+    alice.send(f"/send {path}")
+    shared = bob.event(FileShared)
+    assert shared.sha256 == sha(data)
+    bob.send(f"/get {shared.id}")
+    bob.notice("saved to")
+    assert (tmp_path / "bob" / "big.bin").read_bytes() == data

@@ -488,8 +488,10 @@ class Transfers:
                 data = file.read(min(CHUNK, item.size - item.done))
                 item._hash(data)
                 if plain:
-                    sock.sendfile(file, item.done, len(data))  # the kernel copies it; we only hashed it
-                    file.seek(item.hashed)
+                    # The kernel copies it; we only hashed it. Where there is no os.sendfile (Windows) the
+                    # fallback reads from where the file stands and seeks only for an offset that is not 0.
+                    file.seek(item.done)
+                    sock.sendfile(file, item.done, len(data))
                 else:
                     sock.sendall(data)
                 item.done += len(data)
