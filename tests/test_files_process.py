@@ -7,7 +7,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServerProcess:
-    """`python server.py PORT ARGS`, its log in a file; it can be killed (-9) and started again on its port."""
+    """`python server.py PORT ARGS`, its log in a file; it can be killed (no goodbye) and started again on its
+    port."""
 
     def __init__(self, log: Path, *args: str) -> None:
         self.log, self.args, self.port = log, args, 0
@@ -41,7 +41,7 @@ class ServerProcess:
 
     def kill(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        self.proc.kill()  # SIGKILL; TerminateProcess on Windows
         self.proc.wait(TIMEOUT)
         self.proc.stdout.close()
 
