@@ -59,7 +59,7 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
     store = tmp_path / "store"
     server = ServerProcess(tmp_path / "server.log", "--history", str(tmp_path / "room.sqlite3"), "--files",
                            str(store))
-    relay = DataRelay(server.port, rate=3_000_000)  # a second for the file: time to kill the server mid-way
+    relay = DataRelay(server.port, rate=2_000_000)  # 1.5 s for the file: time to kill the server mid-way
     alice = FileUser(relay.port, "alice", tmp_path / "alice")
     try:
         alice.send(f"/send {tmp_path / 'big.bin'}")
