@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -148,6 +149,17 @@ def clients(server: ChatServer) -> Iterator[Callable[..., RawClient]]:
     yield connect
     for client in opened:
         client.close()
+
+
+def certificates(folder: Path) -> Path:
+    """A throwaway CA and a certificate for 127.0.0.1 and localhost, in `folder`: cert.pem, key.pem, ca.pem."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return folder
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.01) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import TIMEOUT
+from fakeserver import Relay
 
 from chatroom.client.connection import Attempt, dialer
 from chatroom.client.loop import Background, Ended, Loop, Progress, Received
@@ -83,56 +84,32 @@ class FileUser:
         self.background.join(TIMEOUT)
 
 
-class DataRelay:
-    """Passes connections to `upstream`; the data connections among them (a first client line that names a
-    transfer) are paced at `rate` bytes a second and cut after the payload byte counts `cuts` gives, one per
-    connection (None: not cut). `payload` counts the file bytes each kind carried, over all its connections."""
+class DataRelay(Relay):
+    """A Relay whose data connections (a first client line that names a transfer) are paced at `rate` bytes a
+    second and cut after the payload byte counts `cuts` gives, one per connection (None: not cut). `payload`
+    counts the file bytes each kind carried, over all its connections."""
 
     def __init__(self, upstream: int, rate: float | None = None, cuts: list[int | None] | None = None) -> None:
-        self.upstream, self.rate = upstream, rate
+        self.rate = rate
         self.cuts = list(cuts or [])
         self.payload = {"upload": 0, "download": 0}
         self.connections = {"upload": 0, "download": 0}
-        self.lock = threading.Lock()
-        self.socks: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=TIMEOUT)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.socks += [client, server]
-            threading.Thread(target=self._serve, args=(client, server), daemon=True).start()
+        super().__init__(upstream)
 
     def _serve(self, client: socket.socket, server: socket.socket) -> None:
-        """Read the banner and the client's first line, then pump both ways."""
-        client.settimeout(TIMEOUT)
-        server.settimeout(TIMEOUT)
+        threading.Thread(target=self._look, args=(client, server), daemon=True).start()
+
+    def _look(self, client: socket.socket, server: socket.socket) -> None:
+        """Pass the banner and the client's first line on, then the rest as that line says."""
         try:
-            banner = _line_from(server)
-            client.sendall(banner)
+            client.sendall(_line_from(server))
             first = _line_from(client)
             server.sendall(first)
         except OSError:
             return _shut(client, server)
         kind = json.loads(first).get("type") if first.startswith(b"{") else None
         if kind not in ("upload", "download"):
-            client.settimeout(None)
-            server.settimeout(None)
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
-            return
+            return super()._serve(client, server)
         with self.lock:
             self.connections[kind] += 1
             cut = self.cuts.pop(0) if self.cuts else None
@@ -143,7 +120,7 @@ class DataRelay:
             except OSError:
                 return _shut(client, server)
         else:
-            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
         self._bulk(kind, bulk, back, cut)
 
     def _bulk(self, kind: str, source: socket.socket, target: socket.socket, cut: int | None) -> None:
@@ -167,14 +144,6 @@ class DataRelay:
             pass
         _shut(source, target)
 
-    def close(self) -> None:
-        self.listener.close()
-        with self.lock:
-            socks, self.socks = self.socks, []
-        for sock in socks:
-            _shut(sock)
-            sock.close()
-
 
 def _line_from(sock: socket.socket) -> bytes:
     """One line, byte by byte (nothing after it is taken from the socket)."""
@@ -185,15 +154,6 @@ def _line_from(sock: socket.socket) -> bytes:
             raise ConnectionError("closed")
         data += byte
     return data
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    _shut(source, target)
 
 
 def _shut(*socks: socket.socket) -> None:

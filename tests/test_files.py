@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import JsonClient, PlainClient, wait_until
+from conftest import JsonClient, PlainClient, certificates, wait_until
 from filetools import DataConnection, DataRelay, FileUser, sha
 
+from chatroom import tls
 from chatroom.client.transfers import shown_path
 from chatroom.protocol import RECEIVED, Error, FileList, FileNote, FileShared
 from chatroom.server.config import Config
@@ -420,13 +421,7 @@ def test_fifty_receivers_of_one_file(files_server):
 
 
 def test_tls_rooms_carry_files_over_tls(make_server, tmp_path):
-    trustme = pytest.importorskip("trustme")
-    from chatroom import tls
-    authority = trustme.CA()
-    cert = authority.issue_cert("127.0.0.1")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    certificates(tmp_path)
     server = make_server(MANY, tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")),
                          files=FileStore(FileLimits(), tmp_path / "store"))
     context = tls.client_context(str(tmp_path / "ca.pem"))

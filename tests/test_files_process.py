@@ -15,50 +15,17 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient, wait_until
 from filetools import DataConnection, DataRelay, FileUser, sha
+from server_process import ROOT, ServerProcess
 
 from chatroom.protocol import FileShared
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class ServerProcess:
-    """`python server.py PORT ARGS`, its log in a file; it can be killed (no goodbye) and started again on its
-    port."""
-
-    def __init__(self, log: Path, *args: str) -> None:
-        self.log, self.args, self.port = log, args, 0
-        self.proc: subprocess.Popen[str] | None = None
-        self.start()
-
-    def start(self) -> None:
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), str(self.port), *self.args],
-                                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        first = self.proc.stdout.readline()  # listening from now on
-        assert " port " in first, first + self.log.read_text()
-        self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
-        self.started = [first, self.proc.stdout.readline(), self.proc.stdout.readline()]
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL; TerminateProcess on Windows
-        self.proc.wait(TIMEOUT)
-        self.proc.stdout.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(TIMEOUT)
-            self.proc.stdout.close()
-
 
 def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_is_sent_twice(tmp_path):
     size = 3_000_000
     data = random.Random(11).randbytes(size)
     (tmp_path / "big.bin").write_bytes(data)
     store = tmp_path / "store"
-    server = ServerProcess(tmp_path / "server.log", "--history", str(tmp_path / "room.sqlite3"), "--files",
-                           str(store))
+    server = ServerProcess("--history", str(tmp_path / "room.sqlite3"), "--files", str(store),
+                           log=tmp_path / "server.log")
     relay = DataRelay(server.port, rate=2_000_000)  # 1.5 s for the file: time to kill the server mid-way
     alice = FileUser(relay.port, "alice", tmp_path / "alice")
     try:
@@ -83,9 +50,9 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
 
 
 def test_the_file_options_on_the_command_line(tmp_path):
-    server = ServerProcess(tmp_path / "server.log", "--history", "none", "--files", str(tmp_path / "store"),
-                           "--files-keep", "90m", "--max-file-size", "1k", "--files-quota", "1.5k")
-    off = ServerProcess(tmp_path / "off.log", "--files", "none")
+    server = ServerProcess("--history", "none", "--files", str(tmp_path / "store"), "--files-keep", "90m",
+                           "--max-file-size", "1k", "--files-quota", "1.5k")
+    off = ServerProcess("--files", "none")
     try:
         assert server.started[2] == f"files: {tmp_path / 'store'}, kept 1 h 30 min, at most 1 KiB each\n"
         assert off.started[2] == "files: off (--files none)\n"
@@ -123,7 +90,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_refuses_the_offer_or_ends_the_upload_and_the_room_goes_on(small_disk, tmp_path):
-    server = ServerProcess(tmp_path / "server.log", "--history", "none", "--files", str(small_disk))
+    server = ServerProcess("--history", "none", "--files", str(small_disk))
     alice, bob = JsonClient(server.port), JsonClient(server.port)
     try:
         alice.login("alice")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient
+from conftest import TIMEOUT, JsonClient, certificates
 from fakeserver import Relay
 
 from chatroom.client.main import parse_args
@@ -361,13 +361,8 @@ def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
 
 
 def test_use_tls_in_the_dialog(root, make_server, tmp_path):
-    trustme = pytest.importorskip("trustme")
     from chatroom import tls
-    authority = trustme.CA()
-    cert = authority.issue_cert("127.0.0.1")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    certificates(tmp_path)
     server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
     client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
                                                 str(tmp_path / "ca.pem")]))

@@ -8,9 +8,6 @@ misses does not depend on timing.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,42 +21,13 @@ from chatroom.client.session import OK, Notice
 from chatroom.protocol import CaughtUp, Hello
 
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
-from client_process import ROOT, PtyClient  # noqa: E402
-
-
-class ServerProcess:
-    """`python server.py PORT --history FILE`, which can be killed (-9) and started again on its port."""
-
-    def __init__(self, history: Path) -> None:
-        self.history = history
-        self.port = 0
-        self.proc: subprocess.Popen[str] | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py"), str(self.port), "--history", str(self.history), "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-        first = self.proc.stdout.readline()  # the start-up line: listening from now on
-        assert " port " in first, first
-        self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(TIMEOUT)
-        self.proc.stdout.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(TIMEOUT)
-            self.proc.stdout.close()
+from client_process import PtyClient  # noqa: E402
+from server_process import ServerProcess  # noqa: E402
 
 
 @pytest.fixture
 def room(tmp_path: Path) -> Iterator[tuple[ServerProcess, Relay]]:
-    server = ServerProcess(tmp_path / "room.sqlite3")
+    server = ServerProcess("--history", str(tmp_path / "room.sqlite3"), "-q")
     relay = Relay(server.port)
     yield server, relay
     relay.close()

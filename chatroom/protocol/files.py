@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
 from .events import Event, ProtocolError, _now
+from .hello import json_object
 from .text import is_unicode
 
 REF_LENGTH = 40  # the longest reference a client may give its offer
@@ -138,20 +139,10 @@ def _whole(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _object(line: str) -> dict[str, Any] | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def parse_control(line: str) -> Control | None:
     """An `offer` or `done` line (JSON mode, after login); None for any other line. A malformed one is a
     ProtocolError saying what is wrong."""
-    data = _object(line)
+    data = json_object(line)
     if data is None or data.get("type") not in ("offer", "done"):
         return None
     if data["type"] == "done":
@@ -190,7 +181,7 @@ class DataRequest:
 
 def parse_data_request(line: str) -> DataRequest | None:
     """The first line of a data connection, or None when the line is anything else (a name, a hello)."""
-    data = _object(line)
+    data = json_object(line)
     if data is None or data.get("type") not in ("upload", "download"):
         return None
     token, offset = data.get("token"), data.get("offset", 0)
