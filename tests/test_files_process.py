@@ -43,6 +43,15 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
         resumed = int(re.search(r"upload \d+ resumes at byte (\d+) of", log).group(1))
         after = int(re.search(r"is shared; (\d+) bytes received for it", log).group(1))
         assert resumed == held and resumed + after == size  # every byte sent once to the server that kept it
+
+        # A download too: the restarted server forgot its token; the client asks again and goes on.
+        alice.send(f"/get {shared.id}")
+        alice.progress(lambda rows: rows and not rows[0].upload and rows[0].done > size // 4)
+        server.kill()
+        server.start()
+        alice.notice("saved to", timeout=TIMEOUT * 3)
+        assert (tmp_path / "alice" / "big.bin").read_bytes() == data
+        assert relay.payload["download"] == size  # nothing came twice
     finally:
         alice.close()
         relay.close()

@@ -556,9 +556,11 @@ class Transfers:
         self._report(lambda now: [Notice(f"-- saved to {shown_path(final)} (sha256 verified)")])
 
     def _ask_again(self, item: _Download) -> None:
+        """/get again (the chat connection may be coming back: the line waits for it), then the new token."""
         item.renewed.clear()
         self._report(lambda now: self._again(item))
-        if not item.renewed.wait(CONNECT_TIMEOUT) or item.stop.is_set():
+        item.renewed.wait(CONNECT_TIMEOUT)
+        if item.stop.is_set():
             raise Stopped
 
     def _again(self, item: _Download) -> list[Action]:
