@@ -20,13 +20,13 @@ from server_process import ROOT, ServerProcess
 from chatroom.protocol import FileShared
 
 def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_is_sent_twice(tmp_path):
-    size = 3_000_000
+    size = 2_000_000
     data = random.Random(11).randbytes(size)
     (tmp_path / "big.bin").write_bytes(data)
     store = tmp_path / "store"
     server = ServerProcess("--history", str(tmp_path / "room.sqlite3"), "--files", str(store),
                            log=tmp_path / "server.log")
-    relay = DataRelay(server.port, rate=2_000_000)  # 1.5 s for the file: time to kill the server mid-way
+    relay = DataRelay(server.port, rate=1_000_000)  # 2 s for the file: time to kill the server mid-way
     alice = FileUser(relay.port, "alice", tmp_path / "alice")
     try:
         alice.send(f"/send {tmp_path / 'big.bin'}")
