@@ -142,7 +142,10 @@ class Relay:
 
     def hold(self) -> None:
         assert self.listener is not None
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread, which then ends
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread, which then ends
+        except OSError:
+            pass  # Windows: no shutdown of a listening socket (WSAENOTCONN); closing it wakes the accept()
         self.listener.close()
         self.listener = None
 
