@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from typing import Any, TypeVar
 from . import render
 from .protocol.events import EVENT_TYPES, Event, Found, Message, ProtocolError
 from .protocol.files import FileList, FileShared
+from .protocol.jsonline import parse_json
 
+
+TIME_FIELDS = ("ts",)  # seconds since 1970 (UTC), the protocol's one name for a time
+# The last time every platform can show (Windows' localtime stops in the year 3000): a time past it, before
+# 1970 or not a number is refused here, rather than raising where an event is drawn.
+LATEST_TIME = 32503680000.0  # 3000-01-01 00:00 UTC
 E = TypeVar("E", bound=Event)
 
 # What a plain-text member reads under a share notice: nc and telnet have no way to fetch a file.
@@ -33,8 +40,8 @@ def encode_json(event: Event) -> bytes:
 def decode_event(text: str) -> Event | None:
     """An event from one JSON line; None for a type this version does not know yet."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # as in parse_hello: a hostile server must not crash a client
+        data = parse_json(text)
+    except ValueError as exc:  # as in parse_hello: a hostile server must not crash a client
         raise ProtocolError(f"not JSON: {str(exc)[:80]}") from None
     return event_from_dict(data)
 
@@ -58,6 +65,8 @@ def event_from_dict(data: object) -> Event | None:
     for name, value in fields.items():
         if not kinds[name].fits(value):
             raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {kinds[name]}")
+        if name in TIME_FIELDS and not 0 <= value <= LATEST_TIME:
+            raise ProtocolError(f"bad {cls.TYPE} event: {name} is not a time from 1970 to 3000")
     try:
         return cls(**fields)
     except TypeError as exc:  # a required field is missing
@@ -88,8 +97,8 @@ class _Kind:
     hint: str = ""
 
     def fits(self, value: object) -> bool:
-        if not _instance(value, self.types):
-            return False
+        if not _instance(value, self.types) or (isinstance(value, float) and not math.isfinite(value)):
+            return False  # Python's json reads NaN, Infinity and 1e999, which no field of ours means
         return not (self.items and isinstance(value, list)) or all(_instance(item, self.items) for item in value)
 
     def __str__(self) -> str:
@@ -129,8 +138,14 @@ def json_codec(event: Event, me: str) -> bytes:
     return encode_json(event)
 
 
+# Plain text (nc, telnet) indents each further line of a block by this many spaces: a line break then costs 3
+# bytes, no more than the 2 of its JSON escape plus 1, so a block is never much bigger in plain text than in
+# JSON and the limits that count JSON bytes (config.EVENT_BYTES, the history's) hold in both modes.
+PLAIN_BLOCK_INDENT = 2
+
+
 def plain_codec(event: Event, me: str) -> bytes:
-    text = render.render(event, me)
+    text = render.render(event, me, indent=PLAIN_BLOCK_INDENT)
     if isinstance(event, FileShared):
         text += "\n" + FILES_NEED_CLIENT
     return (text + "\n").encode() if text else b""

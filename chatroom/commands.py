@@ -55,7 +55,8 @@ TABLE: tuple[Spec, ...] = (
     Spec(Kind.USERS, ("?", "*users", "/users", "/list", "/names"), "list who is here"),
     Spec(Kind.NICK, ("/nick NAME",), "change your username"),
     Spec(Kind.HISTORY, ("/history [COUNT]",), "show the last COUNT public messages (20 if left out, at most 500)"),
-    Spec(Kind.SEARCH, ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT"),
+    Spec(Kind.SEARCH, ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT (up "
+         'to 8), as a part of the text and whatever its case: "lunch" finds "Lunchtime"'),
     Spec(Kind.SEND, ("/send PATH [NAME]",), "share a file with everybody, or offer it to NAME alone"),
     Spec(Kind.GET, ("/get ID",), "download shared file ID"),
     Spec(Kind.FILES, ("/files",), "list the files shared with you and still kept"),
@@ -131,8 +132,12 @@ def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
             if param.startswith("["):
                 continue
             return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
-        if name in ("COUNT", "ID") and not (value.isascii() and value.isdigit()):
-            return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
+        if name in ("COUNT", "ID"):
+            # isdecimal, not isdigit: "²" is a digit that int() refuses
+            if not value.isdecimal():
+                return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
+            if name == "COUNT" and not int(value):
+                return CommandError("bad_arguments", f"COUNT is a number from 1: usage is {form.usage}")
         values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")

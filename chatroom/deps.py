@@ -14,9 +14,10 @@ from . import invocation
 
 # Distribution (what pip installs) -> the module it provides.
 IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
-                "platformdirs": "platformdirs", "wcwidth": "wcwidth"}
+                "platformdirs": "platformdirs", "wcwidth": "wcwidth", "sv-ttk": "sv_ttk", "darkdetect": "darkdetect"}
 SERVER = ("confusable-homoglyphs", "platformdirs")
 CLIENT = ("readchar", "colorama", "wcwidth")
+WINDOW = ("sv-ttk", "darkdetect")  # the client's --gui: checked when it opens, so a console needs none of them
 
 
 def missing(*distributions: str) -> list[str]:

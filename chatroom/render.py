@@ -6,11 +6,16 @@ Every string from the network is sanitized here, so nothing in it can steer a te
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
+import datetime
+import math
 import re
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from . import names
 from .protocol import (
@@ -31,14 +36,66 @@ def _slot(name: str, count: int) -> int:
 
 
 def name_color(name: str) -> int:
-    """The xterm-256 color of a user's name (for a window: `color_rgb(name_color(name))`)."""
+    """The xterm-256 color a user's name has by its hash alone (a front end that knows who is here asks its
+    `NameSlots`, which keeps the names here apart)."""
     return NAME_COLORS[_slot(name, len(NAME_COLORS))]
+
+
+class NameSlots:
+    """Which color of a palette each name gets: the one its hash picks, unless a name here now has a color of a
+    near hue (`hues`: each color's, in degrees; without them only the same color counts), then the first in a
+    walk around the palette that is far from all of theirs, else one no name here has. So two names here look
+    alike only when there are more names than distinct colors; a name keeps its color while it is here, and one
+    that comes back usually finds its own free."""
+
+    NEAR = 45.0  # degrees of hue: closer than this, two names look alike
+
+    def __init__(self, count: int, hues: tuple[float, ...] = ()) -> None:
+        self.count, self.hues = count, hues
+        self._taken: dict[str, int] = {}  # the names here (by key) and their slots
+        # coprime with the count, so the walk visits every slot; about 3/8 of the palette, far in hue
+        self._stride = next((step for step in range(max(1, round(count * 0.382)), count)
+                             if math.gcd(step, count) == 1), 1)
+
+    def here(self, users: Iterable[str]) -> None:
+        """The names here now, in the order they came: the new ones get a slot, those gone free theirs."""
+        keys = [names.key(user) for user in users]
+        self._taken = {key: slot for key, slot in self._taken.items() if key in keys}
+        for key in keys:
+            if key not in self._taken:
+                self._taken[key] = self._free(key)
+
+    def _near(self, one: int, other: int) -> bool:
+        if one == other or not self.hues:
+            return one == other
+        apart = abs(self.hues[one] - self.hues[other]) % 360
+        return min(apart, 360 - apart) < self.NEAR
+
+    def _free(self, key: str) -> int:
+        first = _slot(key, self.count)
+        walk = [(first + step * self._stride) % self.count for step in range(self.count)]
+        used = set(self._taken.values())
+        apart = [slot for slot in walk if not any(self._near(slot, other) for other in used)]
+        free = [slot for slot in walk if slot not in used]
+        return (apart or free or [first])[0]
+
+    def slot(self, name: str) -> int:
+        key = names.key(name)
+        return self._taken[key] if key in self._taken else _slot(key, self.count)
 
 
 def color_rgb(color: int) -> str:
     """An xterm-256 color of the 6x6x6 cube (16-231) as "#rrggbb"."""
     red, green, blue = ((color - 16) // 36, (color - 16) // 6 % 6, (color - 16) % 6)
     return "#" + "".join(f"{_CUBE_LEVELS[level]:02x}" for level in (red, green, blue))
+
+
+def _hue(color: int) -> float:
+    red, green, blue = (int(color_rgb(color)[index:index + 2], 16) / 255 for index in (1, 3, 5))
+    return colorsys.rgb_to_hls(red, green, blue)[0] * 360
+
+
+NAME_HUES = tuple(_hue(color) for color in NAME_COLORS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +110,13 @@ class Theme:
     mention: str = ""  # a whole line that names you
     palette: tuple[str, ...] = ()
     reset: str = ""
+    hues: tuple[float, ...] = ()  # of the palette's colors, in degrees, when known: near hues look alike
+    # Who has which palette color; None: each name by its hash alone (the same everywhere, but two may meet).
+    slots: NameSlots | None = None
+
+    def keeping_names_apart(self) -> Theme:
+        """This theme with slots of its own, for a front end that tells them who is here."""
+        return dataclasses.replace(self, slots=NameSlots(len(self.palette), self.hues)) if self.palette else self
 
     def paint(self, code: str, text: str) -> str:
         return f"{code}{text}{self.reset}" if code else text
@@ -69,14 +133,31 @@ class Theme:
             return self.paint(self.own, name)
         if not self.palette:
             return name
-        return self.paint(self.palette[_slot(name, len(self.palette))], name)
+        slot = self.slots.slot(name) if self.slots is not None else _slot(name, len(self.palette))
+        return self.paint(self.palette[slot], name)
 
 
 PLAIN = Theme()
 
 
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+    """The time of day of `ts`, or "--:--" for one this platform cannot show (the decoder refuses those from the
+    network, but drawing must never raise: on Windows, localtime refuses a time before 1970)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "--:--"
+
+
+def day(ts: float) -> datetime.date:
+    """The local date of a time stamp."""
+    return datetime.date.fromtimestamp(ts)
+
+
+def day_line(ts: float) -> str:
+    """The separator before the first event of a day: "— Tuesday 1 December —"."""
+    date = day(ts)
+    return f"— {date:%A} {date.day} {date:%B} —"
 
 
 def preview(text: str) -> str:
@@ -122,8 +203,9 @@ def leave_reason(code: str) -> str:
     return LEAVE_REASONS.get(code, sanitize(code))
 
 
-def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
-    """The lines to show for an event (joined by newlines), or "" for nothing."""
+def render(event: Event, me: str = "", theme: Theme = PLAIN, indent: int | None = None) -> str:
+    """The lines to show for an event (joined by newlines), or "" for nothing. The lines of a message after its
+    first stand under its text, or with `indent` spaces before each (the server's plain text: fewer bytes)."""
     t = theme
     stamp = t.paint(t.time, f"[{clock(event.ts)}]") if hasattr(event, "ts") else ""
 
@@ -138,7 +220,7 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
             head = (f"[{clock(event.ts)}] " + ("(earlier) " if earlier else "")
                     + (f"* {sender} " if action else f"<{sender}> "))
             # The lines of a pasted block stand under its first, after the sender.
-            text = sanitize_lines(text).replace("\n", "\n" + " " * len(head))
+            text = sanitize_lines(text).replace("\n", "\n" + " " * (len(head) if indent is None else indent))
             line = f"* {who} {text}" if action else f"<{who}> {text}"
             if earlier:
                 return f"{stamp} {t.paint(t.earlier, '(earlier)')} {line}"
@@ -178,11 +260,17 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN) -> str:
                     else "— nothing new while you were away —")
             if missing:
                 text += f" ({missing} older events could not be replayed: /history shows more)"
-            return system(text)
+            return f"{stamp} {t.paint(t.system, text)}"  # a marker of its own: no "-- " before it
         case Found(query=query, messages=messages):
             head = f'Messages with "{sanitize(query)}"' if query else "The last messages"
             rows = [f"{head} ({len(messages)}):" if messages else f"{head}: none"]
-            return "\n".join(rows + [render(dataclasses.replace(m, earlier=False), me, theme) for m in messages])
+            shown_day = None
+            for message in messages:  # old answers carry their dates: a line at each new day
+                if (date := day(message.ts)) != shown_day:
+                    rows.append(t.paint(t.system, day_line(message.ts)))
+                    shown_day = date
+                rows.append(render(dataclasses.replace(message, earlier=False), me, theme, indent))
+            return "\n".join(rows)
         case FileShared():
             return f"{stamp} {t.paint(t.system, '--')} {shared_text(event, me, t)}"
         case FileList(files=files):
@@ -213,8 +301,13 @@ def mentions(event: Message, me: str) -> bool:
     return re.search(pattern, names.key(event.text)) is not None
 
 
-def wants_attention(event: Event, me: str) -> bool:
-    """A private message to me, or my name mentioned by someone else: ring the bell."""
+Attention = Literal["mention", "private"]
+
+
+def attention(event: Event, me: str) -> Attention | None:
+    """Whether an event is for me: a private message to me, or my name mentioned by someone else (ring the
+    bell, count it as unread as what it is)."""
     if isinstance(event, Private):
-        return names.key(event.to) == names.key(me) and names.key(event.sender) != names.key(me)
-    return isinstance(event, Message) and mentions(event, me)
+        to_me = names.key(event.to) == names.key(me) and names.key(event.sender) != names.key(me)
+        return "private" if to_me else None
+    return "mention" if isinstance(event, Message) and mentions(event, me) else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,25 @@ from chatroom.server.config import Config
 from chatroom.server.handler import ChatServer
 
 TIMEOUT = 5.0
+
+# scripts/test-windows.sh runs the suite under a genuine Windows CPython in Wine, and says so with this.
+UNDER_WINE = os.environ.get("CHATROOM_UNDER_WINE") == "1"
+WINE_LIMIT = "a limit of the Windows set-up under Wine, not of Windows"
+
+
+def wine_limit(reason: str) -> pytest.MarkDecorator:
+    """Skips a test under Wine only, for one of the limits of Wine 8 or of the embeddable CPython it runs
+    (docs/design.md, "Windows tests under Wine"); a real Windows runs it."""
+    return pytest.mark.skipif(UNDER_WINE, reason=f"{WINE_LIMIT}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Under Wine, how many tests only Wine's limits kept from running: each is a test a real Windows runs."""
+    if UNDER_WINE:
+        skipped = [report for report in terminalreporter.stats.get("skipped", [])
+                   if WINE_LIMIT in str(report.longrepr)]
+        terminalreporter.write_line(f"{len(skipped)} skipped for the limits of Wine 8 or of its embeddable CPython "
+                                    "(a real Windows runs them; -rs lists them)", yellow=True, bold=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -169,6 +190,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+def resumable(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
+    """A JSON client that logs in as the console client does (`reconnect`: a resume token), and its answer."""
+    client = JsonClient(port)
+    client.line()
+    client.send(Hello(name, reconnect=True, **fields).encode())  # type: ignore[arg-type]
+    return client, client.event()
+
+
+def in_file(path: Path, sql: str) -> object:
+    """The first value a query finds in a history file that a server has open (WAL lets others read it)."""
+    with contextlib.closing(sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=TIMEOUT)) as db:
+        return db.execute(sql).fetchone()[0]
 
 
 @pytest.fixture

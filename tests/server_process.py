@@ -1,9 +1,9 @@
-"""`python server.py PORT ARGS` as a test runs it: a process of its own, which can be killed (no goodbye) and
-started again on its port."""
+"""`python server.py PORT ...` as a real process that a test can kill (-9) and start again on its port."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,28 +14,34 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServerProcess:
-    """The server with `args`; its log goes to `log` (appended to, over restarts), or nowhere. `started`: its
-    start-up lines (listening, history, files)."""
+    """The server on a port of its own (the first start picks one), with `--history FILE` or none, quiet; with
+    `log`, its log goes there (appended to, over restarts), all of it. `started`: its start-up lines."""
 
-    def __init__(self, *args: str, log: Path | None = None) -> None:
-        self.args, self.log, self.port = args, log, 0
+    def __init__(self, history: Path | None, *options: str, log: Path | None = None) -> None:
+        self.history = history
+        self.options = options
+        self.log = log
+        self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.started: list[str] = []
         self.start()
 
     def start(self) -> None:
+        where = str(self.history) if self.history else "none"
         with open(self.log or os.devnull, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), str(self.port), *self.args],
-                                         stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "server.py"), str(self.port), "--history", where,
+                 *([] if self.log else ["-q"]), *self.options],
+                stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
-        first = self.proc.stdout.readline()  # listening from now on
-        assert " port " in first, first + (self.log.read_text() if self.log else "")
+        first = self.proc.stdout.readline()  # the start-up line: listening from now on
+        assert " port " in first, first
         self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
-        self.started = [first, self.proc.stdout.readline(), self.proc.stdout.readline()]
+        self.started = [first, *(self.proc.stdout.readline() for _ in range(2))]  # the history, the files
 
     def kill(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        self.proc.kill()  # SIGKILL; TerminateProcess on Windows
+        self.proc.send_signal(signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
         self.proc.wait(TIMEOUT)
         self.proc.stdout.close()
 

@@ -1,10 +1,11 @@
 """The client's command line and its one-sentence connection errors."""
 
+import logging
 import socket
 
 import pytest
 
-from chatroom.client.main import main, parse_args
+from chatroom.client.main import _log_after_the_chat, main, parse_args
 
 
 @pytest.mark.parametrize("argv, host, port, name", [
@@ -88,7 +89,18 @@ def test_the_installed_command_calls_itself_by_its_name(monkeypatch, capsys):
     assert err.startswith("usage: chatroom-client ") and "chatroom-client: error: expected at most" in err
     with pytest.raises(SystemExit):
         parse_args(["--help"])
-    assert "examples: chatroom-client 127.0.0.1 8080 |" in " ".join(capsys.readouterr().out.split())
+    assert "examples: chatroom-client 127.0.0.1 8080 chatroom-client 192" in " ".join(capsys.readouterr().out.split())
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: (_ for _ in ()).throw(TimeoutError()))
     assert main(["nowhere", "1", "x"]) == 1
     assert capsys.readouterr().err.startswith("chatroom-client: error: cannot connect to nowhere port 1")
+
+
+def test_what_the_console_client_logs_is_written_after_the_chat_not_over_it(capsys):
+    with _log_after_the_chat():
+        try:
+            raise RuntimeError("a bug")
+        except RuntimeError:
+            logging.getLogger("chatroom.client.loop").exception("a reconnect attempt failed unexpectedly")
+        assert capsys.readouterr().err == ""  # the chat has the terminal
+    err = capsys.readouterr().err
+    assert "a reconnect attempt failed unexpectedly\nTraceback" in err and "RuntimeError: a bug" in err

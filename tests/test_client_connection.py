@@ -3,12 +3,17 @@ Attempt (connect and login in a thread) that always ends and never leaves a conn
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import threading
 
 import pytest
 from conftest import TIMEOUT
 
-from chatroom.client.connection import Attempt, ClientError, Refused, connect, dialer, login
+from chatroom.client.connection import (
+    UNSENT_LIMIT, Attempt, ClientError, Connection, Refused, connect, dialer, login,
+)
 from chatroom.client.session import FAILED
 from chatroom.protocol import BANNER, Error, Hello, Shutdown, Welcome
 
@@ -95,14 +100,66 @@ def test_a_callback_that_raises_ends_the_login(fake_server):
         connection.close()
 
 
+class Failing(socket.socket):
+    """A socket whose reads fail as the system says a connection has gone (the seam where the kernel speaks)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)),
+                                   OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH)),
+                                   ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))])
+def test_a_connection_the_system_gave_up_on_is_closed_not_an_error(error):
+    """What the loop reads after select: the kernel's own timeout (no timeout of ours is set) is the end of the
+    connection like a reset; tests/test_client_loop.py has the ETIMEDOUT for real where Linux can make it."""
+    with Failing(error) as sock:
+        connection = Connection(sock)
+        assert connection.read() == [] and connection.closed
+
+
+def test_our_own_timeout_still_goes_to_the_caller():
+    with Failing(TimeoutError("timed out")) as sock:
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            Connection(sock).fill()
+
+
+def test_unsent_bytes_are_bounded():
+    """What the socket cannot take waits in the connection, without blocking, up to UNSENT_LIMIT: past it the
+    connection is stuck (the loop then counts it as lost)."""
+    mine, theirs = socket.socketpair()  # nobody reads theirs
+    with mine, theirs:
+        mine.setblocking(False)
+        connection = Connection(mine)
+        line = "x" * 4000
+        while not connection.unsent:  # the system's buffer is full
+            connection.send_line(line, 1.0)
+        while len(connection.unsent) <= UNSENT_LIMIT:
+            assert not connection.stuck(1.0, window=60)
+            connection.send_line(line, 1.0)
+        assert connection.stuck(1.0, window=60) and not connection.closed
+        theirs.setblocking(False)
+        while theirs.recv(1 << 20):  # the peer reads after all: the bytes go
+            connection.flush(2.0)
+            if not connection.unsent:
+                break
+        assert not connection.stuck(2.0, window=60)
+
+
 # --- an attempt in a thread ------------------------------------------------------------------------------------
 
 def test_an_attempt_logs_in_or_says_what_the_server_refused(fake_server):
     dial = dialer("127.0.0.1", fake_server.port, None)
     fake_server.serve(BANNER, Welcome("amy", ["amy"]))
     done = threading.Event()
-    attempt = Attempt(dial, Hello("amy"), done.set)
-    assert done.wait(TIMEOUT)
+    finished = []
+    attempt = Attempt(dial, Hello("amy"), lambda which: (finished.append(which), done.set()))
+    assert done.wait(TIMEOUT) and finished == [attempt]  # the callback is told which attempt ended
     connection, welcome = attempt.result
     connection.close()
     assert welcome.name == "amy"
@@ -123,10 +180,12 @@ def test_an_attempt_that_fails_unexpectedly_still_ends():
     assert isinstance(attempt.result, ClientError) and str(attempt.result) == "RuntimeError: a bug"
 
 
-def test_a_connection_that_arrives_after_the_attempt_was_abandoned_is_closed(fake_server):
-    attempt = Attempt(dialer("127.0.0.1", fake_server.port, None), Hello("amy"))
+def test_a_connection_that_arrives_after_the_attempt_was_abandoned_is_closed_and_nobody_is_called(fake_server):
+    """The one who abandoned it may have closed what the callback would write to (the loop, its mailbox)."""
+    called = []
+    attempt = Attempt(dialer("127.0.0.1", fake_server.port, None), Hello("amy"), lambda *args: called.append(args))
     peer = fake_server.accept()  # connected, waiting for the greeting
     attempt.abandon()
     peer.welcome()
     assert attempt.done.wait(TIMEOUT) and attempt.result is None
-    assert peer.closed()
+    assert peer.closed() and called == []

@@ -4,12 +4,14 @@ reconnecting, the watch over a quiet server. The session's timing is injected, n
 
 from __future__ import annotations
 
+import socket
 import threading
 
+import pytest
 from conftest import TIMEOUT
 from fakeserver import FakeServer, Peer
 
-from chatroom.client.connection import Attempt, Connection, dialer
+from chatroom.client.connection import Attempt, ClientError, Connection, dialer
 from chatroom.client.loop import Background, Ended, Loop, Received
 from chatroom.client.session import CONNECTED, DISCONNECTED, LOST, NOT_ANSWERING, OK, PROBE, Notice, Timing, View
 from chatroom.protocol import Bye, Hello, Joined, Message, Renamed, Users, Welcome
@@ -29,11 +31,11 @@ def logged_in(fake: FakeServer, *events: object, **welcome: object) -> tuple[Con
 
 
 def take(background: Background, until: type = Ended) -> list:
-    """What the loop handed over, up to and with the first item of type `until`."""
+    """What the loop handed over, up to and with the first item of type `until`, past the lines of a new day."""
     items = []
-    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), until):
+    while not isinstance(item := background.inbox.get(timeout=TIMEOUT), until) or getattr(item, "role", "") == "day":
         items.append(item)
-    return [*items, item]
+    return [item for item in [*items, item] if getattr(item, "role", "") != "day"]
 
 
 def leave(background: Background, peer: Peer) -> None:
@@ -104,25 +106,32 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id_and_shows_n
         background.join(TIMEOUT)
 
 
-def test_a_failing_attempt_is_followed_by_the_next(fake_server):
+@pytest.mark.parametrize("failure, logged", [(ClientError("the room is full"), False),
+                                              (RuntimeError("a bug in dialing"), True)])
+def test_a_failing_attempt_is_followed_by_the_next_saying_why_and_a_bug_is_logged_once(fake_server, caplog,
+                                                                                         failure, logged):
     connection, welcome, peer = logged_in(fake_server)
     attempts = []
 
-    def broken(hello: Hello) -> Connection:
+    def failing(hello: Hello) -> Connection:
         attempts.append(hello)
-        raise RuntimeError("a bug in dialing")
+        raise failure
 
-    background = Background(Loop(connection, welcome, broken, timing=FAST))
+    background = Background(Loop(connection, welcome, failing, timing=FAST))
     background.start()
     try:
         peer.hang_up()
         assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting in 1 s (attempt 1)")
-        assert "(attempt 2)" in take(background, Notice)[-1].text
+        why = str(failure) if isinstance(failure, ClientError) else f"RuntimeError: {failure}"
+        assert take(background, Notice)[-1].text.startswith(f"-- {why}; reconnecting in 1 s (attempt 2)")
+        assert "(attempt 3)" in take(background, Notice)[-1].text
         background.quit()
-        assert take(background)[-1] == Ended(OK) and attempts
+        assert take(background)[-1] == Ended(OK) and len(attempts) >= 2
     finally:
         background.quit()
         background.join(TIMEOUT)
+    records = [record for record in caplog.records if record.name == "chatroom.client.loop"]
+    assert [record.exc_info[1] for record in records] == ([failure] if logged else [])
 
 
 def test_a_quit_during_a_slow_attempt_ends_at_once_and_the_late_connection_is_closed(fake_server):
@@ -151,6 +160,79 @@ def test_a_quiet_server_is_probed_and_shown_as_not_answering_until_it_speaks(fak
         assert not any(isinstance(item, Received) and isinstance(item.event, Users) for item in items)
         assert items[-1].view.state == CONNECTED
         leave(background, peer)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def refuse_to_dial(hello: Hello) -> Connection:
+    raise ClientError("nobody there")
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="needs TCP_USER_TIMEOUT (Linux) to make the "
+                    "kernel give up on unacknowledged bytes in a fraction of a second")
+def test_a_server_that_vanished_with_our_bytes_unacknowledged_is_a_lost_connection(fake_server):
+    """The kernel gives up on bytes the server never acknowledged with ETIMEDOUT, a TimeoutError on a socket
+    with no timeout of ours: the connection is lost and the session reconnects; the loop does not die of it.
+    A server that stops reading shuts its window, so our bytes stay unacknowledged, as in a partition; small
+    buffers, and TCP_USER_TIMEOUT instead of the ~15 minutes of retries, make that a fraction of a second."""
+    fake_server.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the peer's, from its accept
+    connection, welcome, peer = logged_in(fake_server)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 200)
+    background = Background(Loop(connection, welcome, refuse_to_dial, timing=FAST))
+    background.start()
+    try:
+        for _ in range(3):  # more than the peer's window, less than that and our buffer: no send waits
+            background.send("x" * 2500)
+        assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting")
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def stops_reading(fake: FakeServer) -> tuple[Connection, Welcome, Peer]:
+    """A connection whose server will read nothing after the hello; small buffers on both sides, so that a few
+    lines fill them."""
+    fake.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the peer's, from its accept
+    connection, welcome, peer = logged_in(fake)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return connection, welcome, peer
+
+
+def test_a_server_that_stops_reading_never_holds_up_a_quit(fake_server):
+    """Lines the socket cannot take wait in the connection, never in a blocking send: the loop goes on turning,
+    and the quit acts as soon as it is asked (before, sendall held the loop's thread until the system gave up on
+    the connection, ~15 minutes in a partition)."""
+    connection, welcome, _ = stops_reading(fake_server)
+    background = Background(Loop(connection, welcome, timing=Timing(quit_wait=0.1)))
+    background.start()
+    try:
+        for _ in range(20):  # 80 kB: far more than both buffers hold
+            background.send("x" * 4000)
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
+    finally:
+        background.quit()
+        background.join(TIMEOUT)
+
+
+def test_a_server_that_takes_none_of_our_bytes_for_the_watch_s_window_is_lost(fake_server):
+    """The write side is bounded in time: a server that takes no byte for the watch over a quiet server's window
+    (probe after + answer within) is lost like a closed connection, and the session reconnects."""
+    connection, welcome, _ = stops_reading(fake_server)
+    timing = Timing(first_delay=0.01, probe_after=0.2, answer_within=0.2)
+    background = Background(Loop(connection, welcome, refuse_to_dial, timing=timing))
+    background.start()
+    try:
+        for _ in range(20):
+            background.send("x" * 4000)
+        assert take(background, Notice)[-1].text.startswith("-- connection lost; reconnecting")
+        assert connection.sock.fileno() == -1
+        background.quit()
+        assert take(background)[-1] == Ended(OK)
     finally:
         background.quit()
         background.join(TIMEOUT)

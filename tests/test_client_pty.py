@@ -251,7 +251,7 @@ def status_line(client: PtyClient) -> str:
 
 def test_the_status_line_shows_the_server_the_users_and_unread_mentions(server, pty_clients, bob):
     carol = joined(pty_clients, "carol")
-    where = f"connected · 2 users · 127.0.0.1:{server.port} · clear text"
+    where = f"carol · connected · 2 users · 127.0.0.1:{server.port} · clear text"
     carol.until(lambda c: status_line(c) == where)
     bob.say("hi carol")
     carol.shows("<bob> hi carol")
@@ -266,9 +266,9 @@ def test_the_status_line_shows_the_server_the_users_and_unread_mentions(server, 
 
 def test_a_message_the_server_has_not_echoed_is_pending(pty_clients, fake_server):
     carol, peer = welcomed(pty_clients, fake_server)
-    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
+    carol.until(lambda c: status_line(c).startswith("carol · connected · 1 user"))
     carol.type("anyone there?\r")
-    carol.until(lambda c: status_line(c).startswith("connected · 1 message pending · 1 user"))
+    carol.until(lambda c: status_line(c).startswith("carol · connected · 1 message pending · 1 user"))
     assert peer.line() == "anyone there?"
     carol.type("\x03")
     goodbye(peer)
@@ -286,7 +286,7 @@ def test_only_a_refused_message_ends_its_pending_an_answer_to_a_private_one_does
     assert "1 message pending" in status_line(carol)
     peer.say(Error("rate_limited", 'not sent: "anyone there?"'))
     carol.shows('not sent: "anyone there?"')
-    carol.until(lambda c: status_line(c).startswith("connected · 1 user"))
+    carol.until(lambda c: status_line(c).startswith("carol · connected · 1 user"))
 
 
 def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pty_clients, tmp_path):
@@ -298,7 +298,7 @@ def test_insecure_tls_is_said_in_the_chat_and_in_the_status_line(make_server, pt
     server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
     carol = joined(pty_clients, "carol", "--tls", "--insecure", port=server.port)
     carol.shows("! --insecure: the server's certificate is not checked, so anyone on the way")
-    carol.until(lambda c: status_line(c) == f"connected · 1 user · 127.0.0.1:{server.port} · "
+    carol.until(lambda c: status_line(c) == f"carol · connected · 1 user · 127.0.0.1:{server.port} · "
                                             "TLS, certificate not checked")
 
 
@@ -358,6 +358,10 @@ def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one
     first = next(index for index, row in enumerate(rows) if "<bob> def f():" in row)
     assert rows[first + 1] == " " * rows[first].index("def f") + "    return 1"
     carol.type(PASTED)
+    carol.until(lambda c: c.input_line() == "> [5 lines pasted: Enter sends, Esc discards]")  # a look first
+    with pytest.raises(TimeoutError):
+        peer.line(timeout=0.3)  # nothing goes before Enter
+    carol.type("\r")
     assert json.loads(peer.line()) == {"type": "say", "text": BLOCK}
     carol.until(lambda c: c.input_line() == ">")
     carol.type("\x03")
@@ -368,11 +372,15 @@ def test_bracketed_paste_is_on_while_the_client_runs_and_a_block_goes_out_as_one
     assert_terminal_restored(tty)
 
 
-def test_a_pasted_block_over_the_line_limit_is_not_sent_and_says_why(pty_clients, bob):
+def test_a_pasted_block_over_the_line_limit_stays_with_the_reason_until_esc(pty_clients, bob):
     carol = joined(pty_clients, "carol")
     carol.type("\x1b[200~" + "x" * 3000 + "\r" + "y" * 3000 + "\x1b[201~")
-    carol.shows("! The paste was not sent: 60")
-    assert "the server takes at most 4096" in carol.text()
+    carol.until(lambda c: c.input_line().startswith("> [2 lines pasted, too long to send (60"))
+    carol.type("\r")  # Enter does not send it, nor lose it
+    carol.until(lambda c: "\a" in c.raw)
+    assert carol.input_line().startswith("> [2 lines pasted, too long to send (60")
+    carol.type("\x1b")
+    carol.until(lambda c: c.input_line() == ">")
     carol.type("after\r")
     assert bob.expect_event("message", sender="carol")["text"] == "after"
 
@@ -382,7 +390,7 @@ def test_a_pasted_block_reaches_the_others_as_one_message(pty_clients, bob):
     if bob.expect_event("message", sender="bob")["text"] != "a\nb":
         pytest.skip("the server does not take structured {\"type\": \"say\"} lines yet (the lead's part of #13)")
     carol = joined(pty_clients, "carol")
-    carol.type(PASTED)
+    carol.type(PASTED + "\r")
     assert bob.expect_event("message", sender="carol")["text"] == BLOCK
     carol.shows("/* c */")
 
@@ -468,3 +476,43 @@ def test_a_narrowed_window_gets_the_input_line_redrawn_at_its_width_without_ghos
     assert sum(row.startswith("> ") for row in rows) == 1, carol.text()  # one input line, no ghost copy
     carol.type("\r")
     carol.shows(typed[:21])  # sent whole; shown wrapped at the new width
+
+
+# --- issue #22: chatting ---------------------------------------------------------------------------------------
+
+def test_old_history_carries_its_days_and_today_has_its_line(pty_clients, fake_server):
+    import time
+
+    tuesday = time.mktime((2026, 12, 1, 9, 17, 0, 0, 0, -1))
+    carol, peer = welcomed(pty_clients, fake_server, Message(1, "bob", "see you next week", earlier=True, ts=tuesday),
+                           Message(2, "bob", "a day later", earlier=True, ts=tuesday + 86_400))
+    carol.shows("Welcome, carol!")
+    rows = carol.text().splitlines()
+    today = time.strftime("%A", time.localtime())
+    order = [next(index for index, row in enumerate(rows) if text in row)
+             for text in ["— Tuesday 1 December —", "[09:17] (earlier) <bob> see you next week",
+                          "— Wednesday 2 December —", "(earlier) <bob> a day later", "— end of history —",
+                          f"— {today} ", "Welcome, carol!"]]
+    assert order == sorted(order), rows
+    carol.type("\x03")
+    goodbye(peer)
+    assert carol.finish()[0] == 0
+
+
+def test_help_lists_the_keys_and_tab_completes_a_name_at_any_word(pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    carol.type("/help\r")
+    carol.shows("Keys:")
+    carol.shows("  Ctrl+C")
+    assert carol.raw.index("Commands:") < carol.raw.index("Keys:") < carol.raw.index("  Tab")
+    carol.type("thanks b\t")
+    carol.until(lambda c: c.input_line() == "> thanks bob")
+    carol.type("\x15b\t")  # Ctrl+U, then a name first on the line: "bob: ", as in IRC
+    carol.until(lambda c: c.input_line() == "> bob:")
+
+
+def test_a_private_message_is_counted_as_private_not_as_a_mention(server, pty_clients, bob):
+    carol = joined(pty_clients, "carol")
+    bob.say("/msg carol psst")
+    carol.shows("[private from bob] psst")
+    carol.until(lambda c: status_line(c).startswith("carol · connected · 1 unread private message · 2 users · "))

@@ -4,6 +4,9 @@ give `now`."""
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
+from dataclasses import replace
 
 import pytest
 
@@ -12,8 +15,8 @@ from chatroom.client.session import (
     Redial, Show, Timing, Transmit,
 )
 from chatroom.protocol import (
-    LINE_LIMIT, Bye, CaughtUp, Error, Hello, Joined, Left, Message, Ping, Private, Reconnecting, Renamed, Shutdown,
-    Users, Welcome,
+    LINE_LIMIT, Bye, CaughtUp, Error, Found, Help, Hello, Joined, Left, Message, Ping, Private, Reconnecting, Renamed,
+    Shutdown, Users, Welcome,
 )
 
 
@@ -22,11 +25,20 @@ def session(welcome: Welcome, **options: object) -> ClientSession:
     return ClientSession(welcome, 0.0, **options)
 
 
+def days(actions: list) -> list:
+    return [action for action in actions if isinstance(action, Notice) and action.role == "day"]
+
+
+def but_days(actions: list) -> list:
+    """The actions but the day lines (the tests' events are of today: only the first event brings one)."""
+    return [action for action in actions if action not in days(actions)]
+
+
 def started(welcome: Welcome | None = None, **options: object) -> ClientSession:
     """A session whose welcome has been shown (at the first tick, no history having come with it)."""
     welcome = welcome or Welcome("amy", ["amy"])
     chat = session(welcome, **options)
-    assert chat.tick(0.0) == [Show(welcome)]
+    assert but_days(chat.tick(0.0)) == [Show(welcome)]
     return chat
 
 
@@ -35,7 +47,7 @@ def sent(actions: list) -> list[str]:
 
 
 def shown(actions: list) -> list:
-    return [action.event if isinstance(action, Show) else action.text for action in actions
+    return [action.event if isinstance(action, Show) else action.text for action in but_days(actions)
             if isinstance(action, (Show, Notice))]
 
 
@@ -222,9 +234,17 @@ def test_attempts_back_off_from_1_to_30_seconds_with_jitter():
         for _ in range(6):
             now = chat.retry_at
             assert isinstance(chat.tick(now)[0], Redial)
-            chat.reconnect_failed(now)
+            chat.reconnect_failed(now, "nothing is listening")
             found.append(chat.retry_at - now)
         assert found == delays
+
+
+def test_why_an_attempt_failed_comes_first_in_the_notice_of_the_next():
+    chat = started(reconnects=True, quit_hint="Ctrl+C to quit")
+    chat.closed(0.0)
+    chat.tick(1.0)
+    assert chat.reconnect_failed(1.5, "the room is full (50 users): try again later") == [Notice(
+        "-- the room is full (50 users): try again later; reconnecting in 2 s (attempt 2), Ctrl+C to quit", "error")]
 
 
 def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
@@ -234,7 +254,9 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
     (notice,) = chat.closed(2.0)
     assert notice == Notice("-- connection lost; reconnecting in 1 s (attempt 1), Ctrl+C to quit", "error")
     assert chat.view.state == RECONNECTING
-    assert chat.send("typed while away", 2.5) == [] and chat.tick(2.5) == []
+    assert shown(chat.send("typed while away", 2.5)) == [
+        '-- not connected: "typed while away" waits, and goes once the connection is back']
+    assert chat.tick(2.5) == []
     assert chat.due == pytest.approx(3.0)
     assert chat.tick(3.0) == [Redial(Hello("amy", password="pw", reconnect=True, resume="t1", after=5))]
     back = Welcome("amy", ["amy", "bob"], token="t2", resumed=True)
@@ -243,6 +265,74 @@ def test_a_lost_connection_comes_back_with_the_token_and_the_last_id():
     assert sent(chat.tick(3.5)) == ["typed while away"]
     assert shown(chat.receive(Message(5, "bob", "one"), 3.5)) == []  # replayed, seen already
     assert len(shown(chat.receive(CaughtUp(1), 3.5))) == 1
+
+
+def lost_in_flight(*typed_while_away: str) -> ClientSession:
+    """A session whose "hi" went into a connection that was then lost before its echo came, with lines typed
+    while away, logged in again (resumed, asking from event 5)."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=5), reconnects=True)
+    chat.send("hi", 1.0)
+    assert sent(chat.tick(1.0)) == ["hi"] and chat.view.pending == 1
+    chat.closed(1.1)
+    for line in typed_while_away:
+        chat.send(line, 1.5)
+    assert chat.tick(2.5)[0].hello.after == 5
+    chat.reconnected(Welcome("amy", ["amy", "bob"], token="t2", resumed=True, seq=7), 2.6)
+    return chat
+
+
+def test_the_replay_echoes_a_message_the_lost_connection_took_and_a_line_typed_meanwhile_stays_pending():
+    chat = lost_in_flight("typed while away", "/users")
+    assert chat.view.pending == 2
+    chat.receive(Message(6, "amy", "hi", earlier=True), 2.6)  # the server got it: the replay has its echo
+    assert chat.view.pending == 1  # the line typed while away; an echo is counted once, never for another line
+    caught_up = CaughtUp(1)
+    assert shown(chat.receive(caught_up, 2.6)) == [caught_up] and chat.view.pending == 1
+    assert sent(chat.tick(2.6)) == ["typed while away", "/users"]
+    chat.receive(Message(8, "amy", "typed while away"), 2.7)
+    assert chat.view.pending == 0
+
+
+def test_a_message_the_lost_connection_never_delivered_is_pending_no_more_and_said_so():
+    chat = lost_in_flight()
+    chat.receive(Message(6, "bob", "meanwhile", earlier=True), 2.6)
+    assert chat.view.pending == 1  # until the replay is over
+    actions = chat.receive(CaughtUp(1), 2.6)
+    assert chat.view.pending == 0
+    assert actions[-1] == Notice("-- 1 message sent as the connection was lost never reached the server", "error")
+
+
+def test_without_an_event_id_to_ask_from_a_message_the_lost_connection_took_is_pending_no_more():
+    """No replay comes to settle it (the server sends the newcomer's history instead, marked earlier and shown so):
+    only the lines waiting stay pending."""
+    chat = started(Welcome("amy", ["amy"], token="t1"), reconnects=True)
+    chat.send("hi", 1.0)
+    chat.tick(1.0)
+    chat.closed(1.1)
+    chat.send("typed while away", 1.5)
+    assert chat.tick(2.5)[0].hello.after is None
+    chat.reconnected(Welcome("amy", ["amy"], token="t2", resumed=True, seq=1), 2.6)
+    assert chat.view.pending == 1
+    history = Message(1, "amy", "hi", earlier=True)
+    assert history in shown(chat.receive(history, 2.6))  # history, shown as such: no echo
+    assert chat.view.pending == 1
+
+
+def test_a_server_that_started_again_without_its_history_numbers_anew_and_its_events_are_shown():
+    """Issue #18, point 2: ids seen before the restart are no reason to drop the new room's events."""
+    chat = started(Welcome("amy", ["amy"], token="t1", seq=0, epoch="before"), reconnects=True)
+    for seq in range(1, 10):
+        chat.receive(Message(seq, "bob", f"m{seq}"), 1.0)
+    chat.closed(2.0)
+    (redial,) = chat.tick(3.0)
+    assert (redial.hello.after, redial.hello.epoch) == (9, "before")
+    assert chat.reconnected(Welcome("amy", ["bob", "amy"], token="t2", seq=2, epoch="after"), 3.5)
+    new = Message(2, "bob", "after the restart")
+    assert shown(chat.receive(new, 3.5)) == [new]
+    assert chat.receive(new, 3.6) == []  # and seen now, in the new numbering
+    chat.closed(4.0)
+    (redial,) = chat.tick(5.0)
+    assert (redial.hello.after, redial.hello.epoch) == (2, "after")
 
 
 def test_a_client_that_saw_no_event_asks_from_the_welcomes_id():
@@ -277,3 +367,65 @@ def test_quit_while_reconnecting_ends_at_once():
     chat = started(reconnects=True)
     chat.closed(0.0)
     assert chat.send("/quit", 0.5) == [End(OK)]
+
+
+# --- days, replays, retrying at once, the keys' help ------------------------------------------------------------
+
+TUESDAY = time.mktime((2026, 12, 1, 9, 17, 0, 0, 0, -1))
+DAY = 86_400
+
+
+def test_a_line_says_the_day_before_its_first_event_and_an_answer_of_old_messages_moves_the_day_on():
+    welcome = Welcome("amy", ["amy", "bob"], ts=TUESDAY + 7 * DAY)
+    chat = session(welcome)
+    old = [Message(1, "bob", "last week", earlier=True, ts=TUESDAY), Message(2, "bob", "next day", earlier=True,
+                                                                        ts=TUESDAY + DAY)]
+    assert [days(chat.receive(event, 0.0)) for event in old] == [
+        [Notice("— Tuesday 1 December —", "day")], [Notice("— Wednesday 2 December —", "day")]]
+    actions = chat.tick(1.0)
+    assert [getattr(action, "text", None) for action in actions[:2]] == [END_OF_HISTORY, "— Tuesday 8 December —"]
+    assert actions[2] == Show(welcome)
+    assert days(chat.receive(Joined(3, "cy", ts=TUESDAY + 7 * DAY), 1.0)) == []  # the same day: no line
+    chat.receive(Found(None, [Message(1, "bob", "last week", ts=TUESDAY)]), 1.0)  # with its own day lines
+    assert days(chat.receive(Joined(4, "dee", ts=TUESDAY + 7 * DAY), 1.0)) == [
+        Notice("— Tuesday 8 December —", "day")]  # back to today after it
+
+
+def test_the_replay_after_a_reconnect_is_the_conversation_not_history_and_my_own_line_in_it_is_its_echo():
+    chat = started(Welcome("amy", ["amy", "bob"], token="t1", seq=4), reconnects=True)  # a replay after 4 comes
+    chat.send("did this arrive?", 1.0)
+    chat.tick(1.0)
+    chat.closed(2.0)
+    chat.tick(3.0)
+    chat.reconnected(Welcome("amy", ["amy", "bob", "cy"], token="t2", resumed=True), 3.0)
+    mine, theirs = Message(5, "amy", "did this arrive?", earlier=True), Message(6, "cy", "hi all", earlier=True)
+    assert shown(chat.receive(mine, 3.0)) == [replace(mine, earlier=False)] and chat.view.pending == 0
+    chat.receive(Joined(7, "cy"), 3.0)  # cy joined while I was away: the welcome listed cy already
+    assert shown(chat.receive(theirs, 3.0)) == [replace(theirs, earlier=False)]
+    assert chat.view.users == ("amy", "bob", "cy")
+    chat.receive(CaughtUp(2), 3.0)
+    history = Message(8, "bob", "from /history", earlier=True)  # not a replay any more
+    assert shown(chat.receive(history, 3.0)) == [history]
+
+
+def test_an_empty_line_or_reconnect_while_waiting_to_reconnect_tries_now():
+    chat = started(Welcome("amy", ["amy"], token="t1"), reconnects=True)
+    assert chat.send("", 1.0) == [] and chat.outgoing == deque()  # connected: nothing to do, nothing sent
+    assert shown(chat.send("/reconnect", 1.0)) == ["-- connected already"]
+    chat.closed(2.0)
+    for _ in range(4):  # the waits grow: 1, 2, 4, 8 s
+        now = chat.retry_at
+        chat.tick(now)
+        chat.reconnect_failed(now, "nothing is listening")
+    assert chat.retry_at > 10
+    assert shown(chat.send("", 10.0)) == ["-- reconnecting now"] and chat.retry_at == 10.0
+    assert isinstance(chat.tick(10.0)[0], Redial)
+    assert shown(chat.send("/RECONNECT", 10.5)) == ["-- a reconnect attempt is under way"]
+    chat.reconnect_failed(11.0, "nothing is listening")
+    assert shown(chat.send(" /reconnect ", 11.5)) == ["-- reconnecting now"] and chat.retry_at == 11.5
+
+
+def test_the_client_s_keys_follow_the_servers_help():
+    chat = started(key_help=("Keys:", "  Tab", "      complete"))
+    (action,) = chat.receive(Help(["Commands:", "  /users"]), 1.0)
+    assert action == Show(Help(["Commands:", "  /users", "Keys:", "  Tab", "      complete"]))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wine_limit
 
 from chatroom import deps
 
@@ -37,14 +37,7 @@ def run_bare(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def _site_despite_dash_s() -> bool:
-    found = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.exit('site' in sys.modules)"],
-                           timeout=TIMEOUT * 3)
-    return found.returncode != 0
-
-
-bare = pytest.mark.skipif(_site_despite_dash_s(), reason="this Python imports site even with -S (the embeddable "
-                                                          "build's ._pth, as under Wine): it has no bare form")
+bare = wine_limit("the embeddable CPython imports site even with -S (its ._pth file says so): it has no bare form")
 
 
 def launcher(role: str, *args: str) -> str:
@@ -136,4 +129,17 @@ def test_requirements_txt_lists_exactly_pyprojects_dependencies():
 def test_the_start_up_check_knows_every_dependency_and_no_other():
     names = {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0] for requirement in _pyproject_dependencies()}
     assert set(deps.IMPORT_NAMES) == names
-    assert set(deps.SERVER) | set(deps.CLIENT) == names
+    assert set(deps.SERVER) | set(deps.CLIENT) | set(deps.WINDOW) == names
+
+
+def test_the_window_checks_its_own_packages_so_the_console_needs_none_of_them(monkeypatch, capsys):
+    from argparse import Namespace
+
+    from chatroom.client import gui
+
+    monkeypatch.setitem(deps.IMPORT_NAMES, "sv-ttk", "chatroom_no_such_module")
+    assert "sv-ttk" not in deps.CLIENT
+    with pytest.raises(SystemExit) as info:
+        gui.run(Namespace())
+    assert info.value.code == 2
+    assert "error: the package sv-ttk is missing" in capsys.readouterr().err

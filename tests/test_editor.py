@@ -3,7 +3,9 @@
 import pytest
 from readchar import key
 
-from chatroom.client.console.editor import Bell, Candidates, LineEditor, Quit, Submit, graphemes, text_width
+from chatroom.client.console.editor import (
+    KEYS, Bell, Candidates, LineEditor, Quit, Submit, graphemes, key_help, text_width,
+)
 from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
@@ -21,9 +23,10 @@ def test_typing_and_enter_submits_and_clears():
     assert editor.text == "" and editor.cursor == 0
 
 
-def test_lf_is_enter_too_and_blank_lines_are_not_sent():
+def test_lf_is_enter_too_and_an_empty_line_is_submitted_empty_but_not_remembered():
     editor = LineEditor()
-    assert typed(editor, "a", key.LF, "   ", key.CR) == [Submit("a")]
+    assert typed(editor, "a", key.LF, "   ", key.CR) == [Submit("a"), Submit("")]  # "": retry now, if waiting
+    assert editor.history == ["a"]
 
 
 def test_cursor_moves_and_inserts_in_the_middle():
@@ -95,6 +98,7 @@ NAMES = ["alice", "albert", "bob"]
 @pytest.mark.parametrize("before, after", [
     ("@bo", "@bob "), ("/msg bo", "/msg bob "), ("/dm ALB", "/dm albert "), ("hi there > b", "hi there > bob "),
     ("/he", "/help "), ("/ni", "/nick "), ("*us", "*users "), ("@al", "@al"), ("/msg al", "/msg al"),
+    ("thanks b", "thanks bob "), ("bo", "bob: "), ("ask ALBE", "ask albert "), ("/rec", "/reconnect "),
 ])
 def test_tab_completes_names_and_commands(before, after):
     editor = LineEditor(names=lambda: NAMES)
@@ -144,6 +148,23 @@ def test_long_line_scrolls_to_keep_the_cursor_visible():
     shown, cursor, _ = editor.view(20)
     assert text[30] in shown and shown[cursor] == text[30]
     assert typed(editor, key.CR) == [Submit(text)]
+
+
+def test_after_a_widening_the_line_scrolls_back_to_show_what_now_fits():
+    editor = LineEditor()
+    text = "".join(chr(ord("a") + n % 26) for n in range(100))
+    typed(editor, text)
+    assert editor.view(20)[0] == text[-18:]
+    assert editor.view(200) == (text, 100, 0)  # not still scrolled by 82 columns
+    typed(editor, key.HOME)
+    assert editor.view(20)[0] == text[:19] and editor.view(200)[0] == text
+
+
+def test_the_keys_help_lists_each_front_ends_keys():
+    console, window = key_help(), key_help(window=True)
+    assert console[0] == "Keys:" and "  Tab" in console and "  Esc" in console and "  Ctrl+C" in console
+    assert "  Ctrl+U" in window and "  Ctrl+C" not in window  # a window's Ctrl+C copies
+    assert len(console) == 2 * len(KEYS) + 1
 
 
 def test_wide_characters_take_two_columns():
@@ -244,13 +265,35 @@ def test_a_one_line_paste_goes_into_the_line_as_it_is():
     assert editor.text == "say  run: git log > out.txt:" and editor.cursor == 27
 
 
-def test_a_multi_line_paste_is_one_verbatim_submit_with_the_typed_text_around_it():
+def test_a_multi_line_paste_is_held_with_the_typed_text_around_it_until_enter_sends_it_as_one():
     editor = LineEditor()
     typed(editor, "look:", key.LEFT)
     block = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */\x1b[31m"
     sent = "look@dataclass\nclass A:\n    x: int = 1  # if a > b\n/* c */[31m:"  # control characters go
-    assert editor.feed(Paste(block)) == Submit(sent, verbatim=True)
-    assert editor.text == "" and editor.history == []
+    assert editor.feed(Paste(block)) is None
+    assert editor.view(80) == ("[4 lines pasted: Enter sends, Esc discards]", 43, 0)
+    assert editor.view(12) == ("[4 lines pa", 11, 0)
+    assert typed(editor, "x", key.BACKSPACE) == [Bell(), Bell()] and editor.block == sent  # no typing into it
+    assert typed(editor, key.CR) == [Submit(sent, verbatim=True)]
+    assert editor.text == "" and editor.block is None and editor.history == []
+
+
+@pytest.mark.parametrize("discard", [key.ESC, key.CTRL_U, key.CTRL_C])
+def test_esc_lets_a_held_paste_go_and_ctrl_c_on_one_does_not_quit(discard):
+    editor = LineEditor()
+    editor.feed(Paste("one\ntwo"))
+    assert editor.feed(discard) is None and editor.block is None and editor.view(80) == ("", 0, 0)
+    assert typed(editor, "next", key.CR) == [Submit("next")]
+
+
+def test_an_oversized_paste_stays_with_the_reason_and_enter_does_not_send_it():
+    editor = LineEditor()
+    editor.feed(Paste("x" * 3000 + "\n" + "y" * 3000))
+    assert editor.placeholder.startswith("[2 lines pasted, too long to send (60")
+    assert "the server takes at most 4096 in one message): Esc discards]" in editor.placeholder
+    assert typed(editor, key.CR) == [Bell()] and editor.block is not None
+    editor.feed(key.ESC)
+    assert editor.block is None
 
 
 def test_a_long_line_typed_key_by_key_is_whole():

@@ -15,7 +15,7 @@ from chatroom.server.files import FileLimits, FileStore
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 from client_process import PtyClient  # noqa: E402 (after the skip: POSIX only)
 
-PROGRESS = re.compile(r"^([↑↓]) big\.bin (\d+) % [\d.]+ [kM]B/s \d+:\d\d left \· connected \· 1 user")
+PROGRESS = re.compile(r"^([↑↓]) big\.bin (\d+) % [\d.]+ [kM]B/s \d+:\d\d left \· alice \· connected \· 1 user")
 
 
 def status_line(client: PtyClient) -> str:
@@ -41,7 +41,7 @@ def test_a_transfer_shows_in_the_status_line_and_the_typed_line_stays(make_serve
         # An upload's bytes go into the socket's buffers at once, ahead of the slow link: it shows, then waits.
         alice.until(lambda c: status_line(c).startswith("↑ big.bin "))
         alice.shows("alice shares big.bin (1.5 MB) — /get 1")
-        alice.until(lambda c: status_line(c).startswith("connected · 1 user"))
+        alice.until(lambda c: status_line(c).startswith("alice · connected · 1 user"))
         alice.type("/get 1\r")
         alice.until(lambda c: 0 <= percent(c, "↓") < 70)
         first = percent(alice, "↓")
@@ -50,7 +50,7 @@ def test_a_transfer_shows_in_the_status_line_and_the_typed_line_stays(make_serve
         alice.shows("(sha256 verified)")
         assert "-- saved to" in alice.text()
         assert (tmp_path / "saved" / "big.bin").read_bytes() == data
-        alice.until(lambda c: status_line(c).startswith("connected") and c.input_line() == "> half typed")
+        alice.until(lambda c: status_line(c).startswith("alice · connected") and c.input_line() == "> half typed")
         alice.type("\x15/quit\r")  # Ctrl+U, then leave
         assert alice.finish()[0] == 0
     finally:

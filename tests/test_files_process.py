@@ -24,7 +24,7 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
     data = random.Random(11).randbytes(size)
     (tmp_path / "big.bin").write_bytes(data)
     store = tmp_path / "store"
-    server = ServerProcess("--history", str(tmp_path / "room.sqlite3"), "--files", str(store),
+    server = ServerProcess(tmp_path / "room.sqlite3", "--files", str(store),
                            log=tmp_path / "server.log")
     relay = DataRelay(server.port, rate=1_000_000)  # 2 s for the file: time to kill the server mid-way
     alice = FileUser(relay.port, "alice", tmp_path / "alice")
@@ -59,9 +59,9 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
 
 
 def test_the_file_options_on_the_command_line(tmp_path):
-    server = ServerProcess("--history", "none", "--files", str(tmp_path / "store"), "--files-keep", "90m",
+    server = ServerProcess(None, "--files", str(tmp_path / "store"), "--files-keep", "90m",
                            "--max-file-size", "1k", "--files-quota", "1.5k")
-    off = ServerProcess("--files", "none")
+    off = ServerProcess(None, "--files", "none")
     try:
         assert server.started[2] == f"files: {tmp_path / 'store'}, kept 1 h 30 min, at most 1 KiB each\n"
         assert off.started[2] == "files: off (--files none)\n"
@@ -99,7 +99,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_refuses_the_offer_or_ends_the_upload_and_the_room_goes_on(small_disk, tmp_path):
-    server = ServerProcess("--history", "none", "--files", str(small_disk))
+    server = ServerProcess(None, "--files", str(small_disk))
     alice, bob = JsonClient(server.port), JsonClient(server.port)
     try:
         alice.login("alice")

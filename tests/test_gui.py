@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,7 +27,8 @@ from fakeserver import Relay
 from chatroom.client.main import parse_args
 from chatroom.client.session import DISCONNECTED, OK
 from chatroom.codecs import encode_json
-from chatroom.protocol import BANNER, Hello, Private, Welcome
+from chatroom.client.loop import Received
+from chatroom.protocol import BANNER, Hello, Message, Private, Welcome
 from chatroom.server.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +157,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     name.event_generate("<Return>")
     until(root, lambda: client.chat is not None)
     chat = client.chat
-    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amy (you)"))
+    until(root, lambda: chat.user_list.get(0, "end") == ("amy (you)", "bob"))  # sorted
     until(root, lambda: "Welcome, amy!" in shown(client))  # after the history, which the session holds it for
     assert "amy" in root.title()
 
@@ -174,7 +176,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     assert "private_line" in chat.text.tag_names(line)
 
     # Double-clicking bob in the list starts a private message to him.
-    x, y, _, height = chat.user_list.bbox(0)
+    x, y, _, height = chat.user_list.bbox(1)
     for event in ["<ButtonPress-1>", "<ButtonRelease-1>"] * 2:
         chat.user_list.event_generate(event, x=x + 2, y=y + height // 2)
     assert chat.entry.get() == "/msg bob "
@@ -194,7 +196,7 @@ def test_a_conversation_through_the_window(root, server, clients, monkeypatch):
     until(root, lambda: "Users here (2):" in shown(client))
     monkeypatch.setattr("tkinter.simpledialog.askstring", lambda *args, **kwargs: "amelia")
     chat.menu.invoke("Change my name...")
-    until(root, lambda: chat.user_list.get(0, "end") == ("bob", "amelia (you)"))
+    until(root, lambda: chat.user_list.get(0, "end") == ("amelia (you)", "bob"))
     assert "amy is now known as amelia" in shown(client) and root.title().startswith("amelia")
 
     carol = clients()
@@ -297,6 +299,45 @@ def test_a_connection_made_after_the_dialogs_quit_is_closed(root, fake_server):
     assert client.finish() == OK
     peer.welcome()  # the server answers late: nobody is there to take the connection
     assert peer.closed()
+
+
+def test_a_connection_the_server_reset_before_the_window_opened_is_shown_as_lost(root, fake_server):
+    """The dialog's attempt logged in, then the server reset the connection before the dialog looked again: the
+    window still opens, with the address the user gave (asking the socket for it then fails: ENOTCONN), and
+    shows the connection lost (before, a blank window and a socket nobody closed)."""
+    client = WindowClient(root, parse_args(["--gui", "localhost", str(fake_server.port), "amy", "--no-reconnect"]))
+    until(root, lambda: client.dialog._attempt is not None)  # the dialog has started connecting
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    assert attempt.done.wait(TIMEOUT)
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # with a reset
+    assert select.select([attempt.result[0].sock], [], [], TIMEOUT)[0]  # it has arrived
+    until(root, lambda: client.chat is not None)
+    assert root.title().endswith(f"chatroom localhost port {fake_server.port}")
+    until(root, lambda: client.chat.ended is not None)
+    assert "! Connection lost" in shown(client)
+    client.chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
+def test_a_window_that_cannot_be_built_closes_its_connection(root, fake_server, monkeypatch):
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in building the window")
+
+    monkeypatch.setattr("chatroom.client.gui.client.ChatWindow", broken)
+    monkeypatch.setattr(root, "report_callback_exception", lambda *args: None)  # Tk would print the traceback
+    client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(fake_server.port), "amy"]))
+    until(root, lambda: client.dialog._attempt is not None)
+    attempt = client.dialog._attempt
+    peer = fake_server.accept()
+    peer.welcome()
+    until(root, lambda: client.dialog._attempt is None)  # the dialog took the connection, and failed with it
+    assert attempt.result is not None and peer.closed()
+    client.close()
+    until(root, lambda: gone(root))
 
 
 def test_a_mention_or_private_message_flashes_an_unfocused_window(root, server, clients, monkeypatch):
@@ -410,6 +451,29 @@ def test_a_hostile_server_never_breaks_the_window(root, fake_server):
     assert client.finish() == DISCONNECTED
 
 
+def test_an_event_the_window_cannot_show_is_logged_once_and_the_window_goes_on(root, fake_server, caplog):
+    """The decoder refuses what cannot be drawn (a time out of range), but a failure to draw one event must not
+    freeze the window (before, _poll raised before it asked Tk for the next poll). Nothing a server sends can
+    cause one now, so the test hands the window such an event itself, twice, as the loop's thread would."""
+    served = fake_server.serve(BANNER, Welcome("amy", ["amy"]))
+    client = connected(root, fake_server.port, "amy", "--no-reconnect")
+    chat = client.chat
+    until(root, lambda: "Welcome, amy!" in shown(client))
+    view = chat.background.loop.session.view
+    for _ in range(2):
+        chat.background.inbox.put(Received(Message(1, "mallory", None), view, 0.0))  # no text: cannot be drawn
+    peer = served()
+    peer.say(Message(2, "bob", "still here"))
+    until(root, lambda: "still here" in shown(client))
+    failures = [record for record in caplog.records if "could not show" in record.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    peer.hang_up()
+    until(root, lambda: chat.ended is not None)
+    chat.close()
+    until(root, lambda: gone(root))
+    assert client.finish() == DISCONNECTED
+
+
 def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server):
     server = make_server(Config(rate=0))
     flood = JsonClient(server.port)
@@ -435,8 +499,8 @@ def test_a_burst_of_1000_messages_keeps_the_window_responsive(root, make_server)
 def test_the_scrollback_is_bounded(root, server):
     client = connected(root, server.port)
     chat = client.chat
-    chat.scrollback = 50
-    chat._insert([[(f"line {number}\n", ())] for number in range(200)])
+    chat.conversation.scrollback = 50
+    chat.conversation.insert([[(f"line {number}\n", ())] for number in range(200)])
     assert int(chat.text.index("end-1c").split(".")[0]) <= 51
     assert "line 199" in shown(client) and "line 100\n" not in shown(client)
     chat.close()
@@ -519,3 +583,188 @@ def test_files_in_the_window_send_file_progress_download_and_cancel(root, make_s
         until(root, lambda: gone(root))
     finally:
         relay.close()
+
+
+# --- issue #22: a window people keep open ---------------------------------------------------------------------
+
+def resize(root: tkinter.Tk, width: int, height: int) -> None:
+    root.geometry(f"{width}x{height}")
+    until(root, lambda: (root.winfo_width(), root.winfo_height()) == (width, height))
+    root.update()
+
+
+def inside(widget: tkinter.Misc, root: tkinter.Tk) -> bool:
+    """The widget is shown whole within the window."""
+    top, bottom = widget.winfo_rooty(), widget.winfo_rooty() + widget.winfo_height()
+    left, right = widget.winfo_rootx(), widget.winfo_rootx() + widget.winfo_width()
+    return (widget.winfo_ismapped() and widget.winfo_height() > 10 and root.winfo_rooty() <= top
+            and bottom <= root.winfo_rooty() + root.winfo_height() and right <= root.winfo_rootx() + root.winfo_width()
+            and left >= root.winfo_rootx())
+
+
+def at_end(chat) -> bool:
+    return chat.text.yview()[1] >= 0.999
+
+
+@pytest.mark.parametrize("width, height", [(860, 450), (640, 480), (480, 260), (1280, 800)])
+def test_the_input_status_bar_and_hint_stay_whole_at_every_size(root, server, width, height):
+    client = connected(root, server.port)
+    chat = client.chat
+    resize(root, width, height)
+    for widget in (chat.entry, chat.send_button, chat.status, chat.user_list):
+        assert inside(widget, root), (widget, width, height)
+    for label in (chat.hint, chat.here):  # wrapped at the side's width, not cut
+        assert label.winfo_reqwidth() <= label.master.winfo_width()
+    assert (width, height) != (480, 260) or root.minsize() == (480, 260)
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+def test_the_view_follows_the_newest_line_after_a_resize_unless_scrolled_up_then_says_what_is_below(root, server,
+                                                                                                    clients):
+    bob = clients()
+    bob.login("bob")
+    client = connected(root, server.port)
+    chat = client.chat
+    resize(root, 1280, 800)
+    chat.conversation.insert([[(f"line {number} " + "words " * 20 + "\n", ())] for number in range(150)])
+    until(root, lambda: at_end(chat))
+    resize(root, 640, 480)  # the lines wrap anew: the newest one stays in view
+    until(root, lambda: at_end(chat))
+    assert chat.text.bbox("end-2c") is not None
+
+    chat.text.yview_moveto(0.3)  # the user scrolls up
+    until(root, lambda: not chat.conversation.following)
+    top = chat.text.index("@0,0")  # the line at the top of the view
+    bob.say("amy, look at this")
+    bob.say("and this")
+    until(root, lambda: chat.conversation.marker.winfo_ismapped() and "2 new" in chat.conversation.marker.cget("text"))
+    assert chat.conversation.marker.cget("text") == "↓ 2 new messages below, 1 for you"
+    assert chat.text.index("@0,0") == top  # the view stayed where the user is reading
+    resize(root, 860, 450)
+    assert not at_end(chat) and chat.conversation.marker.winfo_ismapped()
+    chat.conversation.marker.invoke()
+    until(root, lambda: at_end(chat) and not chat.conversation.marker.winfo_ismapped())
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+def paste(root: tkinter.Tk, entry: tkinter.Misc, text: str) -> None:
+    root.clipboard_clear()
+    root.clipboard_append(text)
+    entry.focus_force()
+    until(root, lambda: root.focus_get() is entry)
+    entry.event_generate("<<Paste>>")
+
+
+def test_a_pasted_block_shows_its_lines_until_enter_sends_it_and_esc_lets_it_go(root, server, clients):
+    bob = clients()
+    bob.login("bob")
+    client = connected(root, server.port)
+    chat = client.chat
+    resize(root, 860, 450)
+    paste(root, chat.entry, "def f():\n    return 1\n# done\n")
+    preview = chat.input.preview
+    until(root, lambda: preview.winfo_ismapped())
+    assert preview.get("1.0", "end-1c") == "def f():\n    return 1\n# done"  # lines, indentation kept
+    assert chat.entry.get() == "[3 lines pasted: Enter sends, Esc discards]" and inside(chat.entry, root)
+    chat.entry.event_generate("<Escape>")
+    until(root, lambda: not preview.winfo_ismapped())
+    assert chat.entry.get() == ""
+    chat.entry.insert(0, "typed, then cleared")
+    chat.entry.event_generate("<Control-u>")  # as in the console
+    assert chat.entry.get() == ""
+    paste(root, chat.entry, "one\ntwo")
+    chat.entry.event_generate("<Return>")
+    assert bob.expect_event("message", sender="amy")["text"] == "one\ntwo"
+    assert not preview.winfo_ismapped() and chat.entry.get() == ""
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+def test_the_status_bar_pending_lines_and_a_stale_user_list_while_the_server_is_away(root, server, clients):
+    relay = Relay(server.port)
+    try:
+        client = connected(root, relay.port)
+        chat = client.chat
+        bob = clients()
+        bob.login("bob")
+        where = f"127.0.0.1:{relay.port} · clear text"
+        until(root, lambda: chat.status.cget("text") == f"amy · connected · 2 users · {where}")
+        until(root, lambda: chat.here.cget("text") == "Here now (2)")
+        relay.hold()
+        relay.cut()
+        until(root, lambda: chat.status.cget("text") == f"amy · reconnecting · {where}")  # no stale count
+        assert chat.here.cget("text") == "Here before the loss (2)"
+        assert {chat.user_list.itemcget(index, "foreground") for index in range(2)} == {chat.colors.grey}
+        type_line(root, client, "are you there?")
+        until(root, lambda: "1 message pending" in chat.status.cget("text"))
+        assert '-- not connected: "are you there?" waits, and goes once the connection is back' in shown(client)
+        relay.release()
+        type_line(root, client, "")  # Enter on an empty line: try now
+        until(root, lambda: "-- reconnecting now" in shown(client))
+        assert bob.expect_event("message", sender="amy")["text"] == "are you there?"
+        until(root, lambda: chat.status.cget("text") == f"amy · connected · 2 users · {where}")
+        assert chat.here.cget("text") == "Here now (2)"
+        client.chat.close()
+        until(root, lambda: gone(root))
+    finally:
+        relay.close()
+
+
+def test_history_its_end_a_day_line_and_the_welcome_then_names_apart_and_privates_counted_as_such(root, server,
+                                                                                                 clients,
+                                                                                                 monkeypatch):
+    bob, carol = clients(), clients()
+    bob.login("bob")  # bob's and carol's hashes pick neighbouring greens
+    carol.login("carol")
+    bob.say("before amy came")
+    bob.expect_event("message", text="before amy came")
+    client = connected(root, server.port)
+    chat = client.chat
+    until(root, lambda: "Welcome, amy!" in shown(client))
+    text = shown(client)
+    order = [text.index(part) for part in ["(earlier) <bob> before amy came", "— end of history —", "Welcome, amy!"]]
+    assert order == sorted(order)
+    assert text.startswith("— ") and "day" in chat.text.tag_names("1.2")  # the day, above it all
+    monkeypatch.setattr(chat, "_focused", lambda: False)  # the user looks elsewhere
+    bob.say("hi all")
+    carol.say("/msg amy psst")
+    until(root, lambda: "psst" in shown(client))
+    tags = [chat.text.tag_names(chat.text.search(found, "1.0") + f"+{skip}c") for found, skip in [("<bob>", 1),
+                                                                                                  ("carol]", 0)]]
+    bob_tag = next(tag for tag in tags[0] if tag.startswith("name"))
+    carol_tag = next(tag for tag in tags[1] if tag.startswith("name"))
+    assert chat.text.tag_cget(bob_tag, "foreground") != chat.text.tag_cget(carol_tag, "foreground")
+    assert chat.status.cget("text").startswith("amy · connected · 1 unread private message · 3 users")
+    chat.close()
+    until(root, lambda: gone(root))
+
+
+def pixel(window: int, x: int, y: int) -> str:
+    """The color of a pixel of a window, as a screenshot sees it ("#rrggbb")."""
+    shot = subprocess.run(["import", "-window", str(window), "-crop", f"1x1+{x}+{y}", "txt:-"],
+                          capture_output=True, text=True, timeout=TIMEOUT, check=True).stdout
+    return "#" + shot.splitlines()[1].split("#")[1][:6].lower()  # after ImageMagick's header line
+
+
+@pytest.mark.skipif(shutil.which("import") is None, reason="needs ImageMagick's import for screenshots")
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_the_theme_s_colors_are_on_the_screen_in_light_and_dark(root, server, mode):
+    from chatroom.client.gui.theme import contrast, palette
+    client = connected(root, server.port, "amy", "--theme", mode)
+    chat = client.chat
+    resize(root, 860, 450)
+    window = root.winfo_id()
+    frame = int(root.wm_frame(), 16) if root.wm_frame() else window
+    colors = palette(mode)
+    conversation = pixel(frame, chat.text.winfo_rootx() - root.winfo_rootx() + 4,
+                         chat.text.winfo_rooty() - root.winfo_rooty() + chat.text.winfo_height() - 4)
+    status = pixel(frame, chat.status.winfo_rootx() - root.winfo_rootx() + chat.status.winfo_width() - 3,
+                   chat.status.winfo_rooty() - root.winfo_rooty() + 2)
+    assert conversation == colors.background and status == colors.background  # one surface, the theme's
+    assert contrast(colors.background, colors.foreground) > 12
+    dark = mode == "dark"
+    assert (sum(int(conversation[index:index + 2], 16) for index in (1, 3, 5)) < 200) == dark
+    chat.close()
+    until(root, lambda: gone(root))

@@ -37,3 +37,21 @@ def test_nothing_from_the_network_can_forge_a_marker():
     runs = styling.event_runs(Message(1, "bob\x0e", text, ts=TS), "amy")
     assert styling.plain(runs).endswith("<bob> systemfake [31m\n")
     assert {tag for _, tags in runs for tag in tags} <= {"time", *styling.NAME_TAGS}
+
+
+def test_every_name_and_role_reads_on_both_themes_and_a_name_keeps_its_hue():
+    import colorsys
+
+    from chatroom.client.gui.theme import READABLE, contrast, palette
+
+    light, dark = palette("light"), palette("dark")
+    for colors in (light, dark):
+        for color in (*colors.names, colors.own, colors.grey, colors.error, colors.private, colors.foreground):
+            assert contrast(color, colors.background) >= READABLE, (colors.mode, color)
+
+    def hue(color: str) -> float:
+        return colorsys.rgb_to_hls(*(int(color[index:index + 2], 16) / 255 for index in (1, 3, 5)))[0] * 360
+
+    for lighter, darker in zip(dark.names, light.names):
+        apart = abs(hue(lighter) - hue(darker)) % 360
+        assert min(apart, 360 - apart) < 6, (lighter, darker)  # the same color, a shade darker on light

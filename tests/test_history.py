@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, PlainClient
+from conftest import TIMEOUT, PlainClient, in_file, resumable, wait_until, wine_limit
 
-from chatroom.protocol import Hello, Joined, Message
+from chatroom.protocol import Joined, Message
+from chatroom.server.catchup import search_words
 from chatroom.server.config import Config
 from chatroom.server.history import History, HistoryError, default_path
 from chatroom.server.room import Room
@@ -26,8 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- the file ---------------------------------------------------------------------------------------
 
 def stored(history: History) -> None:
-    """Wait until everything appended so far is committed (a query is answered after the writes)."""
-    history.query(None, 1)
+    """Wait until everything appended so far is committed."""
+    history.flush()
+
+
+def search(history: History, text: str | None, count: int = 20) -> list[Message]:
+    """The messages the file finds for a /search (or, with None, a /history)."""
+    answer = history.query(search_words(text) if text else None, count)
+    assert answer is not None and not answer.trouble, answer
+    return answer.messages
 
 
 def test_events_survive_and_ids_only_grow(tmp_path):
@@ -42,7 +50,7 @@ def test_events_survive_and_ids_only_grow(tmp_path):
     again = History(path)
     try:
         assert [getattr(event, "text", None) for event in again.loaded] == [None, "m2", "m3", "m4"]
-        assert again.last_id > 7
+        assert again.last_id == 7 and again.gaps == []  # a clean stop: the next id follows on
     finally:
         again.close()
 
@@ -53,8 +61,8 @@ def test_keep_bounds_the_file(tmp_path):
         for seq in range(1, 31):
             history.append(Message(seq=seq, sender="a", text=f"word{seq}"))
         stored(history)
-        assert [m.seq for m in history.query(None, 100)] == list(range(21, 31))
-        assert history.query("word5", 10) == []  # gone from the search index too
+        assert [m.seq for m in search(history, None, 100)] == list(range(21, 31))
+        assert search(history, "word5") == []  # gone from the search index too
     finally:
         history.close()
 
@@ -67,9 +75,9 @@ def test_search_takes_any_text_as_words(tmp_path, fts, hostile):
     try:
         history.append(Message(seq=1, sender="a", text="lunch at noon"))
         history.append(Message(seq=2, sender="b", text=f"about {hostile} here"))
-        assert [m.seq for m in history.query("LUNCH noon", 20)] == [1]
-        found = history.query(hostile, 20)
-        assert found is not None and all(m.seq == 2 for m in found)
+        history.flush()
+        assert [m.seq for m in search(history, "LUNCH noon")] == [1]
+        assert [m.seq for m in search(history, hostile)] == [2]
     finally:
         history.close()
 
@@ -97,6 +105,7 @@ def test_a_second_server_on_the_same_file_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses /proc as a read-only file system")
+@wine_limit("Z:\\proc (the Linux root is drive Z:) is no read-only file system to Windows' calls")
 def test_a_read_only_directory_is_refused():
     # /proc refuses new files even to root, who could write into a chmod 500 folder.
     with pytest.raises(HistoryError, match="cannot open the history file /proc/chatroom/room.sqlite3"):
@@ -153,9 +162,10 @@ def test_an_old_bad_row_found_by_a_query_is_left_out_and_the_writer_goes_on(tmp_
     history = History(tmp_path / "room.sqlite3")
     try:
         add_rows(history, (1, "{damaged", "lunch"), (2, '{"type":"message","seq":2,"sender":"a"}', "lunch"))
-        assert history.query("lunch", 10) == []
+        assert search(history, "lunch") == []
         history.append(Message(seq=3, sender="b", text="lunch at noon"))
-        assert [m.seq for m in history.query("lunch", 10)] == [3]
+        history.flush()
+        assert [m.seq for m in search(history, "lunch")] == [3]
         assert len(unreadable_row_warnings(caplog)) == 1
     finally:
         history.close()
@@ -163,14 +173,15 @@ def test_an_old_bad_row_found_by_a_query_is_left_out_and_the_writer_goes_on(tmp_
 
 def test_a_writer_that_fails_unexpectedly_is_logged_and_the_room_goes_on_in_memory(tmp_path, caplog, monkeypatch):
     """Defect 2 of issue #17: the writer thread died silently; appends piled up and each query waited 5 s."""
-    def gremlin(self, db):
+    def gremlin(self, *args):
         raise RuntimeError("an unexpected failure")
 
     monkeypatch.setattr(History, "_trim", gremlin)
     history = History(tmp_path / "room.sqlite3")
     try:
         history.append(Message(seq=1, sender="a", text="one"))
-        assert history.query(None, 5) is None  # answered at once: nothing on disk to ask any more
+        history.flush()  # answered at once: the writer has stopped taking jobs
+        assert "not in use" in history.query(None, 5).trouble  # the room answers from memory, and says so
         for seq in range(2, 1000):
             history.append(Message(seq=seq, sender="a", text="more"))
         assert history._jobs.qsize() == 0 and not history.on_disk
@@ -204,21 +215,10 @@ def test_on_windows_the_default_file_is_in_local_app_data():
 
 # --- resume and grace, in-process -------------------------------------------------------------------
 
-def hello(name: str, **fields: object) -> bytes:
-    return Hello(name, reconnect=True, **fields).encode()  # type: ignore[arg-type]
-
-
-def login(port: int, name: str, **fields: object) -> tuple[JsonClient, dict]:
-    client = JsonClient(port)
-    client.line()
-    client.send(hello(name, **fields))
-    return client, client.event()
-
-
 def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
     server = make_server(Config(rate=0))
-    bob, _ = login(server.port, "bob")
-    alice, welcome = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, welcome = resumable(server.port, "alice")
     try:
         assert welcome["token"] and not welcome["resumed"]
         bob.say("before")
@@ -231,10 +231,10 @@ def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
             bob.say(text)
         bob.say("psst > alice")
         assert bob.expect_event("error", code="held")
-        thief, refused = login(server.port, "alice")
+        thief, refused = resumable(server.port, "alice")
         assert refused["code"] == "name_reserved" and "reconnecting" in refused["message"]
         thief.close()
-        alice, back = login(server.port, "alice", resume=welcome["token"], after=last_seen)
+        alice, back = resumable(server.port, "alice", resume=welcome["token"], after=last_seen)
         assert back["resumed"] and back["token"] != welcome["token"]
         replay = [alice.event() for _ in range(5)]
         assert [e.get("text") for e in replay[:4]] == ["one", "two", "three", "psst"]
@@ -250,8 +250,8 @@ def test_a_lost_member_comes_back_and_gets_exactly_what_it_missed(make_server):
 
 def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_server):
     server = make_server(Config(rate=0, grace=0.3))
-    bob, _ = login(server.port, "bob")
-    alice, _ = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, _ = resumable(server.port, "alice")
     try:
         alice.close()
         bob.expect_event("reconnecting", name="alice")
@@ -259,7 +259,7 @@ def test_when_the_grace_ends_the_name_is_free_and_waiting_messages_bounce(make_s
         bob.expect_event("error", code="held")
         assert bob.expect_event("leave", name="alice")["reason"] == "lost"
         assert "did not come back" in bob.expect_event("error", code="not_delivered")["message"]
-        carol, welcome = login(server.port, "alice")
+        carol, welcome = resumable(server.port, "alice")
         assert welcome["type"] == "welcome"
         carol.close()
     finally:
@@ -277,15 +277,15 @@ def test_a_server_error_keeps_the_name_as_a_lost_connection_does(make_server, mo
 
     monkeypatch.setattr(Room, "handle", failing)
     server = make_server(Config(rate=0))
-    bob, _ = login(server.port, "bob")
-    alice, welcome = login(server.port, "alice")
+    bob, _ = resumable(server.port, "bob")
+    alice, welcome = resumable(server.port, "alice")
     try:
         alice.say("trip the bug")
         assert alice.expect_event("bye")["reason"] == "error"
         bob.expect_event("reconnecting", name="alice")
         bob.say("still there? > alice")
         bob.expect_event("error", code="held")
-        again, back = login(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
+        again, back = resumable(server.port, "alice", resume=welcome["token"], after=welcome["seq"])
         assert back["resumed"]
         assert again.expect_event("private")["text"] == "still there?"
         assert bob.expect_event("join", name="alice")["back"] is True
@@ -297,9 +297,9 @@ def test_a_server_error_keeps_the_name_as_a_lost_connection_does(make_server, mo
 
 def test_a_resume_takes_over_a_connection_the_server_still_thinks_alive(make_server):
     server = make_server()
-    alice, welcome = login(server.port, "alice")
+    alice, welcome = resumable(server.port, "alice")
     try:
-        again, back = login(server.port, "alice", resume=welcome["token"])
+        again, back = resumable(server.port, "alice", resume=welcome["token"])
         assert back["resumed"]
         assert [json.loads(line) for line in alice.expect_closed()][-1] == {"type": "bye", "reason": "replaced"}
         again.close()
@@ -309,7 +309,7 @@ def test_a_resume_takes_over_a_connection_the_server_still_thinks_alive(make_ser
 
 def test_history_and_search_in_both_modes(make_server, tmp_path):
     server = make_server(Config(rate=0), history=History(tmp_path / "room.sqlite3"))
-    alice, _ = login(server.port, "alice")
+    alice, _ = resumable(server.port, "alice")
     plain = PlainClient(server.port)
     try:
         plain.login("bob")
@@ -318,11 +318,12 @@ def test_history_and_search_in_both_modes(make_server, tmp_path):
         alice.say("/history 3")
         found = alice.expect_event("found")
         assert found["query"] is None and [m["text"] for m in found["messages"]] == ["note 27", "note 28", "note 29"]
-        alice.say('/search LUNCH "note')
+        alice.say("/search LUNCH note")
         assert [m["text"] for m in alice.expect_event("found")["messages"]] == [
             "note 0 lunch", "note 10 lunch", "note 20 lunch"]
         plain.send("/search lunch\n")
         assert plain.expect(lambda line: line.startswith('Messages with "lunch"')) == 'Messages with "lunch" (3):'
+        assert plain.line().startswith("— ")  # the day of the messages found
         assert plain.line().endswith("<alice> note 0 lunch")
         plain.send("/history\n")
         assert plain.expect(lambda line: line.startswith("The last messages")) == "The last messages (20):"
@@ -360,25 +361,25 @@ def test_kill_9_mid_chat_loses_nothing_accepted_and_names_wait_across_the_restar
     port, file = str(free_port()), str(tmp_path / "room.sqlite3")
     proc, _ = start(port, "--history", file, "--rate", "0")
     assert proc.history_line.strip() == f"history: {file}"
-    alice, welcome = login(int(port), "alice")
-    bob, _ = login(int(port), "bob")
+    alice, welcome = resumable(int(port), "alice")
+    bob, _ = resumable(int(port), "bob")
     try:
         for number in range(20):
             bob.say(f"before {number}")
         seen = [alice.expect_event("message")["seq"] for _ in range(20)][-1]
-        bob.say("/history 1")  # answered once everything before it is committed
-        bob.expect_event("found")
+        wait_until(lambda: in_file(Path(file), "SELECT count(*) FROM events WHERE type='message'") == 20
+                   and in_file(Path(file), "SELECT count(*) FROM tokens") == 2)  # committed: within 0.1 s
         stop(proc, signal.SIGKILL)
         alice.expect_closed()
         bob.expect_closed()
         proc, _ = start(port, "--history", file, "--rate", "0")
-        carol, refused = login(int(port), "alice")
+        carol, refused = resumable(int(port), "alice")
         assert refused.get("code") == "name_reserved", refused  # the name waited across the restart
         carol.close()
-        bob2, _ = login(int(port), "bob2")
+        bob2, _ = resumable(int(port), "bob2")
         bob2.say("after the restart")
         bob2.expect_event("message", text="after the restart")  # its echo: the room has it before alice is back
-        alice2, back = login(int(port), "alice", resume=welcome["token"], after=0)
+        alice2, back = resumable(int(port), "alice", resume=welcome["token"], after=0)
         assert back["resumed"]
         replayed = []
         while (event := alice2.event())["type"] != "caught_up":
@@ -427,13 +428,15 @@ def test_unusable_files_stop_the_server_with_one_line(tmp_path):
 
 def test_a_restart_right_after_a_start_never_reuses_ids(tmp_path):
     path = tmp_path / "room.sqlite3"
-    first = History(path)
-    handed_out = first.last_id + 5  # ids the room gave before any commit, then kill -9
-    first._jobs.put(("stop", None))  # the writer stops without writing anything more
-    first._thread.join(TIMEOUT)
-    first._db.close()
+    History(path).close()  # a first server, stopped cleanly: the next start follows on
+    script = ("import os, sys, pathlib; from chatroom.server.history import History; "
+              "print(History(pathlib.Path(sys.argv[1])).last_id, flush=True); os._exit(9)")
+    started = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+                             timeout=TIMEOUT * 2, cwd=ROOT)
+    handed_out = int(started.stdout) + 5  # ids the room gave before any commit, then the process died
     second = History(path)
     try:
         assert second.last_id > handed_out
+        assert second.gaps == [(1, second.last_id)]  # ids that no event has: not missed by anyone
     finally:
         second.close()

@@ -14,6 +14,9 @@ from chatroom.client.console.keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT,
     ("\x17", key.CTRL_W), ("\x1b\x7f", ALT_BACKSPACE), ("\x1b\x08", ALT_BACKSPACE), ("\x1bb", ALT_B),
     ("\x1bf", ALT_F), ("\x1b[1;5D", CTRL_LEFT), ("\x1b[1;3D", CTRL_LEFT), ("\x1bOd", CTRL_LEFT),
     ("\x1b[1;5C", CTRL_RIGHT), ("\x1b[1;3C", CTRL_RIGHT), ("\x1bOc", CTRL_RIGHT),
+    # Any modifiers that hold Ctrl or Alt (xterm's 1 + Shift 1, Alt 2, Ctrl 4) move by word; others do not.
+    ("\x1b[1;6D", CTRL_LEFT), ("\x1b[1;7C", CTRL_RIGHT), ("\x1b[1;5H", key.HOME), ("\x1b[1;2F", key.END),
+    ("\x1b[3;5~", key.DELETE), ("\x1b[3;3~", key.DELETE), ("\x1b[15;5~", "\x1b[15~"),
 ])
 def test_sequences(sequence, name):
     assert KeyDecoder().feed(sequence) == [name]

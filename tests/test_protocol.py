@@ -1,11 +1,13 @@
 """Framing, sanitizing and the JSON events, without sockets."""
 
+import json
+
 import pytest
 
 from chatroom.codecs import decode_event, encode_json
 from chatroom.protocol import (
     BadEncoding, Error, Found, Hello, Line, LineFramer, LineTooLong, Message, Private, ProtocolError, Users, is_hello,
-    parse_hello, sanitize,
+    parse_hello, parse_structured, sanitize,
 )
 
 
@@ -96,6 +98,20 @@ def test_one_decoder_reads_what_a_newer_version_adds_and_refuses_wrong_types():
             decode_event(bad)
 
 
+@pytest.mark.parametrize("ts", ["1e30", "NaN", "Infinity", "-Infinity", "1e999", "-1", "32503680001", "1" + "0" * 400])
+def test_a_time_that_cannot_be_shown_is_refused(ts):
+    """Python's json reads NaN, Infinity and 1e999; a time out of range passed the type check and then raised
+    where it was drawn (time.localtime), killing the console's loop and freezing the window."""
+    with pytest.raises(ProtocolError, match="ts is not"):
+        decode_event('{"type": "message", "seq": 7, "sender": "mallory", "text": "hi", "ts": ' + ts + "}")
+    assert decode_event('{"type": "message", "seq": 7, "sender": "a", "text": "hi", "ts": 0}').ts == 0
+
+
+def test_a_number_that_is_not_finite_is_refused_in_every_field():
+    with pytest.raises(ProtocolError, match="rate is not"):
+        decode_event('{"type": "welcome", "name": "a", "users": ["a"], "rate": NaN}')
+
+
 def test_a_found_answer_carries_messages_and_leaves_out_what_is_not_one():
     found = Found(query="lunch", messages=[Message(seq=3, sender="a", text="lunch?", ts=1.5)])
     assert decode_event(encode_json(found).decode()) == found
@@ -113,7 +129,11 @@ def test_hello():
 
 
 @pytest.mark.parametrize("bad", [
-    '{"type":"hello","name":"a","x":' + "[" * 2000 + "]" * 2000 + "}",  # RecursionError in the decoder
+    # Nested deeper than the protocol ever does: refused by our bound, not by the interpreter's recursion
+    # limit (3.11 refuses 2,000 levels with RecursionError, 3.13 parses them; both parse 100).
+    '{"type":"hello","name":"a","x":' + "[" * 100 + "]" * 100 + "}",
+    '{"type":"hello","name":"a","x":' + "[" * 2000 + "]" * 2000 + "}",
+    '{"type":"hello","name":"a","x":' + '{"a":' * 100_000 + "1" + "}" * 100_000 + "}",
     '{"type":"hello","name":"a","password":"\\ud800"}',  # a lone surrogate: not UTF-8, cannot be hashed
     '{"type":"hello","name":"\\udfff"}',
     '{"type":"hello","name":"a","version":true}',  # a bool is an int to isinstance
@@ -129,7 +149,20 @@ def test_hello_password_of_the_wrong_type_is_a_protocol_error():
         parse_hello('{"type":"hello","name":"a","password":5}')
 
 
-@pytest.mark.parametrize("line", ["[" * 100_000, '{"type": "message", "seq": ' + "9" * 5000 + "}"])
+@pytest.mark.parametrize("line", [
+    "[" * 100_000, '{"type": "message", "seq": ' + "9" * 5000 + "}",
+    '{"type": "message", "seq": 1, "sender": "a", "text": "b", "x": ' + "[" * 100 + "]" * 100 + "}",
+    '{"type": "message", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+])
 def test_a_hostile_servers_event_is_a_protocol_error_not_a_crash(line):
     with pytest.raises(ProtocolError):
         decode_event(line)
+
+
+def test_brackets_in_text_are_not_nesting():
+    text = "[[[{{{" * 100 + '\\"' + "]]]" * 50
+    line = json.dumps({"type": "hello", "name": "a", "password": text, "x": [[[[{"y": [1]}]]]]})
+    assert parse_hello(line).password == text
+    assert parse_structured(json.dumps({"type": "say", "text": text})) == text
+    with pytest.raises(ProtocolError):  # an unfinished string's brackets count: it is no JSON anyway
+        parse_hello('{"type":"hello","name":"a","x":"' + "[" * 100)

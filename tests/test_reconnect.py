@@ -8,26 +8,27 @@ misses does not depend on timing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient
+from conftest import TIMEOUT, JsonClient, in_file, wait_until
 from fakeserver import Relay
+from server_process import ServerProcess
 
 from chatroom.client.connection import connect, dialer, login
 from chatroom.client.loop import Background, Ended, Loop, Received
-from chatroom.client.session import OK, Notice
-from chatroom.protocol import CaughtUp, Hello
+from chatroom.client.session import OK, Notice, Timing
+from chatroom.protocol import CaughtUp, Hello, Message
+from chatroom.render import render
 
 pytest.importorskip("termios", reason="needs a pseudo-terminal (POSIX)")
 from client_process import PtyClient  # noqa: E402
-from server_process import ServerProcess  # noqa: E402
 
 
 @pytest.fixture
 def room(tmp_path: Path) -> Iterator[tuple[ServerProcess, Relay]]:
-    server = ServerProcess("--history", str(tmp_path / "room.sqlite3"), "-q")
+    server = ServerProcess(tmp_path / "room.sqlite3")
     relay = Relay(server.port)
     yield server, relay
     relay.close()
@@ -97,10 +98,10 @@ def test_after_a_kill_9_and_a_restart_the_client_comes_back_and_catches_up(room,
     bob = talker(server.port, "bob")
     say(bob, "m0")
     alice.shows("<bob> m0")
-    # The history writer answers a question after committing what came before it: m0 and the resume tokens
-    # are on disk now. (A kill within the ~100 ms before a commit may lose them, as docs/security.md says.)
-    bob.say("/history 500")  # more than the room has in memory, so the disk is asked
-    bob.expect_event("found")
+    # m0 and alice's resume token on disk (a kill within the ~100 ms before a commit may lose them, as
+    # docs/security.md says).
+    wait_until(lambda: in_file(server.history, "SELECT count(*) FROM events WHERE text = 'm0'") == 1
+               and in_file(server.history, "SELECT count(*) FROM tokens WHERE name = 'alice'") == 1)
     bob.close()
     alice.type("still typing")
     relay.hold()
@@ -151,8 +152,9 @@ def test_the_loop_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_th
     background.start()
 
     def next_item() -> object:
-        """The next event shown, or notice, past the session's views."""
-        while not isinstance(item := background.inbox.get(timeout=TIMEOUT * 2), (Received, Notice)):
+        """The next event shown, or notice, past the session's views and the lines of a new day."""
+        while not isinstance(item := background.inbox.get(timeout=TIMEOUT * 2), (Received, Notice)) or \
+                getattr(item, "role", "") == "day":
             pass
         return item.event if isinstance(item, Received) else item
 
@@ -188,3 +190,56 @@ def test_the_loop_comes_back_to_a_real_server_with_exactly_the_missed_ids_and_th
     while not isinstance(item := background.inbox.get(timeout=TIMEOUT), Ended):
         pass
     assert item == Ended(OK)
+
+
+def test_while_reconnecting_the_status_claims_no_user_count_and_enter_on_an_empty_line_tries_at_once(room, alice):
+    server, relay = room
+    relay.hold()
+    relay.cut()
+    alice.shows("-- connection lost; reconnecting in ")
+    status = f"alice · reconnecting · 127.0.0.1:{relay.port} · clear text"
+    alice.until(lambda client: client.screen.display[client.screen.cursor.y - 1].rstrip() == status)
+    relay.release()
+    alice.type("\r")
+    alice.shows("-- reconnecting now")
+    alice.shows("-- reconnected")
+
+
+def test_lines_queued_by_one_who_came_back_first_reach_one_who_comes_back_later_as_conversation(server):
+    """After a restart all clients reconnect, each in its own time: what the first says, the others get in their
+    replay, which the server marks `earlier`; it is no history from before they came, so no "(earlier)"."""
+    relays = {name: Relay(server.port) for name in ("amy", "bob")}
+    loops: dict[str, Background] = {}
+    try:
+        for name, relay in relays.items():
+            hello = Hello(name, reconnect=True)
+            connection = connect("127.0.0.1", relay.port, hello)
+            loops[name] = Background(Loop(connection, login(connection, hello), dialer("127.0.0.1", relay.port, None),
+                                          timing=Timing(first_delay=0.05, most_delay=0.2)))
+            loops[name].start()
+        amy, bob = loops["amy"], loops["bob"]
+        until_item(amy, lambda item: isinstance(item, Received) and getattr(item.event, "name", "") == "bob")
+        for relay in relays.values():
+            relay.hold()
+            relay.cut()
+        until_item(amy, lambda item: isinstance(item, Notice) and item.text.startswith("-- connection lost"))
+        amy.send("queued while away")
+        relays["amy"].release()
+        until_item(amy, lambda item: isinstance(item, Received) and getattr(item.event, "text", "") == "queued while "
+                   "away" and not item.event.earlier)  # its echo: the server has it
+        relays["bob"].release()
+        replayed = until_item(bob, lambda item: isinstance(item, Received) and isinstance(item.event, Message))
+        assert replayed.event.text == "queued while away" and not replayed.event.earlier
+        assert "(earlier)" not in render(replayed.event, "bob")
+    finally:
+        for background in loops.values():
+            background.quit()
+            background.join(TIMEOUT)
+        for relay in relays.values():
+            relay.close()
+
+
+def until_item(background: Background, wanted: Callable[[object], bool]) -> object:
+    while not wanted(item := background.inbox.get(timeout=TIMEOUT * 2)):
+        pass
+    return item

@@ -4,8 +4,13 @@ import time
 
 import pytest
 
-from chatroom.protocol import Bye, Error, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome
-from chatroom.render import NAME_COLORS, PLAIN, Theme, color_rgb, name_color, render, wants_attention
+from chatroom.protocol import (
+    Bye, CaughtUp, Error, Found, Help, Joined, Left, Message, Private, Renamed, Shutdown, Users, Welcome,
+)
+from chatroom.render import (
+    NAME_COLORS, NAME_HUES, PLAIN, NameSlots, Theme, attention, clock, color_rgb, day_line, name_color,
+    render,
+)
 
 TS = time.mktime((2026, 11, 22, 14, 2, 0, 0, 0, -1))
 COLORS = Theme(time="<t>", system="<s>", error="<e>", private="<p>", earlier="<old>", own="<me>",
@@ -68,13 +73,13 @@ def test_network_text_is_sanitized():
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
 
 
-def test_bell_for_private_messages_and_mentions():
-    assert wants_attention(Private(seq=1, sender="alice", to="bob", text="x"), "bob")
-    assert not wants_attention(Private(seq=1, sender="bob", to="alice", text="x"), "bob")
-    assert wants_attention(Message(seq=1, sender="alice", text="hey Bob, look"), "bob")
-    assert not wants_attention(Message(seq=1, sender="alice", text="bobsleigh"), "bob")
-    assert not wants_attention(Message(seq=1, sender="bob", text="I am bob"), "bob")
-    assert not wants_attention(Message(seq=1, sender="alice", text="bob", earlier=True), "bob")
+def test_private_messages_and_mentions_want_attention_each_as_what_it_is():
+    assert attention(Private(seq=1, sender="alice", to="bob", text="x"), "bob") == "private"
+    assert attention(Private(seq=1, sender="bob", to="alice", text="x"), "bob") is None
+    assert attention(Message(seq=1, sender="alice", text="hey Bob, look"), "bob") == "mention"
+    assert attention(Message(seq=1, sender="alice", text="bobsleigh"), "bob") is None
+    assert attention(Message(seq=1, sender="bob", text="I am bob"), "bob") is None
+    assert attention(Message(seq=1, sender="alice", text="bob", earlier=True), "bob") is None
 
 
 def test_a_line_that_mentions_me_is_highlighted_whole_and_plain_text_stays_plain():
@@ -86,7 +91,7 @@ def test_a_line_that_mentions_me_is_highlighted_whole_and_plain_text_stays_plain
     assert "<hl>" not in render(Message(seq=1, sender="bob", text="I am bob", ts=TS), me="bob", theme=COLORS)
     assert "<hl>" not in render(Message(seq=1, sender="alice", text="hi bob", earlier=True, ts=TS), me="bob",
                                 theme=COLORS)
-    assert not wants_attention(Message(seq=1, sender="alice", text="hi", ts=TS), "")
+    assert attention(Message(seq=1, sender="alice", text="hi", ts=TS), "") is None
 
 
 COMMON_NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
@@ -107,9 +112,55 @@ def test_color_rgb_for_a_window():
     assert color_rgb(209) == "#ff875f"
 
 
-def test_the_catch_up_marker_counts_what_was_missed():
-    from chatroom.protocol import CaughtUp
-    assert render(CaughtUp(count=12, ts=0)).endswith("-- — 12 messages while you were away —")
+def test_the_catch_up_marker_counts_what_was_missed_and_is_one_marker():
+    assert render(CaughtUp(count=12, ts=TS)) == "[14:02] — 12 messages while you were away —"
+    assert render(CaughtUp(count=0, ts=TS), theme=COLORS) == "<t>[14:02]</> <s>— nothing new while you were away —</>"
     assert render(CaughtUp(count=1, ts=0)).endswith("— 1 message while you were away —")
     assert render(CaughtUp(count=0, ts=0)).endswith("— nothing new while you were away —")
     assert "3 older events could not be replayed" in render(CaughtUp(count=5, missing=3, ts=0))
+
+
+@pytest.mark.parametrize("ts", [1e30, float("nan"), float("inf"), -1e20])
+def test_a_time_that_cannot_be_shown_is_drawn_as_dashes_not_an_error(ts):
+    assert clock(ts) == "--:--"
+    assert render(Message(seq=1, sender="alice", text="hi", ts=ts)) == "[--:--] <alice> hi"
+
+
+def test_two_names_here_get_colors_of_hues_apart_while_the_palette_has_room():
+    clashing = ("bob", "carol")  # their hashes pick neighbouring greens of the palette
+    assert abs(NAME_HUES[NAME_COLORS.index(name_color("bob"))] - NAME_HUES[NAME_COLORS.index(name_color("carol"))]) < 45
+    slots = NameSlots(len(NAME_COLORS), NAME_HUES)
+    slots.here(clashing)
+    assert slots.slot("bob") == NAME_COLORS.index(name_color("bob"))  # the first keeps its own
+    hues = [NAME_HUES[slots.slot(name)] for name in clashing]
+    assert min(abs(hues[0] - hues[1]), 360 - abs(hues[0] - hues[1])) >= 45
+    slots.here(COMMON_NAMES[:6])  # six names, six hues at least 45 degrees apart
+    taken = [NAME_HUES[slots.slot(name)] for name in COMMON_NAMES[:6]]
+    assert all(min(abs(a - b), 360 - abs(a - b)) >= 45 for index, a in enumerate(taken) for b in taken[index + 1:])
+    slots.here(COMMON_NAMES)  # 20 names: hues meet, but no two names have the same color
+    assert len({slots.slot(name) for name in COMMON_NAMES}) == 20
+    exact = NameSlots(3)  # without hues, only the same color counts
+    exact.here(["a", "b", "c"])
+    assert sorted(exact.slot(name) for name in "abc") == [0, 1, 2]
+
+
+def test_a_theme_keeping_names_apart_colors_by_its_slots():
+    theme = Theme(palette=("<c1>", "<c2>"), reset="</>").keeping_names_apart()
+
+    def color(name: str) -> str:
+        return theme.name(name).removesuffix(f"{name}</>")
+
+    clash = next(name for name in COMMON_NAMES if color(name) == color("bob") and name != "bob")
+    theme.slots.here(["bob", clash])
+    assert color("bob") != color(clash)
+    assert PLAIN.keeping_names_apart() is PLAIN
+
+
+def test_day_lines_and_old_answers_carry_their_dates():
+    tuesday = time.mktime((2026, 12, 1, 9, 17, 0, 0, 0, -1))
+    assert day_line(tuesday) == "— Tuesday 1 December —"
+    wednesday = tuesday + 86_400
+    found = Found(query=None, messages=[Message(1, "bob", "old", ts=tuesday), Message(2, "bob", "older", ts=tuesday),
+                                        Message(3, "cy", "new", ts=wednesday)])
+    assert render(found).split("\n") == ["The last messages (3):", "— Tuesday 1 December —", "[09:17] <bob> old",
+                                         "[09:17] <bob> older", "— Wednesday 2 December —", "[09:17] <cy> new"]

@@ -22,7 +22,7 @@ def test_memory_keeps_the_latest_events_by_count_and_by_bytes():
     recent = Recent(Config(catchup=3), [message(seq) for seq in range(1, 6)])
     assert recent.oldest_id() == 3
     big = message(6, "x" * 1000)
-    recent = Recent(Config(catchup_bytes=wire_bytes(big) + 200), [message(1), message(2), big])
+    recent = Recent(Config(catchup_bytes=wire_bytes(big) + wire_bytes(message(2))), [message(1), message(2), big])
     assert recent.oldest_id() == 2
 
 
@@ -36,16 +36,17 @@ def test_a_newcomer_sees_the_latest_messages_marked_earlier_oldest_first():
 def test_a_returning_client_gets_what_it_missed_then_what_waited_then_the_count():
     recent = Recent(Config(), [message(5), Reconnecting(seq=6, name="alice"), message(7)])
     waiting = [Private(seq=8, sender="bob", to="alice", text="psst")]
-    replay = recent.catch_up(5, "alice", waiting, latest=8, counted=None)
+    replay = recent.catch_up(5, "alice", waiting, newest=8, gaps=[])
     assert [getattr(e, "seq", None) for e in replay] == [7, 8, None]
     assert replay[0].earlier and replay[-1] == CaughtUp(count=2, missing=0, ts=replay[-1].ts)
 
 
-def test_what_memory_no_longer_holds_is_counted_on_disk_or_bounded_by_the_ids():
+def test_what_memory_no_longer_holds_is_counted_from_the_ids_less_the_ids_no_event_has():
     recent = Recent(Config(), [message(10)])
-    assert recent.catch_up(2, "alice", [], latest=10, counted=4)[-1].missing == 4
-    assert recent.catch_up(2, "alice", [], latest=10, counted=None)[-1].missing == 7  # ids 3 to 9
-    assert Recent(Config()).catch_up(2, "alice", [], latest=10, counted=None)[-1].missing == 8
+    assert recent.catch_up(2, "alice", [], newest=10, gaps=[])[-1].missing == 7  # ids 3 to 9
+    assert recent.catch_up(2, "alice", [], newest=10, gaps=[(4, 5), (8, 20)])[-1].missing == 3  # 3, 6, 7
+    assert recent.catch_up(9, "alice", [], newest=10, gaps=[])[-1].missing == 0
+    assert Recent(Config()).catch_up(2, "alice", [], newest=10, gaps=[(1, 4)])[-1].missing == 6  # 5 to 10
 
 
 def test_an_answer_has_each_message_once_oldest_first():
@@ -66,9 +67,10 @@ def test_private_messages_wait_up_to_a_bound_and_bounce_with_a_preview():
     alice = member()
     assert grace.cannot_hold(alice) is None  # here: delivered, not held
     alice.away_until = 10.0
+    bob = member()
     for seq in range(grace.HELD_PRIVATES):
-        assert grace.hold(alice, Private(seq=seq, sender="bob", to="alice", text="y" * 50)).code == "held"
+        assert grace.hold(alice, bob, Private(seq=seq, sender="bob", to="alice", text="y" * 50)).code == "held"
     assert grace.cannot_hold(alice).code == "not_delivered"
-    sender, notice = next(grace.bounced(alice))
-    assert sender == "bob" and f'"{"y" * 39}…"' in notice.message
+    sender, notice = next(grace.bounced(alice, "alice did not come back in time"))
+    assert sender == bob.session and f'"{"y" * 39}…"' in notice.message
     assert grace.expired([alice], 9.9) == [] and grace.expired([alice], 10.0) == [alice]

@@ -47,7 +47,7 @@ def test_not_a_terminal_means_plain_lines_and_no_escape_codes():
 
 
 def test_colors_on_and_off():
-    assert make(True, colors=True)[0].theme is COLORS_16
+    assert make(True, colors=True)[0].theme.palette == COLORS_16.palette
     assert make(True, colors=False)[0].theme is PLAIN
 
 
@@ -95,3 +95,23 @@ def test_close_clears_the_input_line_and_resets_colors():
     screen, out = make(True, text="unsent")
     screen.close()
     assert out.getvalue() == "\r\x1b[0J\x1b[0m"
+
+
+def test_a_changed_size_paints_the_latest_text_anew_at_the_new_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("LINES", "6")
+    screen, out = make(True, text="draft")
+    screen.status = "amy · connected · 2 users · 127.0.0.1:9100 · clear text"
+    for number in range(3):
+        screen.show(render(Message(seq=number, sender="alice", text=f"{number} " + "word " * 10, ts=0), "bob"))
+    monkeypatch.setenv("COLUMNS", "30")  # narrowed: the next draw, whatever asks for it, paints it all anew
+    out.seek(0)
+    out.truncate()
+    screen.redraw()
+    painted = out.getvalue()
+    assert painted.startswith("\x1b[1;1H") and painted.count("amy · connected") == 1
+    rows = [row.removeprefix("\x1b[2K") for row in painted.removeprefix("\x1b[1;1H").split("\n")]
+    body = rows[:4]  # six rows: four of text (the latest), the status line, the input line
+    assert len(rows) == 6 and body[0].startswith("[00:00] <alice> 2 ") and rows[-1].endswith("> draft")
+    assert all(row.startswith(" " * 14) and row[14] != " " for row in body[1:])  # indented (half the width)
+    assert all(text_width(row) <= 29 for row in body)

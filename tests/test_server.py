@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient, PlainClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, wait_until, wine_limit
 
 from chatroom import render
 from chatroom.server.config import Config
@@ -258,7 +258,8 @@ def test_unicode_passes_untouched(trio):
     assert bob.expect_event("message")["text"] == text
 
 
-@pytest.mark.parametrize("how", ["quit", "close", "reset"])
+@pytest.mark.parametrize("how", [
+    "quit", "close", pytest.param("reset", marks=wine_limit("Wine reads a TCP reset as the end of the stream"))])
 def test_cleanup_hook_runs_exactly_once(make_server, caplog, how):
     caplog.set_level(logging.INFO, logger="chatroom.server")
     server = make_server()
@@ -442,8 +443,8 @@ def test_a_pasted_block_is_one_message_verbatim_in_both_modes(clients):
     sender.send(json.dumps({"type": "say", "text": block}) + "\n")
     expected = "@dataclass\nclass A:\n    x: int = 1  # if a > b\n/quit\n[31m/* c */"
     assert json_reader.expect_event("message")["text"] == expected
-    first = plain_reader.expect(lambda line: "<alice>" in line)
-    indent = " " * first.index("@dataclass")
+    assert plain_reader.expect(lambda line: "<alice>" in line).endswith("<alice> @dataclass")
+    indent = "  "  # plain text indents a block's further lines by two spaces (few bytes: see codecs.py)
     assert [plain_reader.line() for _ in range(4)] == [indent + "class A:", indent + "    x: int = 1  # if a > b",
                                                         indent + "/quit", indent + "[31m/* c */"]
     assert sender.expect_event("message")["sender"] == "alice"  # and alice is still here: /quit was text

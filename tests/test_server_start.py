@@ -20,6 +20,12 @@ def data_dir_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "XDG_DATA_HOME": str(tmp_path), "HOME": str(tmp_path), "LOCALAPPDATA": str(tmp_path)}
 
 
+def default_history(tmp_path: Path, port: str) -> list[str]:
+    """No --history: the default file in the data directory of data_dir_env. Windows' known folder for local
+    application data does not follow the environment, so there the same file is named."""
+    return ["--history", str(tmp_path / f"room-{port}.sqlite3")] if os.name == "nt" else []
+
+
 def history_files(tmp_path: Path) -> list[str]:
     return sorted(path.name for path in tmp_path.rglob("room-*"))
 
@@ -34,11 +40,11 @@ def test_a_second_server_on_the_same_port_is_told_about_the_port_not_the_history
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    first = subprocess.Popen([sys.executable, str(ROOT / "server.py"), port], cwd=ROOT, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([sys.executable, str(ROOT / "server.py"), port, *default_history(tmp_path, port)],
+                             cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert "listening" in first.stdout.readline()
-        second = start(port, env=env)
+        second = start(port, *default_history(tmp_path, port), env=env)
     finally:
         with first:
             first.terminate()
@@ -51,7 +57,7 @@ def test_a_second_server_on_the_same_port_is_told_about_the_port_not_the_history
 def test_a_port_in_use_leaves_no_history_file(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = str(taken.getsockname()[1])
-        result = start(port, env=data_dir_env(tmp_path))
+        result = start(port, *default_history(tmp_path, port), env=data_dir_env(tmp_path))
     assert result.returncode == 2 and "already in use" in result.stderr
     assert history_files(tmp_path) == []
 

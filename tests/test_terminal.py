@@ -9,20 +9,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TIMEOUT
-from test_winconsole import VK_C, VK_LEFT, VK_RETURN, alt_numpad, pasted, press, shifted, typed
+from winrecords import CTRL_C, ENTER, LEFT, alt_numpad, as_json, pasted, shifted, typed
 
 from chatroom.client import main as app
 from chatroom.client.console import terminal
-from chatroom.client.console.terminal import INPUT_RECORD, KEY_EVENT_RECORD, plain_record
 from chatroom.client.console.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, NUMLOCK_ON, WINDOW_BUFFER_SIZE_EVENT, KeyRecord,
-    OtherRecord,
+    FOCUS_EVENT, INPUT_RECORD, KEY_EVENT_RECORD, LEFT_ALT_PRESSED, NUMLOCK_ON, WINDOW_BUFFER_SIZE_EVENT, KeyRecord,
+    OtherRecord, plain_record,
 )
 
 VK_OEM_MINUS = 0xBD
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (POSIX); on Windows test_wine_client.py "
+                                                   "draws through colorama in a console")
+def test_a_terminal_behind_coloramas_converter_is_still_a_terminal():
+    # A console without VT processing gets colorama's AnsiToWin32 in sys.stdout, which has no isatty.
+    import os
+
+    import colorama
+    controller, tty = os.openpty()
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        with open(tty, "w") as stream, open(writing, "w") as pipe:
+            assert terminal.is_terminal(colorama.AnsiToWin32(stream, convert=True))
+            assert not terminal.is_terminal(colorama.AnsiToWin32(pipe, convert=True))
+    finally:
+        os.close(controller)
 
 
 def test_input_record_has_the_win32_layout():
@@ -51,6 +69,7 @@ def test_other_records_keep_only_their_kind():
     assert plain_record(record_from_bytes(resize)) == OtherRecord(0x4)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="readchar's POSIX half needs termios, which Windows' Python lacks")
 def test_cygwin_and_msys_load_readchars_posix_half():
     # readchar picks its msvcrt reader for sys.platform "cygwin" (MSYS2's Python says "cygwin" too).
     # (ctypes is imported first: on this OS it would look for Cygwin's libpython DLL.)
@@ -89,11 +108,6 @@ SIMULATOR = ROOT / "tests" / "winconsole_sim.py"
 COOKED_MODES = {"100": 0x1F7, "101": 0x7}  # what winconsole_sim's console starts with
 
 
-def as_json(records) -> str:
-    return json.dumps([[int(r.down), r.virtual_key, r.char, r.state, r.repeat] if isinstance(r, KeyRecord)
-                       else [r.kind] for r in records])
-
-
 def run_windows_client(port: int, records, tmp_path: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(SIMULATOR), as_json(records), str(tmp_path / "modes.json"),
                              "127.0.0.1", str(port), "alice", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -114,13 +128,10 @@ def test_windows_path_types_accents_arrows_alt_codes_and_a_paste_and_restores_th
                                                                                           tmp_path):
     bob = clients()
     bob.login("bob")
-    left = press(VK_LEFT, state=ENHANCED_KEY)
-    enter = press(VK_RETURN, "\r")
-    ctrl_c = press(VK_C, "\x03", LEFT_CTRL_PRESSED)
-    script = (typed("voilà tout") + left + shifted(VK_OEM_MINUS, "_") + enter
-              + [OtherRecord(FOCUS_EVENT)] + typed("à") + left + typed("b") + enter
-              + alt_numpad(0xE9, "0233") + pasted("’😀") + [OtherRecord(WINDOW_BUFFER_SIZE_EVENT)] + enter
-              + ctrl_c)
+    script = (typed("voilà tout") + LEFT + shifted(VK_OEM_MINUS, "_") + ENTER
+              + [OtherRecord(FOCUS_EVENT)] + typed("à") + LEFT + typed("b") + ENTER
+              + alt_numpad(0xE9, "0233") + pasted("’😀") + [OtherRecord(WINDOW_BUFFER_SIZE_EVENT)] + ENTER
+              + CTRL_C)
     client = run_windows_client(server.port, script, tmp_path)
     try:
         assert bob.expect_event("message", sender="alice", timeout=TIMEOUT * 2)["text"] == "voilà tou_t"
@@ -136,7 +147,7 @@ def test_windows_path_types_accents_arrows_alt_codes_and_a_paste_and_restores_th
 def test_windows_path_restores_the_console_when_the_server_goes(server, clients, tmp_path):
     bob = clients()
     bob.login("bob")
-    client = run_windows_client(server.port, typed("hi") + press(VK_RETURN, "\r"), tmp_path, "--no-reconnect")
+    client = run_windows_client(server.port, typed("hi") + ENTER, tmp_path, "--no-reconnect")
     try:
         assert bob.expect_event("message", sender="alice", timeout=TIMEOUT * 2)["text"] == "hi"
         server.shutdown()

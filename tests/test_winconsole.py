@@ -1,61 +1,20 @@
-"""The Windows console record decoder, fed record sequences shaped as Windows produces them.
-
-The shapes follow the Win32 KEY_EVENT_RECORD documentation and microsoft/terminal's EventSynthesis.cpp
-(SynthesizeKeyboardEvents, SynthesizeNumpadEvents): a key-down and a key-up per key, modifiers as keys
-of their own, Alt+numpad characters on the Alt key-up. They run on every OS.
-"""
+"""The Windows console record decoder, fed record sequences shaped as Windows produces them (winrecords.py).
+They run on every OS."""
 
 import pytest
 from readchar import key
-
-from chatroom.client.console.winconsole import (
-    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, NUMLOCK_ON, RESIZE,
-    RIGHT_ALT_PRESSED, SHIFT_PRESSED, VK_CANCEL, VK_MENU, WINDOW_BUFFER_SIZE_EVENT, ConsoleDecoder, KeyRecord,
-    OtherRecord,
+from winrecords import (
+    ALT_BACKSPACE, CTRL_LEFT, CTRL_RIGHT, UP, VK_B, VK_BACK, VK_C, VK_CONTROL, VK_DELETE, VK_DOWN, VK_END, VK_ESCAPE,
+    VK_F, VK_F1, VK_HOME, VK_LEFT, VK_OEM_2, VK_Q, VK_RETURN, VK_RIGHT, VK_SHIFT, VK_UP, VK_W, alt_numpad, held,
+    pasted, press, shifted, typed,
 )
 
-VK_BACK, VK_RETURN, VK_SHIFT, VK_CONTROL, VK_ESCAPE = 0x08, 0x0D, 0x10, 0x11, 0x1B
-VK_END, VK_HOME, VK_LEFT, VK_UP, VK_DOWN, VK_DELETE = 0x23, 0x24, 0x25, 0x26, 0x28, 0x2E
-VK_0, VK_C, VK_Q, VK_NUMPAD0, VK_F1, VK_OEM_2 = 0x30, 0x43, 0x51, 0x60, 0x70, 0xBF
-
-
-def press(vk: int, char: str = "", state: int = 0) -> list[KeyRecord]:
-    """One key down and up, as the console reports a typed key (the key-up repeats the character)."""
-    unit = ord(char) if char else 0
-    return [KeyRecord(True, vk, unit, state), KeyRecord(False, vk, unit, state)]
-
-
-def shifted(vk: int, char: str) -> list[KeyRecord]:
-    return [KeyRecord(True, VK_SHIFT, 0, SHIFT_PRESSED), *press(vk, char, SHIFT_PRESSED),
-            KeyRecord(False, VK_SHIFT, 0, 0)]
-
-
-def alt_numpad(unit: int, digits: str) -> list[KeyRecord]:
-    """SynthesizeNumpadEvents: Alt down, the digits down and up with no character, the character on Alt up."""
-    records = [KeyRecord(True, VK_MENU, 0, LEFT_ALT_PRESSED)]
-    for digit in digits:
-        records += press(VK_NUMPAD0 + int(digit), state=LEFT_ALT_PRESSED | NUMLOCK_ON)
-    return records + [KeyRecord(False, VK_MENU, unit, NUMLOCK_ON)]
-
-
-def pasted(text: str) -> list[KeyRecord]:
-    """A paste of characters the layout cannot type: each UTF-16 unit synthesized as Alt+numpad.
-    The digits are the OEM code page's byte for the character ('?' = 63 when it has none)."""
-    units = text.encode("utf-16-le", "surrogatepass")
-    return [record for index in range(0, len(units), 2)
-            for record in alt_numpad(int.from_bytes(units[index:index + 2], "little"), "63")]
-
-
-def typed(text: str) -> list[KeyRecord]:
-    """Lower-case letters and spaces on a US layout; "à" is the 0 key on a French AZERTY layout."""
-    records = []
-    for ch in text:
-        vk = VK_0 if ch == "à" else 0x20 if ch == " " else ord(ch.upper())
-        records += press(vk, ch)
-    return records
-
-
-UP = press(VK_UP, state=ENHANCED_KEY)
+from chatroom.client.console.editor import LineEditor
+from chatroom.client.console.keys import RESIZE, KeyDecoder
+from chatroom.client.console.winconsole import (
+    ENHANCED_KEY, FOCUS_EVENT, LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, MENU_EVENT, MOUSE_EVENT, RIGHT_ALT_PRESSED,
+    SHIFT_PRESSED, VK_CANCEL, VK_MENU, WINDOW_BUFFER_SIZE_EVENT, ConsoleDecoder, KeyRecord, OtherRecord,
+)
 
 
 def decode(records) -> list[str]:
@@ -128,7 +87,7 @@ def test_ctrl_break_if_it_reaches_the_buffer_quits_like_ctrl_c():
 @pytest.mark.parametrize("records, name", [
     (press(VK_RETURN, "\r"), key.CR),
     (press(VK_RETURN, "\r", ENHANCED_KEY), key.CR),  # the numpad's Enter
-    (press(VK_BACK, "\b"), "\b"),
+    (press(VK_BACK, "\b"), key.BACKSPACE),
     (press(VK_DELETE, state=ENHANCED_KEY), key.DELETE),
     (press(VK_HOME, state=ENHANCED_KEY), key.HOME),
     (press(VK_END, state=ENHANCED_KEY), key.END),
@@ -191,3 +150,42 @@ def test_mouse_focus_and_menu_records_are_ignored_and_a_resize_asks_for_a_redraw
     from chatroom.client.console.editor import LineEditor
     editor = LineEditor()
     assert editor.feed(RESIZE) is None and editor.text == ""
+
+
+def edited(records: list[KeyRecord]) -> tuple[str, int]:
+    """What the editor holds after these records, and where its cursor is."""
+    editor = LineEditor()
+    for pressed in decode(records):
+        editor.feed(pressed)
+    return editor.text, editor.cursor
+
+
+def test_ctrl_left_and_right_move_by_word():
+    assert edited(typed("abc def") + CTRL_LEFT + press(0x58, "X", SHIFT_PRESSED))[0] == "abc Xdef"
+    assert edited(typed("abc def") + press(VK_HOME, state=ENHANCED_KEY) + CTRL_RIGHT) == ("abc def", 3)
+
+
+def test_alt_backspace_deletes_a_word():
+    assert edited(typed("abc def") + ALT_BACKSPACE) == ("abc ", 4)
+
+
+# The same key from a terminal (xterm's bytes) and from the console (its records): one name for the editor.
+SAME_KEYS = [
+    ("\x1b[1;5D", CTRL_LEFT),
+    ("\x1b[1;5C", CTRL_RIGHT),
+    ("\x1b[1;3D", held(LEFT_ALT_PRESSED, press(VK_LEFT, state=LEFT_ALT_PRESSED | ENHANCED_KEY))),
+    ("\x1b[1;3C", held(LEFT_ALT_PRESSED, press(VK_RIGHT, state=LEFT_ALT_PRESSED | ENHANCED_KEY))),
+    ("\x1b\x7f", ALT_BACKSPACE),
+    ("\x1bb", held(LEFT_ALT_PRESSED, press(VK_B, "b", LEFT_ALT_PRESSED))),
+    ("\x1bf", held(LEFT_ALT_PRESSED, press(VK_F, "f", LEFT_ALT_PRESSED))),
+    ("\x17", held(LEFT_CTRL_PRESSED, press(VK_W, "\x17", LEFT_CTRL_PRESSED))),
+    ("\x1b[1;2D", [KeyRecord(True, VK_SHIFT, 0, SHIFT_PRESSED), *press(VK_LEFT, state=SHIFT_PRESSED | ENHANCED_KEY)]),
+    ("\x1b[1;5A", held(LEFT_CTRL_PRESSED, press(VK_UP, state=LEFT_CTRL_PRESSED | ENHANCED_KEY))),
+    ("\x1b[3~", press(VK_DELETE, state=ENHANCED_KEY)),
+    ("\x1b[H", press(VK_HOME, state=ENHANCED_KEY)),
+]
+
+
+@pytest.mark.parametrize("sequence, records", SAME_KEYS, ids=[repr(sequence) for sequence, _ in SAME_KEYS])
+def test_a_key_has_one_name_from_a_terminal_and_from_the_console(sequence, records):
+    assert decode(records) == KeyDecoder().feed(sequence)

@@ -5,7 +5,8 @@ GetConsoleMode fails on what is no console, WaitForSingleObject on the input han
 is there, ReadConsoleInputW fills INPUT_RECORDs. The input records (argv[1], JSON: [down, vk, char, state,
 repeat] for a key, [event_type] for another record) become readable once the client has switched line
 input off. At exit every console mode is written to argv[2] as JSON. The rest of argv goes to main().
-This checks terminal.py's Windows code, not Windows: the CI's ConPTY test does that.
+This checks windows.py and terminal.py, not Windows: test_wine_client.py (a Windows CPython under Wine) and
+the CI's ConPTY test do that.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ ctypes.WinDLL = lambda name, use_last_error=False: kernel32  # type: ignore[attr
 ctypes.WinError = lambda code=None: OSError(code, "simulated")  # type: ignore[attr-defined]
 ctypes.get_last_error = lambda: 6  # type: ignore[attr-defined]
 sys.modules["msvcrt"] = types.SimpleNamespace(get_osfhandle=lambda fd: {0: STDIN, 1: STDOUT, 2: STDERR}[fd])
-signal.SIGBREAK = signal.SIGUSR2  # type: ignore[attr-defined]
+if not hasattr(signal, "SIGBREAK"):  # Windows' Ctrl+Break, which the client ends on: another signal elsewhere
+    signal.SIGBREAK = signal.SIGUSR2  # type: ignore[attr-defined]
 
 
 class Console:

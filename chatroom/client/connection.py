@@ -1,8 +1,9 @@
 """The client's connection to the server: a socket read as lines and events; connect (with TLS), login, and an
 `Attempt` that does both in a thread of its own.
 
-Blocking reads with timeouts serve the login (the console's start, the connect dialog's thread, a reconnect);
-after it the loop (loop.py) reads only what select says has arrived.
+Blocking reads and writes with timeouts serve the login (the console's start, the connect dialog's thread, a
+reconnect); after it the loop (loop.py) makes the socket non-blocking: it reads what select says has arrived,
+and what the socket cannot take at once waits in `unsent` until select says it can.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from ..protocol import (
 from .session import FAILED, Refusal
 
 CONNECT_TIMEOUT = 10.0  # seconds for the connect, the greeting and each answer of the login
+# Bytes the socket has not taken, past which the connection counts as lost: far beyond what a live server
+# leaves waiting (the session paces lines to its rate, the system's buffer holds more), bounded all the same.
+UNSENT_LIMIT = 1024 * 1024
+TLS_RECORD = 16 * 1024  # the most one TLS send takes: a record at a time, so a partial send shows progress
 NAME_PROBLEMS = ("name_taken", "name_invalid", "name_lookalike", "name_reserved")
 PASSWORD_PROBLEMS = ("password_required", "wrong_password")
 
@@ -59,33 +64,62 @@ class Connection:
         self.said = ""  # the last line that was not an event: the server's words before it hung up
         self.hello: Hello | None = None  # the last hello sent: a reconnect says the same password
         self.banner = ""  # the server's greeting, after the protocol's name
+        self.unsent = b""  # written, not taken by the socket yet: the loop waits for it to be writable
+        self._progress = 0.0  # when the socket last took bytes of `unsent`, or `unsent` began
 
     def close(self) -> None:
         self.closed = True
         self.sock.close()
 
-    def send_line(self, text: str) -> None:
-        self._send(text.encode() + b"\n")
+    def send_line(self, text: str, now: float = 0.0) -> None:
+        """Write a line, `now` on the loop's clock: what the socket does not take at once waits in `unsent`."""
+        self._send(text.encode() + b"\n", now)
 
     def send_hello(self, hello: Hello) -> None:
         self.hello = hello
-        self._send(hello.encode())
+        self._send(hello.encode(), 0.0)  # during the login: the socket blocks, so it takes all
 
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass  # a closed connection shows up as EOF on the next read
+    def _send(self, data: bytes, now: float) -> None:
+        if not self.unsent:
+            self._progress = now
+        self.unsent += data
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Send what the socket takes without waiting (all of it while the socket blocks, in the login)."""
+        while self.unsent:
+            try:
+                sent = self.sock.send(self.unsent[:TLS_RECORD])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return
+            except OSError:
+                self.unsent = b""  # a closed connection shows up as EOF on the next read
+                return
+            self.unsent = self.unsent[sent:]
+            self._progress = now
+
+    def stuck(self, now: float, window: float) -> bool:
+        """The socket has taken none of our bytes for `window` seconds, or more than UNSENT_LIMIT wait: a server
+        that reads nothing (a partition: the system would retry for many minutes) is as lost as a closed one."""
+        return len(self.unsent) > UNSENT_LIMIT or (bool(self.unsent) and now - self._progress >= window)
 
     def fill(self) -> None:
         """Read what has arrived, waiting up to the socket's timeout if nothing has; sets `closed` at the end
-        of the connection. A TimeoutError goes to the caller: a silent server is not a closed connection."""
+        of the connection, and when the system gives up on it (a reset, a host unreachable, the kernel's own
+        timeout). A TimeoutError goes to the caller only when our timeout (a login's wait) ran out: a silent
+        server is not a closed connection."""
         try:
             data = self.sock.recv(65536)
             pending = getattr(self.sock, "pending", None)  # TLS may hold more decrypted bytes
             while pending and pending() and (more := self.sock.recv(65536)):
                 data += more
-        except (ConnectionError, ssl.SSLError):
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # nothing after all (a TLS record not whole yet): the loop waits for more
+        except TimeoutError:
+            if self.sock.gettimeout():
+                raise
+            data = b""  # ETIMEDOUT with no timeout of ours: the server vanished with our bytes unacknowledged
+        except OSError:
             data = b""
         if not data:
             self.closed = True
@@ -247,24 +281,25 @@ class Attempt:
     """One connect and login in a thread of its own: they may take seconds, and the caller's thread goes on
     meanwhile (the loop answering keys, Tk drawing). `result` is the connection with its welcome, or the
     ClientError that ended the attempt (a Refused among them; any other failure becomes one too, so an
-    attempt always ends); `on_done` is called from the attempt's thread once it is set. A connection that
-    arrives after `abandon` is closed: the one who asked has gone."""
+    attempt always ends); `on_done` is called with the attempt, from its thread, once it is set, unless it was
+    abandoned by then. A connection that arrives after `abandon` is closed: the one who asked has gone."""
 
-    def __init__(self, dial: Dial, hello: Hello, on_done: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, dial: Dial, hello: Hello, on_done: Callable[[Attempt], None] = lambda attempt: None) -> None:
         self.done = threading.Event()
         self.result: Login | ClientError | None = None
         self._lock = threading.Lock()
         self._abandoned = False
         threading.Thread(target=self._run, args=(dial, hello, on_done), name="chatroom-connect", daemon=True).start()
 
-    def _run(self, dial: Dial, hello: Hello, on_done: Callable[[], None]) -> None:
+    def _run(self, dial: Dial, hello: Hello, on_done: Callable[[Attempt], None]) -> None:
         result: Login | ClientError = ClientError("the connection attempt stopped")
         try:
             result = self._log_in(dial, hello)
         except ClientError as exc:
             result = exc
-        except Exception as exc:  # a failure the login does not expect (a socket error, a bug): this attempt failed
+        except Exception as exc:  # a failure the login does not expect (a bug): this attempt failed
             result = ClientError(f"{type(exc).__name__}: {exc}")
+            result.__cause__ = exc  # with its traceback, for the log
         finally:
             with self._lock:
                 abandoned = self._abandoned
@@ -272,7 +307,8 @@ class Attempt:
             if abandoned and isinstance(result, tuple):
                 result[0].close()
             self.done.set()
-            on_done()
+            if not abandoned:
+                on_done(self)
 
     @staticmethod
     def _log_in(dial: Dial, hello: Hello) -> Login:

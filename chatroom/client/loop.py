@@ -1,31 +1,36 @@
 """One select loop drives the client session over the connection and tells one front end what to show.
 
-It waits on the server's socket, on its mailbox (lines and a quit from any thread, the end of a reconnect
-attempt) and on what the front end asks it to watch (the console's keys); each turn it gives the session the
-time, performs the actions the session returns and calls the front end. `Background` runs it in a thread of its
-own for a front end whose thread must never block (the window).
+It waits on the server's socket (to read, and to write what the socket could not take at once: nothing here
+ever blocks, so a quit acts at once even when the server stopped reading), on its mailbox (lines and a quit
+from any thread, the end of a reconnect attempt) and on what the front end asks it to watch (the console's
+keys); each turn it gives the session the time, performs the actions the session returns and calls the front
+end. `Background` runs it in a thread of its own for a front end whose thread must never block (the window).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..protocol import Event, Welcome
-from .connection import Attempt, Connection, Dial, Refused
+from .connection import Attempt, ClientError, Connection, Dial, Refused
 from .progress import Row
 from .session import FAILED, Action, ClientSession, End, Files, Notice, Redial, Show, Timing, Transmit, View
 from .transfers import Transfers, endpoint_of
+from .waker import Waker
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
 PROGRESS_EVERY = 0.25  # seconds between two showings of the transfers' progress
+
+log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
@@ -48,28 +53,20 @@ Work = Callable[[float], list[Action]]  # something for the loop's thread to do 
 
 
 class Mailbox:
-    """Work for the loop's thread, put from any thread; a byte on a socket pair wakes the loop's select
-    (socketpair works on Windows too)."""
+    """Work for the loop's thread, put from any thread; `wakeup` wakes the loop's select."""
 
     def __init__(self) -> None:
         self._work: queue.SimpleQueue[Work] = queue.SimpleQueue()
-        self.wakeup, self._poke = socket.socketpair()
-        self.wakeup.setblocking(False)
-        self._poke.setblocking(False)
+        self._waker = Waker()
+        self.wakeup = self._waker.sock
 
     def put(self, work: Work) -> None:
+        """From any thread, also after the loop has ended (the work is then never done)."""
         self._work.put(work)
-        try:
-            self._poke.send(b"\0")
-        except OSError:
-            pass  # a wake-up is waiting already, or the loop has ended
+        self._waker.wake()
 
     def take(self) -> list[Work]:
-        try:
-            while self.wakeup.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         work = []
         while True:
             try:
@@ -78,24 +75,26 @@ class Mailbox:
                 return work
 
     def close(self) -> None:
-        self.wakeup.close()
-        self._poke.close()
+        self._waker.close()
 
 
 class Loop:
     """The session (built here, on this loop's clock) over `connection`, replaced through `dial` when it is
-    lost without the user's choice (None: never, the session ends). `quit_hint`, `timing` and `jitter` go to the
-    session; `clock` is the time it is given."""
+    lost without the user's choice (None: never, the session ends). `quit_hint`, `key_help`, `timing` and
+    `jitter` go to the session; `clock` is the time it is given."""
 
     def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
-                 timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
+                 key_help: Sequence[str] = (), timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[], float] = random.random, transfers: Transfers | None = None) -> None:
-        self.connection: Connection | None = connection
+        self.connection: Connection | None = None
+        self._adopt(connection)
         self.dial = dial
         self.clock = clock
+        # The watch over a quiet server's window: a server that takes none of our bytes that long is lost.
+        self._stuck_after = timing.probe_after + timing.answer_within
         self.session = ClientSession(welcome, clock(), jitter=jitter, reconnects=dial is not None,
                                      password=connection.hello.password if connection.hello else None,
-                                     quit_hint=quit_hint, timing=timing)
+                                     quit_hint=quit_hint, key_help=key_help, timing=timing)
         self.mailbox = Mailbox()
         self._watched: dict[socket.socket, Callable[[], None]] = {}
         self._attempt: Attempt | None = None
@@ -106,6 +105,12 @@ class Loop:
         self.transfers.attach(endpoint_of(connection.sock), self.mailbox.put, self.session.control)
         self._rows: tuple[Row, ...] = ()
         self._rows_due = 0.0
+        self._unexpected: set[str] = set()  # why reconnect attempts failed unexpectedly: each logged once
+
+    def _adopt(self, connection: Connection) -> None:
+        """The loop's connection from now on: its socket never blocks, select waits for it."""
+        connection.sock.setblocking(False)
+        self.connection = connection
 
     def watch(self, sock: socket.socket, on_ready: Callable[[], None]) -> None:
         """Call `on_ready` in the loop's thread whenever `sock` is readable."""
@@ -153,12 +158,7 @@ class Loop:
                 self._progress(front)
         finally:
             self._front = None
-            self.transfers.close()
-            if self._attempt is not None:
-                self._attempt.abandon()
-            if self.connection is not None:
-                self.connection.close()
-            self.mailbox.close()
+            self.close()
         return status
 
     def _progress(self, front: FrontEnd) -> None:
@@ -172,33 +172,55 @@ class Loop:
             self._rows = rows
             front.on_transfers(rows)
 
+    def close(self) -> None:
+        """Close what the loop holds: the connection, the mailbox, an attempt under way (abandoned). `run` does
+        it as it ends; a loop that never ran is closed by whoever built it. Transfers under way stop."""
+        self.transfers.close()
+        if self._attempt is not None:
+            self._attempt.abandon()
+            self._attempt = None
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        self.mailbox.close()
+
     def _turn(self) -> None:
         now = self.clock()
         self._perform(self.session.tick(now))
         if self._status is not None:
             return
-        watched = [self.mailbox.wakeup, *self._watched]
+        watched, writing = [self.mailbox.wakeup, *self._watched], []
         if self.connection is not None:
             watched.append(self.connection.sock)
+            if self.connection.unsent:
+                writing.append(self.connection.sock)
         due = self.session.due
-        readable = select.select(watched, [], [], POLL if due is None else max(0.0, min(POLL, due - now)))[0]
+        readable, writable, _ = select.select(watched, writing, [],
+                                              POLL if due is None else max(0.0, min(POLL, due - now)))
         for sock in readable:
             if sock in self._watched:
                 self._watched[sock]()
         if self.mailbox.wakeup in readable:
             for work in self.mailbox.take():
                 self._perform(work(self.clock()))
-        if self.connection is not None and self.connection.sock in readable and self._status is None:
+        if self.connection is None or self._status is not None:
+            return
+        now = self.clock()
+        if self.connection.sock in writable:
+            self.connection.flush(now)
+        events = []
+        if self.connection.sock in readable:
             events = self.connection.read()
-            now = self.clock()
             self.session.heard(now)
-            self._receive(events, now)
+        self._receive(events, now)
 
     def _receive(self, events: list[Event], now: float) -> None:
-        """Events from the connection through the session; then the end of the connection, if it came."""
+        """Events from the connection through the session; then the end of the connection, if it came or the
+        server has taken none of our bytes for too long."""
         for event in events:
             self._perform(self.session.receive(event, now))
-        if self.connection is not None and self.connection.closed:
+        if self.connection is not None and (self.connection.closed
+                                            or self.connection.stuck(now, self._stuck_after)):
             self.connection.close()
             self.connection = None
             self._perform(self.session.closed(now))
@@ -207,32 +229,43 @@ class Loop:
         assert self._front is not None, "the loop performs only while it runs"
         for action in actions:
             match action:
-                case Transmit(line=line) if self.connection is not None:
-                    self.connection.send_line(line)
+                case Transmit(line=line):
+                    assert self.connection is not None, "the session transmits only while connected"
+                    self.connection.send_line(line, self.clock())
                 case Show(event=event):
                     self._front.on_event(event, self.session.view)
                 case Notice():
                     self._front.on_notice(action)
                 case Redial(hello=hello):
                     assert self.dial is not None, "a session without dial never redials"
-                    self._attempt = Attempt(self.dial, hello, lambda: self.mailbox.put(self._redialled))
+                    self._attempt = Attempt(self.dial, hello, self._attempt_done)
                 case End(status=status):
                     self._status = status
                 case Files(item=item):
                     self._perform(self.transfers.handle(item, self.clock()))
 
-    def _redialled(self, now: float) -> list[Action]:
-        """How the attempt under way went, for the session (in the loop's thread)."""
-        attempt, self._attempt = self._attempt, None
-        match attempt.result if attempt is not None else None:
+    def _attempt_done(self, attempt: Attempt) -> None:
+        """In the attempt's thread."""
+        self.mailbox.put(lambda now: self._redialled(attempt, now))
+
+    def _redialled(self, attempt: Attempt, now: float) -> list[Action]:
+        """How the attempt went, for the session (in the loop's thread)."""
+        assert attempt is self._attempt, "one attempt at a time, and an abandoned one never calls back"
+        self._attempt = None
+        match attempt.result:
             case (Connection() as connection, Welcome() as welcome):
-                self.connection = connection
+                self._adopt(connection)
                 self._perform(self.session.reconnected(welcome, now))
                 self._receive(connection.events(), now)  # what came with the welcome: the replay of what was missed
                 return []
             case Refused() as refused:
                 return self.session.reconnect_refused(refused.refusal, refused.reason, now)
-        return self.session.reconnect_failed(now)
+            case ClientError() as error:
+                if error.__cause__ is not None and str(error) not in self._unexpected:
+                    self._unexpected.add(str(error))  # a bug in the attempt would else be a silent retry forever
+                    log.error("a reconnect attempt failed unexpectedly", exc_info=error.__cause__)
+                return self.session.reconnect_failed(now, str(error))
+        raise AssertionError(f"an attempt that was not abandoned ends with a result, not {attempt.result!r}")
 
 
 # --- the thread bridge --------------------------------------------------------------------------------------
@@ -281,6 +314,11 @@ class Background:
 
     def quit(self) -> None:
         self.loop.quit()
+
+    @property
+    def quit_within(self) -> float:
+        """Seconds a quit may take: the session's wait for the goodbye, and one more for the loop to end."""
+        return self.loop.session.timing.quit_wait + 1
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -4,12 +4,15 @@ window (`--gui`, gui/)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import logging
+import logging.handlers
 import os
 import select
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
@@ -18,7 +21,7 @@ from . import gui
 from .connection import ClientError, Connection, NothingListening, connect, dialer, login, tls_context
 from .console import terminal
 from .console.chat import Chat
-from .console.editor import LineEditor
+from .console.editor import KEYS, LineEditor, key_help
 from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
 from .console.status import security
@@ -29,6 +32,7 @@ from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are th
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
 
 INSECURE = "! --insecure: the server's certificate is not checked, so anyone on the way could pose as the server."
+LOG_HELD = 100  # records held during the chat: failures are logged once each, so a few at most
 
 
 # --- command line ---------------------------------------------------------------
@@ -51,10 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_program(),
         description="Join a chatroom server from this terminal (or from a window: --gui).",
-        epilog=f"examples:  {command} 127.0.0.1 8080  |  {command} 192.168.1.20 8080 alice  |  "
-               f"{command} --port 8080 --name alice.   Keys: Enter sends, Up/Down recall, Tab completes "
-               "names and commands, Ctrl+W deletes a word, Ctrl+C clears the line (on an empty line it "
-               "leaves, as do Ctrl+D and /quit); a pasted block is sent as one message.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the keys, one a line
+        epilog="\n".join([f"examples:\n  {command} 127.0.0.1 8080\n  {command} 192.168.1.20 8080 alice\n"
+                          f"  {command} --port 8080 --name alice\n\nkeys (a pasted block is held until Enter, "
+                          "then sent as one message):",
+                          *(f"  {entry.keys}: {entry.does}" for entry in KEYS)]),
     )
     parser.add_argument("address", nargs="*", metavar="HOST [PORT [USERNAME]]",
                         help=f"the server (default {DEFAULT_HOST} {DEFAULT_PORT}) and your username "
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="your username (asked for if not given)")
     parser.add_argument("--gui", action="store_true",
                         help="open a window instead (a connect dialog prefilled from these arguments)")
+    parser.add_argument("--theme", choices=("auto", "light", "dark"), default="auto",
+                        help="with --gui: the window's colors (default auto: as the system's dark or light setting)")
     parser.add_argument("--no-reconnect", action="store_true",
                         help="end (exit status 3) when the connection is lost, instead of reconnecting by itself")
     parser.add_argument("--no-color", action="store_true",
@@ -78,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --tls: accept any certificate (only for a test setup: anyone could pose "
                              "as the server)")
     parser.epilog = ((parser.epilog or "")
-                     + f"  A room password is asked for when needed (or taken from {PASSWORD_ENV}).")
+                     + f"\n\nA room password is asked for when needed (or taken from {PASSWORD_ENV}).")
     return parser
 
 
@@ -149,14 +156,30 @@ def _open(args: argparse.Namespace, context: ssl.SSLContext | None) -> tuple[Con
         print(f"Connected to {_where(args.host, args.port)}.\n{connection.banner}")
         hello = Hello(_ask_name(), password=password, reconnect=reconnect)
     except BaseException:
-        connection.sock.close()
+        connection.close()
         raise
     if select.select([connection.sock], [], [], 0)[0]:
         # The server spoke while a person typed: it gave up waiting for the name. Start again with it.
-        connection.sock.close()
+        connection.close()
         return connect(args.host, args.port, hello, context), hello
     connection.send_hello(hello)
     return connection, hello
+
+
+@contextlib.contextmanager
+def _log_after_the_chat() -> Iterator[None]:
+    """The client's log (a failure it did not expect, with its traceback) is held while the chat has the
+    terminal, where it would tear the screen and the input line, and written to stderr after it."""
+    target = logging.StreamHandler(sys.stderr)
+    target.setFormatter(logging.Formatter(f"{_program()}: %(message)s"))
+    held = logging.handlers.MemoryHandler(LOG_HELD, flushLevel=logging.CRITICAL + 1, target=target)
+    logger = logging.getLogger("chatroom")
+    logger.addHandler(held)
+    try:
+        yield
+    finally:
+        logger.removeHandler(held)
+        held.close()  # writes what it holds
 
 
 def _cannot_ask(reason: str) -> str:
@@ -181,27 +204,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 connection, hello = _open(args, context)
             except NothingListening as exc:
                 raise ClientError(f"{exc}{_only_the_default(args)}") from None
-            with connection.sock:
+            try:  # the connection is ours to close until the loop has it
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
-                with terminal.session() as key_source:
-                    editor = LineEditor(names=lambda: chat.users, paths=complete_path)
-                    screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
-                    if args.insecure:
-                        screen.show(screen.theme.paint(screen.theme.error, INSECURE))
-                    keys = KeyReader(key_source)
-                    keys.start()
-                    try:
-                        dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                        loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit",
-                                    transfers=Transfers(args.downloads))
-                        chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
-                        return chat.run()
-                    except KeyboardFailed as exc:
-                        raise ClientError(str(exc)) from None
-                    finally:
-                        keys.stop()
-                        screen.close()
+                dial = None if args.no_reconnect else dialer(args.host, args.port, context)
+                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help(),
+                            transfers=Transfers(args.downloads))
+            except BaseException:
+                connection.close()
+                raise
+            # The loop closes what it holds as its run ends; if it never runs, on the way out here.
+            with contextlib.closing(loop), _log_after_the_chat(), terminal.session() as key_source:
+                editor = LineEditor(names=lambda: chat.users, paths=complete_path)
+                screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
+                if args.insecure:
+                    screen.show(screen.theme.paint(screen.theme.error, INSECURE))
+                keys = KeyReader(key_source)
+                keys.start()
+                try:
+                    chat = Chat(loop, screen, keys, _where(args.host, args.port), security(args.tls, args.insecure))
+                    return chat.run()
+                except KeyboardFailed as exc:
+                    raise ClientError(str(exc)) from None
+                finally:
+                    keys.stop()
+                    screen.close()
         except (EOFError, KeyboardInterrupt):
             print()
             return OK

@@ -100,7 +100,8 @@ class Welcome(Event):
     """`rate` and `burst`: the server's message limit (0: none), so a client can pace a paste.
     `token`: proves this name is yours when you reconnect (JSON mode); `away`: the users reconnecting;
     `resumed`: this login took up a session that was waiting for you; `seq`: the id of the room's latest
-    event, where a client that sees nothing else can ask to catch up from."""
+    event, where a client that sees nothing else can ask to catch up from; `epoch`: names the numbering of the
+    ids, which only grow within it (a room that starts again without its history starts a new one)."""
     TYPE = "welcome"
     name: str
     users: list[str]
@@ -111,6 +112,7 @@ class Welcome(Event):
     away: list[str] = field(default_factory=list)
     resumed: bool = False
     seq: int = 0
+    epoch: str = ""
     ts: float = field(default_factory=_now)
 
 

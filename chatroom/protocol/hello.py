@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import PROTOCOL_VERSION, ProtocolError
+from .jsonline import parse_json
 from .text import is_unicode, sanitize_lines
 
 # The greeting is read by people (nc, telnet) and by the client, which knows a chatroom server of its protocol
@@ -26,12 +27,13 @@ class Hello:
     reconnect: bool = False  # this client reconnects by itself: give it a token and keep its name
     resume: str | None = None  # the token of the welcome, to take up a session after a lost connection
     after: int | None = None  # the last event id seen: the server replays what came after it
+    epoch: str | None = None  # the welcome's epoch that `after` belongs to
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {"type": "hello", "name": self.name, "version": self.version}
         if self.reconnect:
             data["reconnect"] = True
-        for optional in ("password", "resume", "after"):
+        for optional in ("password", "resume", "after", "epoch"):
             if getattr(self, optional) is not None:
                 data[optional] = getattr(self, optional)
         return json.dumps(data, ensure_ascii=False).encode() + b"\n"
@@ -43,8 +45,8 @@ def is_hello(line: str) -> bool:
 
 def parse_hello(line: str) -> Hello:
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):  # not JSON, nested past the stack, a number past int's digit limit
+        data = parse_json(line)
+    except ValueError:  # not JSON, nested too deep, a number past int's digit limit
         raise ProtocolError("the hello is not valid JSON") from None
     if not isinstance(data, dict) or data.get("type") != "hello":
         raise ProtocolError('the hello must be a JSON object with "type": "hello"')
@@ -63,9 +65,13 @@ def parse_hello(line: str) -> Hello:
         raise ProtocolError('"resume" must be the token of a welcome')
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
         raise ProtocolError('"after" must be an event id (a whole number from 0)')
+    epoch = data.get("epoch")
+    if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 200 or not is_unicode(epoch)):
+        raise ProtocolError('"epoch" must be the epoch of a welcome')
     if not is_unicode(name) or not is_unicode(password or "") or not is_unicode(resume or ""):
         raise ProtocolError("the hello holds a lone surrogate, which is not Unicode text")
-    return Hello(name=name, version=version, password=password, reconnect=reconnect, resume=resume, after=after)
+    return Hello(name=name, version=version, password=password, reconnect=reconnect, resume=resume, after=after,
+                 epoch=epoch)
 
 
 def json_object(line: str) -> dict[str, Any] | None:
@@ -73,8 +79,8 @@ def json_object(line: str) -> dict[str, Any] | None:
     if not line.startswith("{"):
         return None
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):
+        data = parse_json(line)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 

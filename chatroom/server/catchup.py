@@ -1,7 +1,8 @@
 """The room's latest public events in memory: what a newcomer sees first, what a returning client missed, and
-the newest part of every /history and /search answer.
+the newest part of every /history and /search answer; and what a search means, in memory as on disk.
 
-Memory only: the room calls it under its lock. Bounded by `Config.catchup` events and `catchup_bytes`.
+Memory only: the room calls `Recent` under its lock (a search gets a `snapshot` and matches outside it).
+Bounded by `Config.catchup` events and `catchup_bytes`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,54 @@ import dataclasses
 from collections import deque
 from collections.abc import Iterable
 
+from ..codecs import PLAIN_BLOCK_INDENT
 from ..protocol import CaughtUp, Event, Message, Private, Reconnecting
 from .config import Config
+from .history import searchable
+
+FIELD_BYTES = 256  # an event's fields around its text, in either mode (a name is up to 80 bytes of UTF-8)
 
 
 def wire_bytes(event: Event) -> int:
-    """An upper bound of a public event's size on the wire (JSON escapes '\\' and '"')."""
+    """An upper bound of a public event's size on the wire in either mode: JSON escapes '\\', '"' and a line
+    break as two bytes; plain text indents each line of a block (codecs.PLAIN_BLOCK_INDENT)."""
     if isinstance(event, Message):
-        return len(event.text.encode()) + event.text.count("\\") + event.text.count('"') + 160
-    return 160
+        text = event.text
+        escaped = text.count("\\") + text.count('"') + text.count("\n")
+        return len(text.encode()) + max(escaped, PLAIN_BLOCK_INDENT * text.count("\n")) + FIELD_BYTES
+    return FIELD_BYTES
 
 
-def matches(words: str, text: str) -> bool:
-    """The in-memory search: every word, ignoring case."""
-    folded = text.casefold()
-    return all(word.casefold() in folded for word in words.split())
+def search_words(text: str) -> tuple[str, ...]:
+    """The words a search looks for: case-folded, each once, in the order typed."""
+    return tuple(dict.fromkeys(searchable(text).split()))
+
+
+def matches(words: tuple[str, ...], text: str) -> bool:
+    """What /search means, in memory as on disk (history.py): every word is a part of the text, case ignored."""
+    folded = searchable(text)
+    return all(word in folded for word in words)
+
+
+def latest(events: list[Event], words: tuple[str, ...] | None, count: int) -> list[Message]:
+    """The latest `count` messages among `events` (containing every one of `words`, if given)."""
+    found: list[Message] = []
+    for event in reversed(events):
+        if isinstance(event, Message) and (not words or matches(words, event.text)):
+            found.append(event)
+            if len(found) == count:
+                break
+    return found[::-1]
+
+
+def missing_ids(after: int, oldest: int, gaps: list[tuple[int, int]]) -> int:
+    """The ids between `after` and `oldest` (both left out) that may have been events: the `gaps` (unused ids
+    of restarts after a crash) do not count. An upper bound of the public events missed: private messages
+    between others have ids too."""
+    count = max(0, oldest - after - 1)
+    for first, last in gaps:
+        count -= max(0, min(last, oldest - 1) - max(first, after + 1) + 1)
+    return count
 
 
 def merged(stored: list[Message] | None, recent: list[Message], count: int) -> list[Message]:
@@ -71,26 +105,21 @@ class Recent:
                 shown.append(dataclasses.replace(event, earlier=True))
         return shown[::-1]
 
-    def catch_up(self, after: int, me: str, held: list[Private], latest: int, counted: int | None) -> list[Event]:
+    def catch_up(self, after: int, me: str, held: list[Private], newest: int,
+                 gaps: list[tuple[int, int]]) -> list[Event]:
         """For a client back after the event id `after`: the public events since (its own reconnecting notice
         left out), the private messages `held` for it, and a `caught_up` saying how many were replayed and how
-        many older ones memory no longer has (`counted` on disk by the caller; else an upper bound from the ids,
-        `latest` being the room's last)."""
+        many older ones memory no longer has, counted from the ids (`newest` being the room's last; `gaps` the
+        ids that were never events), whatever the file still keeps."""
         missed = [event for event in self._events if _seq(event) > after
                   and not (isinstance(event, Reconnecting) and event.name == me)]
-        oldest = self.oldest_id() if self._events else latest + 1
-        if after >= oldest - 1:
-            missing = 0
-        elif counted is not None:
-            missing = counted
-        else:  # ids also number private messages, so this is an upper bound
-            missing = oldest - after - 1
+        oldest = self.oldest_id() if self._events else newest + 1
+        missing = missing_ids(after, oldest, gaps)
         replay: list[Event] = [dataclasses.replace(e, earlier=True) if isinstance(e, Message) else e for e in missed]
         replay += held
         count = sum(isinstance(event, (Message, Private)) for event in replay)
         return [*replay, CaughtUp(count=count, missing=missing)]
 
-    def messages(self, words: str | None, count: int) -> list[Message]:
-        """The latest messages in memory (containing every word of `words`)."""
-        found = [e for e in self._events if isinstance(e, Message) and (not words or matches(words, e.text))]
-        return found[-count:]
+    def snapshot(self) -> list[Event]:
+        """The events in memory now, for a search outside the room's lock (a copy of the references only)."""
+        return list(self._events)

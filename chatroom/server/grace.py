@@ -13,8 +13,7 @@ from collections.abc import Iterable, Iterator
 from .. import render
 from ..names import NameProblem
 from ..protocol import UNCHOSEN_ENDINGS, Error, Event, Private
-from .history import Reservation
-from .member import Member
+from .member import Held, Member, Reservation
 from .outbox import Outbox
 
 HELD_PRIVATES = 100  # private messages that may wait for a reconnecting member
@@ -28,7 +27,8 @@ def keeps_name(member: Member, reason: str, seconds: float) -> bool:
 def waiting(kept: Reservation, outbox: Outbox, until: float) -> Member:
     """A name kept across a restart: a member whose connection was lost just now, reconnecting `until` then."""
     member = Member(kept.name, _no_codec, outbox, kept.token_hash)
-    member.gone, member.away_until, outbox.closed = True, until, True
+    member.gone, member.away_until = True, until
+    outbox.close(flush=False)
     return member
 
 
@@ -57,9 +57,9 @@ def cannot_hold(target: Member) -> Error | None:
                                                "messages waiting already: your message was not sent")
 
 
-def hold(target: Member, message: Private) -> Error:
+def hold(target: Member, sender: Member, message: Private) -> Error:
     """Keep a private message for a reconnecting member; what its sender is told."""
-    target.held.append(message)
+    target.held.append(Held(sender.session, message))
     return Error(code="held", message=f"{target.name} is reconnecting: your message will be delivered when "
                                       "they are back")
 
@@ -69,8 +69,10 @@ def expired(members: Iterable[Member], now: float) -> list[Member]:
     return [member for member in members if member.away_until is not None and member.away_until <= now]
 
 
-def bounced(member: Member) -> Iterator[tuple[str, Error]]:
-    """For each private message that waited in vain for `member`: its sender's name and what they are told."""
-    for message in member.held:
-        yield message.sender, Error(code="not_delivered", message=f"{member.name} did not come back in time: "
-                                    f'your message "{render.preview(message.text)}" was not delivered')
+def bounced(member: Member, why: str) -> Iterator[tuple[int, Error]]:
+    """For each private message that waited in vain for `member`: the session that sent it and what it is told
+    (`why` it was not delivered). They wait no more."""
+    held, member.held = member.held, []
+    for waiting in held:
+        yield waiting.sender, Error(code="not_delivered", message=f"{why}: your message "
+                                    f'"{render.preview(waiting.message.text)}" was not delivered')

@@ -38,6 +38,8 @@ GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
 SHUTDOWN_GRACE = 1.5  # seconds clients get to receive the shutdown notice; the whole stop stays under 2 s
 TLS_HINT_AFTER = 2.0  # seconds of silence after which a TLS port tells a plain-text peer (nc) what to do
 CLOSE_WAIT = FLUSH_GRACE + 2 * SWEEP_INTERVAL + 0.5  # the sender gives up on a closed outbox before this
+HOLD_TICK = 0.25  # seconds: how often a connection waiting out a wrong password looks at the server stopping
+HOLD_READ = 16 * 1024  # bytes read ahead while a wrong password is held: the peer's going is seen behind them
 
 log = logging.getLogger("chatroom.server")
 
@@ -59,6 +61,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.room.new_outbox()
         self.carrying = False  # a data connection: the bytes of a file transfer (transfers.py), not chat
         self.accepted = self.server.track(self)
+        self.read_ahead = b""  # what came while a wrong password was held, read after the hold
 
     def handle(self) -> None:
         reason = "error"
@@ -152,8 +155,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         while True:
             deadline = session.deadline()
             self.stream.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            data, self.read_ahead = self.read_ahead, b""
             try:
-                data = self.stream.recv(65536)
+                data = data or self.stream.recv(65536)
             except TimeoutError:
                 if (reason := self._perform(session.expire(time.monotonic()))) is not None:
                     return reason
@@ -219,16 +223,16 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if isinstance(decision, login.WrongPassword):
             hold = server.guesses.fail(self.address, now)
             log.warning("%s: wrong password", self.peer)
-            if hold:
-                server.stopping.wait(hold)  # slows guessing down; a right password never waits
+            if hold and not self._hold(hold):  # slows guessing down; a right password never waits
+                return [Close("closed")]
             decision, now = login.wrong_password(hold), time.monotonic()
         if isinstance(decision, login.Refuse):
             return self._refuse(decision, now)
         room = server.room
         try:
             self.member, effects = room.join(attempt.name, self.codec, self.outbox, resumable=attempt.reconnect,
-                                             token=attempt.resume, after=attempt.after,
-                                             missing=self._missing(attempt.after))
+                                             token=attempt.resume, after=attempt.after, address=self.address,
+                                             epoch=attempt.epoch)
         except NameProblem as problem:
             log.debug("%s: refused a name (%s)", self.peer, problem.code)
             return self._refuse(login.name_refused(problem), now)
@@ -240,20 +244,31 @@ class ChatHandler(socketserver.BaseRequestHandler):
         server.apply(effects)
         return []
 
+    def _hold(self, seconds: float) -> bool:
+        """Wait out a wrong password's hold, reading on meanwhile: False as soon as the peer has gone, so its
+        connection slot is free at once and the lines it queued are never read. (What a peer still there sends
+        is read after the hold, as usual.)"""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.server.stopping.is_set():
+            if len(self.read_ahead) >= HOLD_READ:  # enough: a flood waits in the socket, and the hold goes on
+                self.server.stopping.wait(min(left, HOLD_TICK))
+                continue
+            self.stream.settimeout(min(left, HOLD_TICK))
+            try:
+                data = self.stream.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                return False
+            self.read_ahead += data
+        return True
+
     def _refuse(self, refusal: login.Refuse, now: float) -> list[Action]:
         if refusal.logged:
             log.info("%s: %s", self.peer, refusal.logged)
         if refusal.ask is None:
             return [Reply(Error(code=refusal.code, message=refusal.message)), Close("refused")]
         return self.session.refused(refusal.code, refusal.message, refusal.ask, now, counts=refusal.counts)
-
-    def _missing(self, after: int | None) -> int | None:
-        """For a resume: the public events on disk between `after` and the oldest in memory (None: not asked)."""
-        room = self.server.room
-        oldest = room.oldest_remembered()
-        if after is None or not room.history.on_disk or after >= oldest - 1:
-            return None
-        return room.history.count_between(after, oldest)
 
 
 def _address_family(host: str) -> socket.AddressFamily:

@@ -337,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The history file only once the port is ours: a start that fails leaves no file behind, and a second server
     # on the same port is told about the port, not about the file the first one holds.
     try:
-        server.room = Room(config, history.History(history_path(args), keep=config.history_keep))
+        server.room = Room(config, history.History(history_path(args), keep=config.history_keep,
+                                                   remember=config.catchup))
     except history.HistoryError as exc:
         server.server_close()
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -25,13 +25,15 @@ from ..protocol import (
     Welcome,
 )
 from . import grace
-from .catchup import Recent, merged
+from .catchup import Recent, latest, merged, search_words
 from .config import Config
-from .history import History, token_hash
+from .history import History, Stored, token_hash
 from .member import Codec, Member
 from .outbox import Outbox
 
 HISTORY_DEFAULT, HISTORY_MAX, SEARCH_RESULTS = 20, 500, 20
+SEARCH_WORDS = 8  # distinct words in one /search, at most
+ANSWER_BYTES = 1024 * 1024  # one /history or /search answer, at most: more is cut, with a note (never a drop)
 
 
 class Effects:
@@ -47,8 +49,9 @@ class Effects:
 @dataclass(frozen=True)
 class Question:
     member: Member
-    words: str | None  # None: the latest messages
+    words: tuple[str, ...] | None  # case-folded, each once (catchup.search_words); None: the latest messages
     count: int
+    text: str | None = None  # the search as typed, for its answer
 
 
 class _Changing:
@@ -86,6 +89,7 @@ class Room:
         self._groups: dict[Codec, list[Outbox]] | None = None  # see _audience
         self._recent = Recent(config, self.history.loaded)
         self._seq = self.history.last_id
+        self.epoch = self.history.epoch  # names this numbering of the ids (docs/protocol.md)
         self._closed = False
         self._effects: Effects | None = None
         self._over_cap: list[Member] = []
@@ -134,13 +138,14 @@ class Room:
         return shown
 
     def join(self, name: str, codec: Codec, outbox: Outbox, resumable: bool = False, token: str | None = None,
-             after: int | None = None, missing: int | None = None) -> tuple[Member, Effects]:
+             after: int | None = None, address: str = "", epoch: str | None = None) -> tuple[Member, Effects]:
         """Add a member with its welcome and what it should see first, or raise NameProblem saying why not.
 
         With the resume `token` of a member who is reconnecting (or whose old connection has not ended yet)
-        the name is taken up again. With `after`, the client catches up (catchup.py: `missing` is the count
-        of older events on disk, if the caller asked it). All or nothing: the newcomer's first bytes are
-        queued in one piece before anyone hears of it."""
+        the name is taken up again. With `after`, the client catches up (catchup.py); an `after` of another
+        `epoch` (the ids of a room that has since started again without its history) counts as 0: everything
+        in memory is new to it. All or nothing: the newcomer's first bytes are queued in one piece before
+        anyone hears of it."""
         with self._changing() as effects:
             names.check(name)
             existing = self._members.get(names.key(name))
@@ -153,25 +158,29 @@ class Room:
             else:
                 if existing is not None and existing.away_until is not None:
                     raise grace.reserved(existing, time.monotonic())
+                self._check_address(address)
                 shown = self.check_name(name)
             new_token = secrets.token_urlsafe(24) if resumable else ""
-            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "")
+            member = Member(shown, codec, outbox, token_hash(new_token) if new_token else "", address,
+                            existing.session if resumed and existing is not None else None)
             users = [other.name for other in self._members.values()]
             if not resumed:
                 users.append(shown)
             welcome = Welcome(name=shown, users=users, rate=self.config.rate, burst=self.config.burst,
                               token=new_token, away=[n for n in grace.away(self._members.values()) if n != shown],
-                              resumed=resumed, seq=self._seq)
+                              resumed=resumed, seq=self._seq, epoch=self.epoch)
+            # The private messages that waited for a resumed member are delivered once, with or without `after`.
+            held = [waiting.message for waiting in existing.held] if resumed and existing is not None else []
             if after is None:
-                first: list[Event] = [*self._recent.for_newcomer()]
+                first: list[Event] = [*self._recent.for_newcomer(), *held]
             else:
-                held = existing.held if resumed and existing is not None else []
-                first = self._recent.catch_up(after, shown, held, self._seq, missing)
+                after = after if epoch in (None, self.epoch) else 0
+                first = self._recent.catch_up(after, shown, held, self._seq, self.history.gaps)
             data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
             if outbox.size + len(data) > outbox.cap:
                 raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
             if resumed and existing is not None:
-                member.held, member.resumed = existing.held, True
+                member.resumed = True
                 self._take_over(existing, effects)
             self._members[member.key] = member
             self._groups = None
@@ -180,10 +189,13 @@ class Room:
             self.history.reserve(member.key, shown, member.token_digest or None)
             return member, effects
 
-    def oldest_remembered(self) -> int:
-        """The id of the oldest public event in memory (0 if none)."""
-        with self.lock:
-            return self._recent.oldest_id()
+    def _check_address(self, address: str) -> None:
+        """A new name from an address that holds `max_per_address` already, here or kept for a lost connection,
+        is refused: otherwise one address could fill the room with names it keeps by dropping connections."""
+        most = self.config.max_per_address
+        if address and sum(member.address == address for member in self._members.values()) >= most:
+            raise names.NameProblem("address_full", f"your address holds {most} names already, here or kept for "
+                                                    f"lost connections (at most {most})")
 
     def _take_over(self, old: Member, effects: Effects) -> None:
         """A resume: the old connection, if it has not ended yet, ends without a word to the room."""
@@ -227,11 +239,15 @@ class Room:
                 effects.left.append((member, "lost"))
                 self.history.reserve(member.key, member.name, None)
                 self._public(Left(seq=self._next_seq(), name=member.name, reason="lost"))
-                for sender_name, notice in grace.bounced(member):
-                    sender = self._members.get(names.key(sender_name))
-                    if sender is not None and not sender.gone:
-                        self._send(sender, notice)
+                self._bounce(member, f"{member.name} did not come back in time")
             return effects
+
+    def _bounce(self, member: Member, why: str) -> None:
+        """The private messages that waited for `member` in vain go back to their senders, with `why`."""
+        for session, notice in grace.bounced(member, why):
+            sender = next((other for other in self._members.values() if other.session == session), None)
+            if sender is not None and not sender.gone:
+                self._send(sender, notice)
 
     def drop(self, outbox: Outbox, reason: str) -> Effects:
         """End the connection an outbox belongs to: its member leaves, or it is simply closed."""
@@ -247,6 +263,10 @@ class Room:
         """Tell everybody the server is going, then let each of them go."""
         with self._changing() as effects:
             self._closed = True
+            # Private messages are never written to disk: what waits is bounced now, not lost in silence.
+            for member in list(self._members.values()):
+                if member.away_until is not None:
+                    self._bounce(member, f"the server is stopping before {member.name} came back")
             self._broadcast(Shutdown())
             for member in list(self._members.values()):
                 self.leave(member, "shutdown")
@@ -278,7 +298,12 @@ class Room:
                 count = min(int(command.text or HISTORY_DEFAULT), HISTORY_MAX)
                 self._ask(Question(member, None, count))
             case Kind.SEARCH:
-                self._ask(Question(member, command.text, SEARCH_RESULTS))
+                words = search_words(command.text)
+                if len(words) > SEARCH_WORDS:
+                    self._send(member, Error(code="too_many_words",
+                                             message=f"search for at most {SEARCH_WORDS} words at a time"))
+                else:
+                    self._ask(Question(member, words, SEARCH_RESULTS, command.text))
             case Kind.HELP:
                 self._send(member, Help(lines=commands.help_lines()))
             case Kind.QUIT:
@@ -310,12 +335,43 @@ class Room:
         assert self._effects is not None
         self._effects.questions.append(question)
 
-    def answer(self, question: Question, stored: list[Message] | None) -> Effects:
-        """Send the answer to /history or /search: what the disk found, completed from memory."""
+    def answer(self, question: Question, stored: Stored | None) -> Effects:
+        """Send the answer to /history or /search: what the disk found, completed from memory, cut to what
+        fits (`ANSWER_BYTES`), with a note for what was cut or could not be asked. Only taking the events and
+        queueing the answer hold the room's lock: the matching and the encoding are the asker's thread's work,
+        so a search costs the searcher, not the room."""
         with self.lock:
-            recent = self._recent.messages(question.words, question.count)
-        found = merged(stored, recent, question.count)
-        return self.send(question.member, Found(query=question.words, messages=found))
+            events = self._recent.snapshot()
+        member = question.member
+        found = merged(stored.messages if stored else None, latest(events, question.words, question.count),
+                       question.count)
+        shown = self._fitting(found, member)
+        notes = []
+        if len(shown) < len(found):
+            notes.append(Error(code="answer_cut", message=f"only the latest {len(shown)} of the {len(found)} "
+                               f"messages found fit in one answer ({ANSWER_BYTES // 1024} KiB): ask for fewer"))
+        if stored is not None and stored.trouble:
+            notes.append(Error(code="history_unavailable",
+                               message=f"{stored.trouble}: this answer has only the messages in memory"))
+        data = b"".join(member.codec(event, member.name)
+                        for event in [Found(query=question.text, messages=shown), *notes])
+        with self._changing() as effects:
+            if not member.gone:
+                self._put([member], data)
+            return effects
+
+    @staticmethod
+    def _fitting(messages: list[Message], member: Member) -> list[Message]:
+        """The latest of `messages` whose bytes, as this member receives them, fit in one answer: at most
+        ANSWER_BYTES, and never so many that they would take its connection over the hard cap."""
+        room = min(ANSWER_BYTES, member.outbox.cap - member.outbox.size - ANSWER_BYTES // 16)
+        shown: list[Message] = []
+        for message in reversed(messages):
+            room -= len(member.codec(message, member.name))
+            if room < 0:
+                break
+            shown.append(message)
+        return shown[::-1]
 
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
@@ -334,7 +390,7 @@ class Room:
         message = Private(seq=self._next_seq(), sender=member.name, to=target.name, text=command.text)
         self.history.ids_used_up_to(message.seq)
         if target.away_until is not None:
-            notice = grace.hold(target, message)
+            notice = grace.hold(target, member, message)
             self._send(member, message)
             self._send(member, notice)
             return

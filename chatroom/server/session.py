@@ -61,6 +61,7 @@ class Login:
     reconnect: bool = False
     resume: str | None = None
     after: int | None = None
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class Session:
             return [self._error("unsupported_version",
                                 f"this server speaks protocol version {PROTOCOL_VERSION}, not {hello.version}"),
                     *self._close("closed")]
-        return [Login(hello.name, hello.password, hello.reconnect, hello.resume, hello.after)]
+        return [Login(hello.name, hello.password, hello.reconnect, hello.resume, hello.after, hello.epoch)]
 
     def _command(self, text: str, now: float) -> list[Action]:
         command: commands.Command | commands.CommandError | Offer | Done | None

@@ -5,13 +5,15 @@ Everything runs in the loop's thread (the main one), the only one that writes to
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ... import render
 from ...protocol import Event
 from ..loop import Loop
 from ..progress import Row, summary
 from ..session import Notice, View
 from .editor import Bell, Candidates, Outcome, Quit, Submit
-from .keys import KeyReader
+from .keys import RESIZE, KeyReader
 from .screen import Screen
 from .status import status_line
 
@@ -21,7 +23,8 @@ class Chat:
         self.loop, self.screen, self.keys = loop, screen, keys
         self.where, self.security = where, security
         self.view = loop.session.view
-        self.mentions = 0  # unread: since the user last pressed a key
+        self.unread: Counter[render.Attention] = Counter()  # since the user last pressed a key
+        self._here(self.view)
         self.transfers: tuple[Row, ...] = ()
         self.screen.status = self._status()
 
@@ -36,18 +39,25 @@ class Chat:
         return self.loop.run(self)
 
     def _status(self) -> str:
-        line = status_line(self.view, self.mentions, self.where, self.security)
+        line = status_line(self.view, self.unread, self.where, self.security)
         return f"{summary(self.transfers)} · {line}" if self.transfers else line  # a transfer first: it moves
+
+    def _here(self, view: View) -> None:
+        """Who is here, for the names' colors (the theme keeps the names here apart)."""
+        self.view = view
+        if self.screen.theme.slots is not None:
+            self.screen.theme.slots.here(view.users)
 
     # --- what the loop says -----------------------------------------------------------------------
 
     def on_event(self, event: Event, view: View) -> None:
-        self.view = view
-        attention = render.wants_attention(event, view.me)
-        self.mentions += attention
+        self._here(view)
+        attention = render.attention(event, view.me)
+        if attention is not None:
+            self.unread[attention] += 1
         if text := render.render(event, view.me, self.screen.theme):
             self.screen.status = self._status()
-            self.screen.show(text, bell=attention)
+            self.screen.show(text, bell=attention is not None)
         else:
             self.screen.set_status(self._status())
 
@@ -61,17 +71,21 @@ class Chat:
 
     def on_view(self, view: View) -> None:
         if view is not self.view:  # else shown already: the keys' turn reads the view it changed
-            self.view = view
+            self._here(view)
             self.screen.set_status(self._status())
 
     # --- what the user does ------------------------------------------------------------------------
 
     def _keys(self) -> None:
         for pressed in self.keys.drain():
+            if pressed == RESIZE:
+                self.screen.resized()
+                continue
             self._press(Quit() if pressed is None else self.screen.editor.feed(pressed))
         view = self.loop.session.view  # with what was typed (a message pending)
-        if self.mentions or view is not self.view:
-            self.mentions, self.view = 0, view  # a key pressed: the user is looking
+        if self.unread or view is not self.view:
+            self.unread.clear()  # a key pressed: the user is looking
+            self._here(view)
             self.screen.status = self._status()
         self.screen.redraw()
 

@@ -1,6 +1,7 @@
-"""The input line: buffer, cursor, history, completion and horizontal scrolling. Pure.
+"""The input line: buffer, cursor, history, completion, horizontal scrolling and a pasted block held until Enter
+sends it; the list of its keys for the help. Pure.
 
-Keys are readchar's key names (terminal.py and keys.py make sure of that on every platform), or a `Paste`.
+Keys are the names keys.py gives them, the same on every platform, or a `Paste`.
 The line is a list of grapheme clusters (user-perceived characters, Unicode UAX #29, as wcwidth segments
 them), so the cursor never lands inside 👨‍👩‍👧, é written as e + U+0301, 👍🏽, 🇩🇪 or the conjunct क्षि; the
 columns are wcwidth's too: an emoji takes two, a combining mark or a zero-width space none.
@@ -17,6 +18,7 @@ from wcwidth import iter_graphemes, width
 
 from ...commands import COMMAND_WORDS
 from ...protocol import sanitize
+from ..session import RECONNECT, too_long
 from .keys import ALT_B, ALT_BACKSPACE, ALT_F, CTRL_LEFT, CTRL_RIGHT, Paste
 
 
@@ -50,6 +52,42 @@ ENTER_KEYS = {key.CR, key.LF}
 BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
 NAME_COMMANDS = {"/msg", "/dm"}
 PATH_COMMANDS = {"/send"}  # Tab completes the local path after these
+DISCARD_KEYS = {key.ESC, key.CTRL_U, key.CTRL_C}  # what lets a held paste go
+COMPLETED_WORDS = (*COMMAND_WORDS, RECONNECT)
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    """One line of the keys' help. `window`: the window has it too (its Ctrl+C copies, as everywhere)."""
+    keys: str
+    does: str
+    window: bool = True
+
+
+# The one list of the editing keys (and the client's own command): /help shows it after the server's commands,
+# --help in its epilog.
+KEYS = (
+    KeyHelp("Enter", "send the line; on an empty line while reconnecting, try again now (so does /reconnect)"),
+    KeyHelp("Esc", "let go of a pasted block of several lines (Enter sends it as one message)"),
+    KeyHelp("Up, Down", "recall the lines sent before"),
+    KeyHelp("Tab", "complete a name (at any word) or a command; after /send, a file's path"),
+    KeyHelp("Ctrl+U", "clear the line"),
+    KeyHelp("Ctrl+W", "delete the word before the cursor"),
+    KeyHelp("Ctrl+Left, Ctrl+Right", "move by word"),
+    KeyHelp("Home, End", "go to the start or the end of the line"),
+    KeyHelp("Alt+Backspace, Alt+B, Alt+F, Ctrl+A, Ctrl+E", "as Ctrl+W, Ctrl+Left, Ctrl+Right, Home, End",
+            window=False),
+    KeyHelp("Ctrl+C", "clear the line; on an empty line, quit (as Ctrl+D and /quit do)", window=False),
+)
+
+
+def key_help(window: bool = False) -> list[str]:
+    """The keys as /help lines, in the server's layout (the keys, then what they do)."""
+    lines = ["Keys:"]
+    for entry in KEYS:
+        if entry.window or not window:
+            lines += [f"  {entry.keys}", f"      {entry.does}"]
+    return lines
 
 
 def graphemes(text: str) -> list[str]:
@@ -73,17 +111,23 @@ class LineEditor:
         self._recall = 0  # index into history while browsing it; len(history) is the line being typed
         self._draft = ""
         self._scroll = 0
-        self._actions: dict[str, Callable[[], Outcome]] = {
-            key.LEFT: lambda: self._move(self.cursor - 1), key.CTRL_B: lambda: self._move(self.cursor - 1),
-            key.RIGHT: lambda: self._move(self.cursor + 1), key.CTRL_F: lambda: self._move(self.cursor + 1),
-            key.HOME: lambda: self._move(0), key.CTRL_A: lambda: self._move(0),
-            key.END: lambda: self._move(len(self.chars)), key.CTRL_E: lambda: self._move(len(self.chars)),
-            key.DELETE: self._delete, key.CTRL_D: self._delete, key.CTRL_U: self._clear,
-            CTRL_LEFT: lambda: self._move(self._word_start()), ALT_B: lambda: self._move(self._word_start()),
-            CTRL_RIGHT: lambda: self._move(self._word_end()), ALT_F: lambda: self._move(self._word_end()),
-            key.CTRL_W: self._delete_word, ALT_BACKSPACE: self._delete_word,
-            key.UP: lambda: self._browse(-1), key.DOWN: lambda: self._browse(1), key.TAB: self._complete,
+        self.block: str | None = None  # a pasted block of several lines, held until Enter sends it or Esc
+        # Each editing action once, with the keys that do it (keys.py gives each key one name on every platform).
+        bindings: dict[tuple[str, ...], Callable[[], Outcome]] = {
+            (key.LEFT, key.CTRL_B): lambda: self._move(self.cursor - 1),
+            (key.RIGHT, key.CTRL_F): lambda: self._move(self.cursor + 1),
+            (key.HOME, key.CTRL_A): lambda: self._move(0),
+            (key.END, key.CTRL_E): lambda: self._move(len(self.chars)),
+            (CTRL_LEFT, ALT_B): lambda: self._move(self._word_start()),
+            (CTRL_RIGHT, ALT_F): lambda: self._move(self._word_end()),
+            (key.DELETE, key.CTRL_D): self._delete,
+            (key.CTRL_W, ALT_BACKSPACE): self._delete_word,
+            (key.CTRL_U,): self._clear,
+            (key.UP,): lambda: self._browse(-1),
+            (key.DOWN,): lambda: self._browse(1),
+            (key.TAB,): self._complete,
         }
+        self._actions = {pressed: action for keys, action in bindings.items() for pressed in keys}
 
     @property
     def text(self) -> str:
@@ -104,9 +148,21 @@ class LineEditor:
             length += len(self.chars[self.cursor])
             self.cursor += 1
 
+    @property
+    def placeholder(self) -> str:
+        """What the input shows while it holds a pasted block."""
+        if self.block is None:
+            return ""
+        count = self.block.count("\n") + 1
+        if (problem := too_long(self.block)) is not None:
+            return f"[{count} lines pasted, too long to send ({problem}): Esc discards]"
+        return f"[{count} lines pasted: Enter sends, Esc discards]"
+
     def feed(self, pressed: str) -> Outcome:
         if isinstance(pressed, Paste):
             return self._paste(pressed)
+        if self.block is not None:
+            return self._feed_block(pressed)
         if pressed in ENTER_KEYS:
             return self._enter()
         if pressed == key.CTRL_C and self.chars:
@@ -122,21 +178,41 @@ class LineEditor:
         return None  # other keys (F1, Esc, Alt+x...) do nothing
 
     def _paste(self, pasted: str) -> Outcome:
-        """One line goes into the line being typed; a block is sent as it is, with what was typed around it."""
+        """One line goes into the line being typed; a block, with what was typed around it, is held as it is
+        until Enter sends it (or Esc lets it go): a look before it goes, and an oversized one says why."""
         text = pasted.rstrip("\n")  # a copied line often ends with its line break
-        if "\n" not in text:
+        if "\n" not in text and self.block is None:
             self._replace(self.cursor, self.cursor, sanitize(text))
+            return None
+        if self.block is not None:  # a second paste follows the first
+            self.block += "\n" + "\n".join(sanitize(line) for line in text.split("\n"))
             return None
         block = "".join(self.chars[:self.cursor]) + text + "".join(self.chars[self.cursor:])
         self._set("")
-        return Submit("\n".join(sanitize(line) for line in block.split("\n")), verbatim=True)
+        self.block = "\n".join(sanitize(line) for line in block.split("\n"))
+        return None
+
+    def _feed_block(self, pressed: str) -> Outcome:
+        """A key while a pasted block is held: Enter sends it, Esc (Ctrl+U, Ctrl+C) lets it go; typing rings."""
+        if pressed in ENTER_KEYS:
+            if self.block is None or too_long(self.block):
+                return Bell()
+            block, self.block = self.block, None
+            return Submit(block, verbatim=True)
+        if pressed in DISCARD_KEYS:
+            self.block = None
+            return None
+        if pressed in BACKSPACE_KEYS or (len(pressed) == 1 and pressed.isprintable()):
+            return Bell()
+        return None
 
     def _enter(self) -> Outcome:
+        """Submit the line; an empty one too (while reconnecting it means: try now), kept out of the history."""
         line = self.text
         self._set("")
         self._recall, self._draft = len(self.history), ""
         if not line.strip():
-            return None
+            return Submit("")
         if not self.history or self.history[-1] != line:
             self.history.append(line)
         self._recall = len(self.history)
@@ -198,18 +274,20 @@ class LineEditor:
     # --- completion -------------------------------------------------------
 
     def _candidates(self, before: str) -> tuple[str, list[str]]:
-        """The word being completed and what it may become."""
+        """The word being completed and what it may become: a command as the first word, else a name (IRC's
+        habit: at any word; "@" kept; an empty word only where a name must come)."""
         words = before.split(" ")
         word = words[-1]
         if len(words) == 1 and word[:1] in ("/", "*", "?"):
-            return word, [command for command in COMMAND_WORDS if command.startswith(word.lower())]
-        if len(words) == 1 and word.startswith("@"):
-            return word, ["@" + name for name in self._names() if name.lower().startswith(word[1:].lower())]
+            return word, [command for command in COMPLETED_WORDS if command.startswith(word.lower())]
         if len(words) == 2 and words[0].lower() in PATH_COMMANDS:
             return word, list(self._paths(word))
-        if (len(words) == 2 and words[0].lower() in NAME_COMMANDS) or (len(words) >= 2 and words[-2] == ">"):
-            return word, [name for name in self._names() if name.lower().startswith(word.lower())]
-        return word, []
+        at = "@" if word.startswith("@") else ""
+        named = (len(words) == 2 and words[0].lower() in NAME_COMMANDS) or (len(words) >= 2 and words[-2] == ">")
+        if not word.removeprefix(at) and not named:
+            return word, []
+        start = word.removeprefix(at).lower()
+        return word, [at + name for name in sorted(self._names(), key=str.lower) if name.lower().startswith(start)]
 
     def _complete(self) -> Outcome:
         before = "".join(self.chars[:self.cursor])
@@ -217,7 +295,9 @@ class LineEditor:
         if not options:
             return Bell()
         if len(options) == 1:
-            replacement = options[0] + ("" if options[0].endswith(("/", os.sep)) else " ")  # a folder: go on
+            addressed = before == word and not word.startswith(("@", "/", "*", "?"))
+            folder = options[0].endswith(("/", os.sep)) and before.split(" ")[0].lower() in PATH_COMMANDS
+            replacement = options[0] + ("" if folder else ": " if addressed else " ")  # "bob: " starts a line to bob
         else:
             replacement = os.path.commonprefix([option.lower() for option in options])
             replacement = options[0][:len(replacement)]
@@ -231,10 +311,22 @@ class LineEditor:
     def view(self, columns: int) -> tuple[str, int, int]:
         """The part of the line that fits in `columns`, the cursor's column in it, and the columns after it.
 
-        The window scrolls horizontally so the cursor is always visible.
+        The window scrolls horizontally so the cursor is always visible, and back as far as the columns allow
+        (after a widening, nothing stays hidden on the left that would fit). A held paste shows its placeholder.
         """
         columns = max(columns, 2)
+        if self.block is not None:
+            placeholder = "".join(graphemes(self.placeholder)[:columns - 1])
+            return placeholder, text_width(placeholder), 0
         self._scroll = min(self._scroll, self.cursor)
+        used = 1 if self.cursor == len(self.chars) else 0  # the blank cell for the cursor at the end
+        for cluster in self.chars[self._scroll:]:  # what is shown from the scroll on, up to a full width
+            used += text_width(cluster)
+            if used > columns - 1:
+                break
+        while self._scroll > 0 and used + text_width(self.chars[self._scroll - 1]) <= columns - 1:
+            self._scroll -= 1
+            used += text_width(self.chars[self._scroll])
         # The cell under the cursor must show too; past the end of the text it is a blank one.
         cell = text_width(self.chars[self.cursor]) if self.cursor < len(self.chars) else 1
         before = text_width("".join(self.chars[self._scroll:self.cursor]))  # the cursor's column

@@ -1,18 +1,25 @@
-"""Keystrokes: decoding terminal input into readchar's key names, and the thread that hands them over.
+"""Keystrokes: the names the editor knows keys by, decoding terminal input into them, and the thread that hands
+them over.
 
+One name per key on every platform: readchar's names, and the few below that it has none for. Both decoders
+produce them, `KeyDecoder` here from a terminal's escape sequences and winconsole.ConsoleDecoder from Windows'
+console records, and both give a key pressed with Ctrl or Alt its name through one table (`modified`).
 `KeyDecoder` is pure; besides keys it yields a bracketed paste as one `Paste`. `KeyReader` runs the platform's
-key source (see terminal.py) in a thread and wakes the client's select loop through a socket, so one thread
-owns the terminal output.
+key source (terminal.py picks it) in a thread and wakes the client's select loop through a socket, so one
+thread owns the terminal output.
 """
 
 from __future__ import annotations
 
+import enum
 import queue
-import socket
+import re
 import threading
 from collections.abc import Callable, Iterator
 
 from readchar import key
+
+from ..waker import Waker
 
 ESC = "\x1b"
 # Keys readchar has no name for; like readchar's, each name is the sequence an xterm sends.
@@ -21,17 +28,53 @@ ALT_B = "\x1bb"
 ALT_F = "\x1bf"
 CTRL_LEFT = "\x1b[1;5D"
 CTRL_RIGHT = "\x1b[1;5C"
-# The sequences terminals send for the same key differ (xterm, VT220, rxvt, application mode, modifiers);
-# the editor sees one name for each.
+
+RESIZE = "<resize>"  # not a key: the editor ignores it, and the redraw after every batch of keys fits the new width
+
+KeySource = Callable[[Callable[[], bool]], Iterator[str]]
+"""Where keys come from: called with `stopped`, it yields key names until the input ends or stopped()."""
+
+
+class Modifiers(enum.IntFlag):
+    """Keys held with another; the bits of xterm's modifier parameter (which is 1 + these)."""
+    NONE = 0
+    SHIFT = 1
+    ALT = 2
+    CTRL = 4
+
+
+# A key that does something else with Ctrl or Alt held: with either, Left and Right move by word, as in most
+# editors; Alt+Backspace deletes a word. Any other key with modifiers is the key alone (Shift+Left is Left).
+_MODIFIED = {
+    (key.LEFT, Modifiers.CTRL): CTRL_LEFT, (key.LEFT, Modifiers.ALT): CTRL_LEFT,
+    (key.RIGHT, Modifiers.CTRL): CTRL_RIGHT, (key.RIGHT, Modifiers.ALT): CTRL_RIGHT,
+    (key.BACKSPACE, Modifiers.ALT): ALT_BACKSPACE,
+}
+
+
+def modified(name: str, held: Modifiers) -> str:
+    """The name of the key `name` pressed with the modifiers `held`, the same from a terminal and a console."""
+    for modifier in (Modifiers.CTRL, Modifiers.ALT):
+        if held & modifier and (name, modifier) in _MODIFIED:
+            return _MODIFIED[name, modifier]
+    return name
+
+
+# The sequences terminals send for the same key differ (xterm, VT220, rxvt, application mode); each is the
+# key's one name here. With modifiers, xterm sends ESC [ 1 ; M X for the key ESC [ X, and ESC [ N ; M ~ for
+# ESC [ N ~ (M = 1 + Modifiers).
 _ALIASES = {
     "\x1bOA": key.UP, "\x1bOB": key.DOWN, "\x1bOC": key.RIGHT, "\x1bOD": key.LEFT,
     "\x1bOH": key.HOME, "\x1bOF": key.END, "\x1b[1~": key.HOME, "\x1b[7~": key.HOME,
     "\x1b[4~": key.END, "\x1b[8~": key.END, "\x1b[H": key.HOME, "\x1b[F": key.END,
     "\x1b[A": key.UP, "\x1b[B": key.DOWN, "\x1b[C": key.RIGHT, "\x1b[D": key.LEFT,
-    "\x1b[3~": key.DELETE, "\x1b\x08": ALT_BACKSPACE, "\x1bOd": CTRL_LEFT, "\x1bOc": CTRL_RIGHT,
+    "\x1b[3~": key.DELETE,
+    # Alt+Backspace: ESC, then the terminal's Backspace (DEL or BS).
+    "\x1b\x7f": modified(key.BACKSPACE, Modifiers.ALT), "\x1b\x08": modified(key.BACKSPACE, Modifiers.ALT),
+    # rxvt's Ctrl+Left and Ctrl+Right.
+    "\x1bOd": modified(key.LEFT, Modifiers.CTRL), "\x1bOc": modified(key.RIGHT, Modifiers.CTRL),
 }
-# xterm's modifier parameter: 3 is Alt, 5 is Ctrl. Either with Left/Right moves by word, as in most editors.
-_BY_WORD = {"3D": CTRL_LEFT, "5D": CTRL_LEFT, "3C": CTRL_RIGHT, "5C": CTRL_RIGHT}
+_WITH_MODIFIERS = re.compile(r"\x1b\[(\d+);(\d+)([~A-Z])")
 PASTE_START = "\x1b[200~"
 PASTE_END = "\x1b[201~"
 
@@ -69,9 +112,10 @@ def _escape_end(text: str, start: int) -> int | None:
 def _name(sequence: str) -> str:
     if sequence in _ALIASES:
         return _ALIASES[sequence]
-    if sequence.startswith("\x1b[1;") and len(sequence) == 6:
-        # An arrow with Shift/Ctrl/Alt held: by word, or else the plain arrow.
-        return _BY_WORD.get(sequence[-2:], _ALIASES.get("\x1b[" + sequence[-1], sequence))
+    if found := _WITH_MODIFIERS.fullmatch(sequence):
+        number, modifiers, final = found.groups()
+        plain = "\x1b[" + (number + final if final == "~" else final)
+        return modified(_ALIASES.get(plain, plain), Modifiers(max(int(modifiers) - 1, 0) & 7))
     return sequence
 
 
@@ -137,11 +181,11 @@ class KeyboardFailed(Exception):
 class KeyReader:
     """Reads keys in a daemon thread; `drain` returns them in the select loop's thread."""
 
-    def __init__(self, source: Callable[[Callable[[], bool]], Iterator[str]]) -> None:
+    def __init__(self, source: KeySource) -> None:
         self._source = source
         self._keys: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.wakeup, self._waker = socket.socketpair()
-        self.wakeup.setblocking(False)
+        self._waker = Waker()
+        self.wakeup = self._waker.sock
         self._stopping = threading.Event()
         self._failure: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
@@ -153,26 +197,16 @@ class KeyReader:
         try:
             for pressed in self._source(self._stopping.is_set):
                 self._keys.put(pressed)
-                self._wake()
+                self._waker.wake()
         except Exception as exc:  # reported by drain() in the loop's thread, which restores the terminal
             self._failure = exc
         finally:
             self._keys.put(None)  # the input ended (EOF), or failed
-            self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._waker.send(b"\0")
-        except OSError:
-            pass  # the loop has gone, or already has a wake-up byte waiting
+            self._waker.wake()
 
     def drain(self) -> list[str | None]:
         """Every key read so far; None marks the end of input. Raises KeyboardFailed if reading failed."""
-        try:
-            while self.wakeup.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         keys: list[str | None] = []
         while True:
             try:
@@ -187,5 +221,4 @@ class KeyReader:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(0.5)
-        self.wakeup.close()
-        self._waker.close()
+        self._waker.close()  # the thread may still be reading: a wake after this does nothing

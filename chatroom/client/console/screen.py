@@ -1,6 +1,7 @@
 """Print above the input line: each event appears above it, and the line is redrawn intact below.
 
 The one writer of the terminal. When stdout is not a terminal it writes plain lines and no escape codes.
+After a resize it paints the screen anew from what it printed last, wrapped at the new width.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import dataclasses
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Mapping
 from typing import TextIO
 
 from colorama import Cursor, Fore, Style
 from colorama.ansi import clear_line, clear_screen
 
-from ...render import NAME_COLORS, PLAIN, Theme
+from ...render import NAME_COLORS, NAME_HUES, PLAIN, Theme
 from .editor import LineEditor, graphemes, text_width
 
 COLORS_16 = Theme(
@@ -30,7 +32,9 @@ COLORS_16 = Theme(
              Fore.LIGHTBLUE_EX, Fore.LIGHTMAGENTA_EX, Fore.LIGHTRED_EX, Fore.WHITE + Style.BRIGHT),
     reset=Style.RESET_ALL,
 )
-COLORS_256 = dataclasses.replace(COLORS_16, palette=tuple(f"\x1b[38;5;{color}m" for color in NAME_COLORS))
+COLORS_256 = dataclasses.replace(COLORS_16, palette=tuple(f"\x1b[38;5;{color}m" for color in NAME_COLORS),
+                                 hues=NAME_HUES)
+RECENT = 300  # texts kept for a repaint: more than a screen holds
 
 
 def color_theme(environ: Mapping[str, str]) -> Theme:
@@ -98,12 +102,14 @@ class Screen:
         self.out = out
         self.editor = editor
         self.interactive = interactive
-        self.theme = color_theme(environ) if colors and interactive else PLAIN
+        self.theme = (color_theme(environ) if colors and interactive else PLAIN).keeping_names_apart()
         self.prompt = "> "
         self._prompt_columns = text_width(self.prompt)
         self.status = ""  # the status line, shown above the input line when set
         self._status_shown = False  # whether the row above the cursor is the status line
         self._status_cut, self._status_row = ("", 0), ""  # the status line and the width it was cut to, painted
+        self._recent: deque[str] = deque(maxlen=RECENT)  # what was shown last, for a repaint after a resize
+        self._size = shutil.get_terminal_size()  # what the screen was drawn at
 
     def _input_line(self) -> str:
         columns = shutil.get_terminal_size().columns - self._prompt_columns
@@ -142,10 +148,44 @@ class Screen:
             self.out.write(text + "\n")
             self.out.flush()
             return
-        # One cell short of the width: a row that fills it wraps at once in some consoles (Windows).
-        columns = shutil.get_terminal_size().columns - 1
-        rows = [row for line in text.split("\n") for row in wrap(line, columns)]
+        self._recent.append(text)
+        if self._size_changed():
+            self.resized()
+            return
+        rows = self._rows(text, self._size.columns)
         self.out.write(self._clear_footer() + "\n".join(rows) + "\n" + ("\a" if bell else "") + self._footer())
+        self.out.flush()
+
+    def _size_changed(self) -> bool:
+        """Whether the terminal's size differs from the one drawn at: a resize whose signal came before the
+        size did, or that came between two draws, is painted all the same."""
+        size = shutil.get_terminal_size()
+        changed, self._size = size != self._size, size
+        return changed
+
+    @staticmethod
+    def _rows(text: str, columns: int) -> list[str]:
+        # One cell short of the width: a row that fills it wraps at once in some consoles (Windows).
+        return [row for line in text.split("\n") for row in wrap(line, columns - 1)]
+
+    def resized(self) -> None:
+        """The terminal's size changed, and it may have re-flowed what it shows (tmux, VTE): rows we wrapped
+        lose their indent, a status line cut in two leaves its first half. Paint the screen anew: the latest
+        text wrapped at the new width, then the footer. Row by row from the top, not a clear of the screen,
+        which tmux would copy into its history."""
+        if not self.interactive:
+            return
+        self._size = size = shutil.get_terminal_size()
+        room = size.lines - (2 if self.status else 1)
+        rows: list[str] = []
+        for text in reversed(self._recent):
+            if len(rows) >= room:
+                break
+            rows[:0] = self._rows(text, size.columns)
+        rows = rows[-room:] if room > 0 else []
+        self._status_shown = False
+        self.out.write(str(Cursor.POS(1, 1)) + "".join(f"{clear_line()}{row}\n" for row in rows) + "\r"
+                       + clear_screen(0) + self._footer())
         self.out.flush()
 
     def bell(self) -> None:
@@ -154,9 +194,13 @@ class Screen:
             self.out.flush()
 
     def redraw(self) -> None:
-        if self.interactive:
-            self.out.write(self._clear_footer() + self._footer())
-            self.out.flush()
+        if not self.interactive:
+            return
+        if self._size_changed():
+            self.resized()
+            return
+        self.out.write(self._clear_footer() + self._footer())
+        self.out.flush()
 
     def close(self) -> None:
         """Leave the terminal as it was: no half-drawn input or status line, default colors."""

@@ -11,6 +11,7 @@ import importlib
 import signal
 from types import ModuleType
 
+from ...cli import program_name
 from ..connection import ClientError
 from ..session import USAGE
 
@@ -21,6 +22,9 @@ MISSING_TK = ("the window needs Python's tkinter, which this Python lacks: on De
 
 def run(args: argparse.Namespace) -> int:
     """Open the window and run it until it closes; the exit status."""
+    from ... import deps  # here: it starts processes, which a console client never needs
+
+    deps.require(program_name("client.py", "chatroom-client"), *deps.WINDOW)
     try:
         tkinter = importlib.import_module("tkinter")
     except ImportError:

@@ -7,9 +7,12 @@ import tkinter as tk
 
 from ...protocol import Welcome
 from ..connection import Connection, Dial
+from ..console.editor import key_help
+from ..console.status import security
 from ..loop import Background, Loop
-from ..session import OK, QUIT_WAIT
+from ..session import OK
 from ..transfers import Transfers
+from . import theme
 from .dialog import ConnectDialog
 from .window import ChatWindow
 
@@ -17,17 +20,25 @@ from .window import ChatWindow
 class WindowClient:
     def __init__(self, root: tk.Tk, args: argparse.Namespace) -> None:
         self.root = root
+        self.args = args
+        self.colors = theme.apply(root, args.theme if args.theme != "auto" else theme.system_mode())
         self.status = OK  # closing the dialog without connecting is not a failure
         self.chat: ChatWindow | None = None
         self.closed = False
         self.downloads = args.downloads
         self.dialog = ConnectDialog(root, args, self._connected)
 
-    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None) -> None:
-        host, port = connection.sock.getpeername()[:2]
-        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit",
+    def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None, host: str, port: int) -> None:
+        """`host` and `port` as the user gave them: asking the socket fails once the server has reset it."""
+        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit", key_help=key_help(window=True),
                     transfers=Transfers(self.downloads))
-        self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", self._end)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", address,
+                                   security(self.args.tls, self.args.insecure), self.colors, self._end)
+        except BaseException:
+            loop.close()  # its thread, which closes it when it ends, starts only once the window is built
+            raise
 
     def _end(self, status: int) -> None:
         if not self.closed:  # the goodbye and the close button's timer may both get here
@@ -47,5 +58,5 @@ class WindowClient:
         it comes), and the session's thread ends (it closes its connection)."""
         self.dialog.abandon()
         if self.chat is not None:
-            self.chat.background.join(QUIT_WAIT + 1)
+            self.chat.background.join(self.chat.background.quit_within)
         return self.status

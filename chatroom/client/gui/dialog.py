@@ -30,12 +30,13 @@ def _words(error: ClientError) -> tuple[str, str | None]:
 
 class ConnectDialog:
     def __init__(self, root: tk.Tk, args: argparse.Namespace,
-                 on_connected: Callable[[Connection, Welcome, Dial | None], None]) -> None:
+                 on_connected: Callable[[Connection, Welcome, Dial | None, str, int], None]) -> None:
         self.root = root
         self.args = args
         self.on_connected = on_connected
         self._attempt: Attempt | None = None
         self._dial: Dial | None = None
+        self._where = ("", 0)  # the host and port of the attempt under way, as the user gave them
         self.frame = ttk.Frame(root, padding=16)
         self.frame.pack(fill="both", expand=True)
         self.host = tk.StringVar(value=args.host)
@@ -56,7 +57,7 @@ class ConnectDialog:
             for widget in self._password_widgets:
                 widget.grid_remove()  # shown when the room asks for a password
         ttk.Checkbutton(self.frame, text="Use TLS (encrypted)", variable=self.tls).grid(row=4, column=1, sticky="w")
-        self.status = ttk.Label(self.frame, text="", foreground="#a40000", wraplength=360, justify="left")
+        self.status = ttk.Label(self.frame, text="", style="Error.TLabel", wraplength=360, justify="left")
         self.status.grid(row=5, column=0, columnspan=2, sticky="w", pady=(8, 4))
         buttons = ttk.Frame(self.frame)
         buttons.grid(row=6, column=0, columnspan=2, sticky="e")
@@ -102,6 +103,7 @@ class ConnectDialog:
         self.status.configure(text=f"Connecting to {host} port {port} ...")
         hello = Hello(name, password=self.password.get() or None, reconnect=not self.args.no_reconnect)
         self._dial = dialer(host, port, context)
+        self._where = (host, port)
         self._attempt = Attempt(self._dial, hello)  # it holds nothing of Tk: one freed in its thread aborts
         self.root.after(POLL_MS, self._poll)
 
@@ -119,7 +121,7 @@ class ConnectDialog:
             case (connection, welcome):
                 self.frame.destroy()
                 self.root.unbind("<Return>")
-                self.on_connected(connection, welcome, None if self.args.no_reconnect else self._dial)
+                self.on_connected(connection, welcome, None if self.args.no_reconnect else self._dial, *self._where)
 
     def abandon(self) -> None:
         """The window goes: a connection the attempt under way makes is closed, now or when it comes."""

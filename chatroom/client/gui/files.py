@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from tkinter import filedialog, ttk
 
-from ... import filenames, names
+from ... import filenames, names, render
 from ...protocol import Event, FileList, FileShared
 from ..loop import Background
 from ..progress import Row, describe
@@ -29,9 +29,9 @@ def _links(shared: FileShared, me: str) -> styling.Runs:
     return runs
 
 
-def event_runs(event: Event, me: str) -> styling.Runs:
+def event_runs(event: Event, me: str, theme: render.Theme = styling.MARKERS) -> styling.Runs:
     """styling.event_runs, with links after every shared file."""
-    text_runs = styling.event_runs(event, me)
+    text_runs = styling.event_runs(event, me, theme)
     if isinstance(event, FileShared) and text_runs:
         *head, (last, tags) = text_runs
         return [*head, (last.removesuffix("\n"), tags), *_links(event, me), ("\n", ())]

@@ -19,13 +19,13 @@ def _mark(tag: str) -> str:
     return f"{_OPEN}{tag}{_CLOSE}"
 
 
-# One tag per name color: the theme's palette in render.NAME_COLORS' order, so a name's tag is the one of
-# render.name_color(name), the color the console's 256-color theme gives it. No `mention` code: the window
-# marks a whole line by a line tag instead.
+# One tag per name color: the theme's palette in render.NAME_COLORS' order, so a name has the tag of the color
+# the console's 256-color theme gives it (by its hash, or the slot a front end's NameSlots gives it). No
+# `mention` code: the window marks a whole line by a line tag instead.
 NAME_TAGS = {f"name{index}": render.color_rgb(color) for index, color in enumerate(render.NAME_COLORS)}
 MARKERS = render.Theme(time=_mark("time"), system=_mark("system"), error=_mark("error"),
                        private=_mark("private"), earlier=_mark("earlier"), own=_mark("own"),
-                       palette=tuple(_mark(tag) for tag in NAME_TAGS), reset=_RESET)
+                       palette=tuple(_mark(tag) for tag in NAME_TAGS), hues=render.NAME_HUES, reset=_RESET)
 _RUN = re.compile(f"{_OPEN}([^{_CLOSE}]*){_CLOSE}([^{_RESET}]*){_RESET}")
 
 Runs = list[tuple[str, tuple[str, ...]]]
@@ -45,9 +45,10 @@ def runs(text: str, line_tags: tuple[str, ...] = ()) -> Runs:
     return out
 
 
-def event_runs(event: Event, me: str) -> Runs:
-    """The runs for an event, ending with its newline; [] for nothing to show."""
-    text = render.render(event, me, MARKERS)
+def event_runs(event: Event, me: str, theme: render.Theme = MARKERS) -> Runs:
+    """The runs for an event, ending with its newline; [] for nothing to show. `theme`: MARKERS, maybe with
+    slots of its own."""
+    text = render.render(event, me, theme)
     if not text:
         return []
     line_tags: tuple[str, ...] = ()

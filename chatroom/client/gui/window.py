@@ -1,67 +1,73 @@
-"""The chat window: the conversation, the user list, the entry line and a menu, over a Background loop.
+"""The chat window: the conversation, who is here, the input and the status bar, and a menu, over a Background loop.
 
 The loop's thread hands what it has to show over through a queue; Tk's thread polls it with after(), a bounded
-slice of work per tick, so the window stays responsive under a burst.
+slice of work per tick, so the window stays responsive under a burst. The status bar and the input are packed
+before the conversation, so a short window takes its lines from the conversation and never hides them.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import tkinter as tk
+from collections import Counter
 from collections.abc import Callable
-from tkinter import font, simpledialog, ttk
-
-from readchar import key
+from tkinter import simpledialog, ttk
 
 from ... import names, render
-from ...protocol import sanitize
-from ..console.editor import Bell, Candidates, LineEditor, Submit
+from ...protocol import Event, sanitize
+from ..console.editor import Bell, Candidates, Outcome, Submit
+from ..console.status import status_line
 from ..loop import Background, Ended, Handed, Progress, Received
-from ..session import OK, QUIT_WAIT, RECONNECTING, Notice, View
+from ..session import OK, RECONNECTING, Notice, View
 from . import files, styling
+from .conversation import Conversation
+from .inputbar import InputBar
+from .theme import Palette
 
 POLL_MS = 15
 BATCH = 200  # events shown per tick at most, so keys and redraws get their turn in a burst
-SCROLLBACK = 10_000  # lines kept in the conversation; older ones go, so memory stays flat
-BACKGROUND, FOREGROUND, GREY = "#1e1f22", "#d3d7cf", "#8b8e94"
-OWN_COLOR = "#8ae234"  # the bright green of the console's own name
-AWAY_COLOR = "#888a85"  # the grey of the notices: a user who is reconnecting
+SIZE, SMALLEST = (860, 520), (480, 260)
+
+log = logging.getLogger(__name__)
 
 
 class ChatWindow:
-    def __init__(self, root: tk.Tk, background: Background, where: str, on_end: Callable[[int], None]) -> None:
+    def __init__(self, root: tk.Tk, background: Background, place: str, address: str, security: str,
+                 colors: Palette, on_end: Callable[[int], None]) -> None:
         self.root = root
-        self.where = where
+        self.place, self.address, self.security = place, address, security  # for the title, the status bar
+        self.colors = colors
         self.on_end = on_end  # called once the window should close, with the exit status
         self.background = background
-        view = background.loop.session.view
-        self.me, self.state = view.me, view.state
-        self.users: tuple[str, ...] = ()
-        self.away: frozenset[str] = frozenset()
+        self.view = background.loop.session.view
+        self.listed: tuple[str, ...] = ()  # the user list's names, in its order (sorted)
+        self._listed_facts: tuple[object, ...] = ()  # what the list shows
         self.ended: Ended | None = None
         self.closing = False
         self.unseen = 0  # messages for me while the window was not focused
-        self.scrollback = SCROLLBACK
-        self.editor = LineEditor(names=lambda: self.users)
+        self._failures: set[str] = set()  # why events could not be shown, each logged once
+        self.unread: Counter[render.Attention] = Counter()  # for me, since I last looked (the status bar)
+        self.theme = styling.MARKERS.keeping_names_apart()
         self._build()
-        self._show_users(view.users, view.away)
-        self._set_title()
+        self._show_view(self.view)
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<FocusIn>", self._focus_in, add="+")
-        self.background.start()
         root.after(POLL_MS, self._poll)
+        self.background.start()  # last: once it runs, the loop's thread owns the connection
 
     # --- building ---------------------------------------------------------------------
 
     def _build(self) -> None:
         root = self.root
-        root.geometry("860x520")
-        root.minsize(420, 240)
+        root.geometry("{}x{}".format(*SIZE))
+        root.minsize(*SMALLEST)
         menubar = tk.Menu(root)
         room = tk.Menu(menubar, tearoff=False)
         room.add_command(label="Who is here", command=lambda: self.send("/users"))
         room.add_command(label="Private message...", command=self.private_to_selected)
         room.add_command(label="Change my name...", command=self.ask_rename)
+        room.add_command(label="Send file…", command=lambda: self.files.send_file())
         room.add_command(label="Send file…", command=lambda: self.files.send_file())
         room.add_command(label="Help", command=lambda: self.send("/help"))
         room.add_separator()
@@ -70,97 +76,60 @@ class ChatWindow:
         root.configure(menu=menubar)
         self.menu = room
 
-        base = font.nametofont("TkTextFont")
-        bold = base.copy()
-        bold.configure(weight="bold")
-        italic = base.copy()
-        italic.configure(slant="italic")
-        self._fonts = (bold, italic)  # Tk forgets a named font Python no longer holds
+        # Packed first, so they keep their lines in a short window (the packer takes from the last ones).
+        self.status = ttk.Label(root, style="Status.TLabel", anchor="w")
+        self.status.pack(side="bottom", fill="x")
+        self.input = InputBar(root, self.colors, lambda: self.listed, self._outcome)
+        self.input.frame.pack(side="bottom", fill="x")
+        self.entry, self.send_button = self.input.entry, self.input.send_button
+        self.file_button = ttk.Button(self.input.frame, text="Send file…", command=lambda: self.files.send_file())
+        self.file_button.grid(row=1, column=2, padx=(8, 0))
 
         panes = ttk.Panedwindow(root, orient="horizontal")
-        panes.pack(fill="both", expand=True)
-        talk = ttk.Frame(panes)
-        self.text = tk.Text(talk, wrap="word", state="disabled", background=BACKGROUND, foreground=FOREGROUND,
-                            insertbackground=FOREGROUND, font=base, padx=8, pady=6, borderwidth=0,
-                            highlightthickness=0, spacing1=1, spacing3=1)
-        scroll = ttk.Scrollbar(talk, command=self.text.yview)
-        self.text.configure(yscrollcommand=scroll.set)
-        scroll.pack(side="right", fill="y")
-        self.text.pack(side="left", fill="both", expand=True)
-        self.text.tag_configure("hanging", lmargin2=24)  # a wrapped line's rest is indented under its start
-        self.text.tag_configure("time", foreground=GREY)
-        self.text.tag_configure("system", foreground=GREY)
-        self.text.tag_configure("earlier", foreground=GREY, font=italic)
-        self.text.tag_configure("error", foreground="#ef2929")
-        self.text.tag_configure("private", foreground="#e29ddc", font=bold)
-        self.text.tag_configure("own", foreground=OWN_COLOR, font=bold)
-        for tag, color in styling.NAME_TAGS.items():
-            self.text.tag_configure(tag, foreground=color, font=bold)
-        self.text.tag_configure("private_line", background="#3a2740")
-        self.text.tag_configure("mention_line", background="#3d3821")
-        panes.add(talk, weight=4)
+        panes.pack(side="top", fill="both", expand=True)
+        self.conversation = Conversation(panes, self.colors, on_bottom=self._at_bottom)
+        self.text = self.conversation.text
+        panes.add(self.conversation.frame, weight=4)
+        self.files = files.FilesView(root, self.text, self.background, panes)  # its panel above the input
 
-        side = ttk.Frame(panes, padding=(6, 4))
+        side = ttk.Frame(panes, padding=(8, 4, 6, 4))
         self.here = ttk.Label(side, text="Here now")
-        self.here.pack(anchor="w")
-        self.user_list = tk.Listbox(side, activestyle="none", background=BACKGROUND, foreground=FOREGROUND,
-                                    selectbackground="#3b3f45", selectforeground="#ffffff", borderwidth=0,
-                                    highlightthickness=0, width=18, exportselection=False)
+        self.here.pack(anchor="w", pady=(0, 4))
+        self.hint = ttk.Label(side, text="Double-click a name to write privately", style="Hint.TLabel")
+        self.hint.pack(side="bottom", anchor="w", fill="x", pady=(4, 0))
+        self.user_list = tk.Listbox(side, activestyle="none", background=self.colors.background,
+                                    foreground=self.colors.foreground, selectbackground=self.colors.selection,
+                                    selectforeground=self.colors.foreground, borderwidth=0, highlightthickness=0,
+                                    width=18, exportselection=False)
         self.user_list.pack(fill="both", expand=True)
         self.user_list.bind("<Double-Button-1>", self._double_click)
-        ttk.Label(side, text="Double-click a name to write privately", foreground=GREY,
-                  wraplength=150).pack(anchor="w")
+        side.bind("<Configure>", self._side_resized)
         panes.add(side, weight=1)
-
-        bottom = ttk.Frame(root, padding=(6, 6))
-        bottom.pack(fill="x", side="bottom", before=panes)  # packed first: a short window never hides it
-        self.entry = ttk.Entry(bottom)
-        self.entry.pack(side="left", fill="x", expand=True)
-        self.send_button = ttk.Button(bottom, text="Send", command=lambda: self._edit(key.CR))
-        self.send_button.pack(side="right", padx=(6, 0))
-        self.file_button = ttk.Button(bottom, text="Send file…", command=lambda: self.files.send_file())
-        self.file_button.pack(side="right", padx=(6, 0))
-        self.files = files.FilesView(root, self.text, self.background, panes)
-        for sequence, pressed in [("<Return>", key.CR), ("<KP_Enter>", key.CR), ("<Up>", key.UP),
-                                  ("<Down>", key.DOWN), ("<Tab>", key.TAB)]:
-            self.entry.bind(sequence, self._key(pressed))
         self.entry.focus_set()
+
+    def _side_resized(self, event: tk.Event) -> None:
+        """The side's labels wrap at its width, so a narrow window cuts none of their words."""
+        for label in (self.here, self.hint):
+            label.configure(wraplength=max(event.width - 14, 60))
 
     # --- what the user does -------------------------------------------------------------
 
-    def send(self, line: str) -> None:
+    def send(self, line: str, verbatim: bool = False) -> None:
         if self.ended is None:
-            self.background.send(line)
+            self.background.send(line, verbatim)
 
-    def _key(self, pressed: str) -> Callable[[tk.Event], str]:
-        return lambda _event: self._edit(pressed)
-
-    def _edit(self, pressed: str) -> str:
-        """A key for the shared line editor (history, completion, Enter), on the entry's text."""
-        self.editor.chars = list(self.entry.get())
-        self.editor.cursor = self.entry.index("insert")
-        outcome = self.editor.feed(pressed)
-        self.entry.delete(0, "end")
-        self.entry.insert(0, self.editor.text)
-        self.entry.icursor(self.editor.cursor)
+    def _outcome(self, outcome: Outcome) -> None:
         match outcome:
-            case Submit(line=line):
-                self.send(line)  # a pasted text of several lines goes as one message, as in the console
+            case Submit(line=line, verbatim=verbatim):
+                self.send(line, verbatim)  # a pasted block goes as one message, as in the console
+                self.conversation.follow()  # what I send, I want to see
             case Bell():
                 self.root.bell()
             case Candidates(options=options):
                 self._note("  ".join(options))
-        return "break"  # Tab must not move the focus, nor Up/Down anything else
 
     def prefill(self, command: str) -> None:
-        """Start the entry with a command, keeping what was typed after it."""
-        typed = self.entry.get()
-        if typed.startswith(("/msg ", "/nick ")):
-            typed = typed.split(" ", 2)[2] if typed.count(" ") >= 2 else ""
-        self.entry.delete(0, "end")
-        self.entry.insert(0, command + typed)
-        self.entry.icursor(len(command))
-        self.entry.focus_set()
+        self.input.prefill(command)
 
     def private_to(self, name: str) -> None:
         self.prefill(f"/msg {sanitize(name)} ")
@@ -168,20 +137,21 @@ class ChatWindow:
     def private_to_selected(self) -> None:
         selected = self.user_list.curselection()  # type: ignore[no-untyped-call]  # untyped in typeshed
         if selected:
-            self.private_to(self.users[selected[0]])
+            self.private_to(self.listed[selected[0]])
         else:
             self.prefill("/msg ")
 
     def _double_click(self, event: tk.Event) -> None:
         index: int = self.user_list.nearest(event.y)  # type: ignore[no-untyped-call]  # untyped in typeshed
-        if 0 <= index < len(self.users) and names.key(self.users[index]) != names.key(self.me):
-            self.private_to(self.users[index])
+        if 0 <= index < len(self.listed) and names.key(self.listed[index]) != names.key(self.view.me):
+            self.private_to(self.listed[index])
         else:
             self.root.bell()
 
     def ask_rename(self) -> None:
-        name = simpledialog.askstring("Change my name", "New username:", initialvalue=self.me, parent=self.root)
-        if name and name.strip() and name.strip() != self.me:
+        me = self.view.me
+        name = simpledialog.askstring("Change my name", "New username:", initialvalue=me, parent=self.root)
+        if name and name.strip() and name.strip() != me:
             self.send(f"/nick {name.strip()}")
 
     def close(self) -> None:
@@ -192,7 +162,7 @@ class ChatWindow:
         if not self.closing:
             self.closing = True
             self.background.quit()
-            self.root.after(int((QUIT_WAIT + 1) * 1000), lambda: self.on_end(OK))
+            self.root.after(int(self.background.quit_within * 1000), lambda: self.on_end(OK))
 
     # --- what the loop hands over -------------------------------------------------------
 
@@ -205,21 +175,33 @@ class ChatWindow:
                 break
             if isinstance(batch[-1], Ended):
                 break
-        if batch:
-            self.show(batch)
-        if self.ended is None:
-            self.root.after(1 if batch else POLL_MS, self._poll)
+        try:
+            if batch:
+                self.show(batch)
+        finally:  # a failure to show (Tk reports it) must not stop the window showing what comes after
+            if self.ended is None:
+                self.root.after(1 if batch else POLL_MS, self._poll)
 
     def show(self, batch: list[Handed]) -> None:
         shown = []
-        attention = 0
+        events = for_me = 0
         view: View | None = None
         for item in batch:
             if isinstance(item, Received):
                 view = item.view
-                shown.append(files.event_runs(item.event, view.me))
+                self._here(view)
+                try:
+                    runs = files.event_runs(item.event, view.me, self.theme)
+                    attention = render.attention(item.event, view.me)
+                except Exception as exc:  # one event that cannot be drawn must not take the others with it
+                    self._failed(item.event, exc)
+                    continue
+                shown.append(runs)
                 self.files.remember(item.event)
-                attention += render.wants_attention(item.event, view.me)
+                events += 1
+                if attention is not None:
+                    self.unread[attention] += 1
+                    for_me += 1
             elif isinstance(item, Notice):
                 shown.append(styling.note(item.text, item.role))
             elif isinstance(item, View):
@@ -228,14 +210,18 @@ class ChatWindow:
                 self.files.show(item.rows)
             else:
                 self._ended(item, shown)
-        self._insert(shown)
-        if view is not None:
-            self.me, self.state = view.me, view.state
-            self._show_users(view.users, view.away)
-        if attention and not self._focused():
-            self.unseen += attention
+        self.conversation.insert(shown, events, for_me)
+        if for_me and not self._focused():
+            self.unseen += for_me
             self.root.bell()
-        self._set_title()
+        if self._looking():
+            self.unread.clear()
+        self._show_view(view or self.view)
+
+    def _failed(self, event: Event, exc: Exception) -> None:
+        if (why := f"{type(exc).__name__}: {exc}") not in self._failures:
+            self._failures.add(why)
+            log.error("the window could not show a %s event (%s)", event.TYPE, why, exc_info=exc)
 
     def _ended(self, ended: Ended, shown: list[styling.Runs]) -> None:
         self.ended = ended
@@ -243,55 +229,71 @@ class ChatWindow:
             self.root.after_idle(lambda: self.on_end(OK))
             return
         shown.append(styling.note("-- Close the window to leave."))
-        self.entry.state(["disabled"])
-        self.send_button.state(["disabled"])
+        self.input.disable()
         self.file_button.state(["disabled"])
 
     def _note(self, text: str) -> None:
-        self._insert([styling.note(text)])
+        self.conversation.insert([styling.note(text)])
 
-    def _insert(self, shown: list[styling.Runs]) -> None:
-        pairs = [pair for text_runs in shown for pair in text_runs]
-        if not pairs:
-            return
-        (first, first_tags), rest = pairs[0], [part for pair in pairs[1:] for part in pair]
-        at_bottom = self.text.yview()[1] >= 0.999
-        self.text.configure(state="normal")
-        start = self.text.index("end-1c")
-        self.text.insert("end", first, first_tags, *rest)  # one call for the whole batch
-        self.text.tag_add("hanging", start, "end-1c")
-        lines = int(self.text.index("end-1c").split(".")[0])
-        if lines > self.scrollback + 1:
-            self.text.delete("1.0", f"{lines - self.scrollback}.0")
-        self.text.configure(state="disabled")
-        if at_bottom:
-            self.text.see("end")
+    # --- who is here, the status bar, the title -------------------------------------------
 
-    def _show_users(self, users: tuple[str, ...], away: frozenset[str] = frozenset()) -> None:
-        if (users, away) == (self.users, self.away):
-            return
-        self.users, self.away = users, away
+    def _here(self, view: View) -> None:
+        """Who is here, for the names' colors (the theme keeps the names here apart)."""
+        if self.theme.slots is not None:
+            self.theme.slots.here(view.users)
+
+    def _show_view(self, view: View) -> None:
+        self.view = view
+        self._here(view)
+        if (facts := (view.users, view.away, view.me, view.state)) != self._listed_facts:
+            self._listed_facts = facts
+            self._show_users()
+        self.status.configure(text=status_line(view, self.unread, self.address, self.security))
+        self._set_title()
+
+    def _show_users(self) -> None:
+        """The list, sorted; grey while reconnecting, when nobody knows who is here."""
+        view = self.view
+        stale = view.state == RECONNECTING
+        self.listed = tuple(sorted(view.users, key=names.key))
         self.user_list.delete(0, "end")
-        for index, user in enumerate(users):
-            mine = names.key(user) == names.key(self.me)
-            mark = " (you)" if mine else " (reconnecting)" if user in away else ""
+        for index, user in enumerate(self.listed):
+            mine = names.key(user) == names.key(view.me)
+            mark = " (you)" if mine else " (reconnecting)" if user in view.away else ""
             self.user_list.insert("end", sanitize(user) + mark)
-            color = OWN_COLOR if mine else AWAY_COLOR if user in away else render.color_rgb(render.name_color(user))
+            if stale or (user in view.away and not mine):
+                color = self.colors.grey
+            elif mine:
+                color = self.colors.own
+            else:
+                color = self.colors.names[self.theme.slots.slot(user) if self.theme.slots else 0]
             self.user_list.itemconfigure(index, foreground=color)
-        self.here.configure(text=f"Here now ({len(users)})")
+        count = len(view.users)
+        self.here.configure(text=f"Here before the loss ({count})" if stale else f"Here now ({count})",
+                            style="Hint.TLabel" if stale else "TLabel")
 
-    # --- the title: who and where, unread mentions, the end ----------------------------
+    def _at_bottom(self) -> None:
+        """The user scrolled back to the newest lines."""
+        if self.unread and self._focused():
+            self.unread.clear()
+            self._show_view(self.view)
 
     def _focused(self) -> bool:
         return self.root.focus_displayof() is not None
 
+    def _looking(self) -> bool:
+        """The user sees the newest lines: what is for them is read."""
+        return self._focused() and self.conversation.following
+
     def _focus_in(self, _event: tk.Event) -> None:
-        if self.unseen:
+        if self.unseen or (self.unread and self.conversation.following):
             self.unseen = 0
-            self._set_title()
+            if self.conversation.following:
+                self.unread.clear()
+            self._show_view(self.view)
 
     def _set_title(self) -> None:
-        reconnecting = self.state == RECONNECTING
+        reconnecting = self.view.state == RECONNECTING
         state = " (disconnected)" if self.ended is not None else " (reconnecting)" if reconnecting else ""
         unseen = f"({self.unseen}) " if self.unseen else ""
-        self.root.title(f"{unseen}{sanitize(self.me)}{state} - chatroom {self.where}")
+        self.root.title(f"{unseen}{sanitize(self.view.me)}{state} - chatroom {self.place}")
