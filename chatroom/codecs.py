@@ -11,10 +11,11 @@ import types
 import typing
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, TypeVar
 
 from . import render
 from .protocol.events import EVENT_TYPES, Event, Found, Message, ProtocolError
+from .protocol.files import FileList, FileShared
 from .protocol.jsonline import parse_json
 
 
@@ -22,6 +23,10 @@ TIME_FIELDS = ("ts",)  # seconds since 1970 (UTC), the protocol's one name for a
 # The last time every platform can show (Windows' localtime stops in the year 3000): a time past it, before
 # 1970 or not a number is refused here, rather than raising where an event is drawn.
 LATEST_TIME = 32503680000.0  # 3000-01-01 00:00 UTC
+E = TypeVar("E", bound=Event)
+
+# What a plain-text member reads under a share notice: nc and telnet have no way to fetch a file.
+FILES_NEED_CLIENT = "   (files need the chatroom client: nc and telnet cannot fetch them)"
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps makes one per call
 # A message, the event of every line said, spelled out: a third of the time of the encoder's dict.
@@ -74,7 +79,9 @@ def event_from_dict(data: object) -> Event | None:
     kinds = _field_kinds(cls)
     fields = {name: value for name, value in data.items() if name in kinds}
     if cls is Found and "messages" in fields:
-        fields["messages"] = _messages(fields["messages"])
+        fields["messages"] = _nested(fields["messages"], Message)
+    elif cls is FileList and "files" in fields:
+        fields["files"] = _nested(fields["files"], FileShared)
     for name, value in fields.items():
         if not kinds[name].fits(value):
             raise ProtocolError(f"bad {cls.TYPE} event: {name} is not {kinds[name]}")
@@ -86,18 +93,19 @@ def event_from_dict(data: object) -> Event | None:
         raise ProtocolError(f"bad {cls.TYPE} event: {exc}") from None
 
 
-def _messages(value: object) -> list[Message]:
-    """The messages of a `found` answer; one that is not a message is left out (a server's mistake is not shown)."""
+def _nested(value: object, cls: type[E]) -> list[E]:
+    """The events listed in another (a `found` answer's messages, a `files` answer's files); one that is not
+    of the kind is left out (a server's mistake is not shown)."""
     if not isinstance(value, list):
-        raise ProtocolError("bad found event: messages is not a list")
+        raise ProtocolError(f"bad event: its list of {cls.TYPE} events is not a list")
     found = []
     for data in value:
         try:
-            message = event_from_dict(data)
+            event = event_from_dict(data)
         except ProtocolError:
             continue
-        if isinstance(message, Message):
-            found.append(message)
+        if isinstance(event, cls):
+            found.append(event)
     return found
 
 
@@ -158,4 +166,6 @@ PLAIN_BLOCK_INDENT = 2
 
 def plain_codec(event: Event, me: str) -> bytes:
     text = render.render(event, me, indent=PLAIN_BLOCK_INDENT)
+    if isinstance(event, FileShared):
+        text += "\n" + FILES_NEED_CLIENT
     return (text + "\n").encode() if text else b""

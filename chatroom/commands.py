@@ -2,7 +2,7 @@
 
 Pure: `parse` turns a typed line into a Command or a CommandError.
 A form is written the way help shows it. Its first word is the command word;
-NAME, TEXT and COUNT are arguments, "TEXT" (quoted) means quotes around the text
+NAME, TEXT, COUNT, ID (a file's number) and PATH are arguments, "TEXT" (quoted) means quotes around the text
 are removed, and [COUNT] (in brackets) may be left out. Two forms are positional instead:
 `@NAME TEXT` and `TEXT > NAME`.
 """
@@ -26,6 +26,16 @@ class Kind(str, enum.Enum):
     HELP = "help"
     QUIT = "quit"
     PONG = "pong"
+    # Sending files: files.py on the server performs these, never the room (nothing of a transfer runs under
+    # its lock); the client does /send and its part of /cancel itself.
+    SEND = "send"
+    GET = "get"
+    FILES = "files"
+    CANCEL = "cancel"
+    DECLINE = "decline"
+
+
+FILE_KINDS = frozenset({Kind.SEND, Kind.GET, Kind.FILES, Kind.CANCEL, Kind.DECLINE})
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,11 @@ TABLE: tuple[Spec, ...] = (
     Spec(Kind.HISTORY, ("/history [COUNT]",), "show the last COUNT public messages (20 if left out, at most 500)"),
     Spec(Kind.SEARCH, ("/search TEXT",), "show the last 20 public messages that contain every word of TEXT (up "
          'to 8), as a part of the text and whatever its case: "lunch" finds "Lunchtime"'),
+    Spec(Kind.SEND, ("/send PATH [NAME]",), "share a file with everybody, or offer it to NAME alone"),
+    Spec(Kind.GET, ("/get ID",), "download shared file ID"),
+    Spec(Kind.FILES, ("/files",), "list the files shared with you and still kept"),
+    Spec(Kind.CANCEL, ("/cancel ID",), "stop sending or fetching file ID (or stop sharing it)"),
+    Spec(Kind.DECLINE, ("/decline ID",), "refuse file ID offered to you (its sender is told)"),
     Spec(Kind.HELP, ("*help", "/help", "/?"), "show this help"),
     Spec(Kind.QUIT, ("/quit", "/exit"), "leave the chat"),
     Spec(Kind.PONG, ("/pong",), "answer the server's ping (the console client does it for you)", rated=False,
@@ -121,16 +136,17 @@ def _parse_word_form(form: _WordForm, rest: str) -> Command | CommandError:
             if param.startswith("["):
                 continue
             return CommandError("missing_argument", f"{name} is missing: usage is {form.usage}")
-        if name == "COUNT":
+        if name in ("COUNT", "ID"):
             # isdecimal, not isdigit: "²" is a digit that int() refuses
             if not value.isdecimal():
                 return CommandError("bad_arguments", f"{value!r} is not a number: usage is {form.usage}")
-            if not int(value):
+            if name == "COUNT" and not int(value):
                 return CommandError("bad_arguments", f"COUNT is a number from 1: usage is {form.usage}")
         values[name] = value
     if not form.params and rest:
         return CommandError("bad_arguments", f"{form.usage} takes no arguments")
-    return Command(form.spec.kind, values.get("NAME", ""), values.get("TEXT") or values.get("COUNT", ""))
+    return Command(form.spec.kind, values.get("NAME", ""),
+                   values.get("TEXT") or values.get("COUNT") or values.get("ID") or values.get("PATH", ""))
 
 
 def parse(line: str) -> Command | CommandError | None:

@@ -19,8 +19,8 @@ from typing import Literal
 
 from . import names
 from .protocol import (
-    LEAVE_REASONS, Bye, CaughtUp, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed,
-    Shutdown, Users, Welcome, sanitize, sanitize_lines,
+    LEAVE_REASONS, NEWS, Bye, CaughtUp, Error, Event, FileList, FileNote, FileShared, Found, Help, Joined, Left,
+    Message, Private, Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize, sanitize_lines,
 )
 
 # Colors for user names, from xterm's 256: two rings of hues of its 6x6x6 cube (channel levels 1-5, and the
@@ -165,6 +165,40 @@ def preview(text: str) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+def size_text(count: float) -> str:
+    """A number of bytes for people, in decimal units as file managers and browsers show them: 2.4 MB."""
+    if count < 1000:
+        return f"{count:.0f} byte{'' if count == 1 else 's'}"
+    for unit in ("kB", "MB", "GB", "TB"):
+        count /= 1000
+        if count < 999.95 or unit == "TB":
+            return f"{count:.1f} {unit}" if count < 99.95 else f"{count:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def duration_text(seconds: float) -> str:
+    """A stretch of time for people: "5 min", "3 h 20 min", "2 days"."""
+    minutes = max(1, round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"{round(hours / 24)} days"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def shared_text(event: FileShared, me: str = "", theme: Theme = PLAIN) -> str:
+    """A share notice: who shares what with whom, and the command that fetches it."""
+    sender, name = sanitize(event.sender), sanitize(event.name)
+    what = f"{name} ({size_text(event.size)})"
+    if event.to is None:
+        return f"{theme.name(sender, me)} shares {what} — /get {event.id}"
+    to = sanitize(event.to)
+    if me and names.key(to) == names.key(me):
+        return f"{theme.name(sender, me)} offers you {what} — /get {event.id} or /decline {event.id}"
+    return f"{theme.name(sender, me)} offers {theme.name(to, me)} {what} — until they /get or /decline it"
+
+
 def leave_reason(code: str) -> str:
     return LEAVE_REASONS.get(code, sanitize(code))
 
@@ -237,6 +271,15 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN, indent: int | None 
                     shown_day = date
                 rows.append(render(dataclasses.replace(message, earlier=False), me, theme, indent))
             return "\n".join(rows)
+        case FileShared():
+            return f"{stamp} {t.paint(t.system, '--')} {shared_text(event, me, t)}"
+        case FileList(files=files):
+            rows = [f"Files kept here ({len(files)}):" if files else "Files kept here: none"]
+            for shared in files:
+                rows.append(f"  {shared_text(shared, me, t)} (kept {duration_text(shared.expires - shared.ts)} more)")
+            return "\n".join(rows)
+        case FileNote(code=code, message=message):
+            return system(sanitize(message)) if code in NEWS else t.paint(t.error, f"! {sanitize(message)}")
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)
         case Error(message=message):

@@ -197,6 +197,17 @@ def expect_stop_after_failure(server: ChatServer, thread: str, client: RawClient
     assert any(f"the {thread} thread failed" in record.getMessage() and record.exc_info for record in records)
 
 
+def certificates(folder: Path) -> Path:
+    """A throwaway CA and a certificate for 127.0.0.1 and localhost, in `folder`: cert.pem, key.pem, ca.pem."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return folder
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.01) -> None:
     """Poll a condition that no socket event announces (e.g. the room's member list)."""
     deadline = time.monotonic() + timeout

@@ -142,7 +142,10 @@ class Relay:
 
     def hold(self) -> None:
         assert self.listener is not None
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread, which then ends
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread, which then ends
+        except OSError:
+            pass  # Windows: no shutdown of a listening socket (WSAENOTCONN); closing it wakes the accept()
         self.listener.close()
         self.listener = None
 
@@ -160,8 +163,12 @@ class Relay:
             server.settimeout(None)
             with self.lock:
                 self.pairs += [client, server]
-            for source, target in [(client, server), (server, client)]:
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+            self._serve(client, server)
+
+    def _serve(self, client: socket.socket, server: socket.socket) -> None:
+        """Pass the bytes on both ways, each in a thread (a relay that looks at them does more)."""
+        for source, target in [(client, server), (server, client)]:
+            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
     @staticmethod
     def _pump(source: socket.socket, target: socket.socket) -> None:

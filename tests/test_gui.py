@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, JsonClient
+from conftest import TIMEOUT, JsonClient, certificates
 from fakeserver import Relay
 
 from chatroom.client.main import parse_args
@@ -402,13 +402,8 @@ def test_the_window_reconnects_by_itself_and_shows_it(root, server, clients):
 
 
 def test_use_tls_in_the_dialog(root, make_server, tmp_path):
-    trustme = pytest.importorskip("trustme")
     from chatroom import tls
-    authority = trustme.CA()
-    cert = authority.issue_cert("127.0.0.1")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    certificates(tmp_path)
     server = make_server(tls_context=tls.server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
     client = WindowClient(root, parse_args(["--gui", "127.0.0.1", str(server.port), "--tls", "--cafile",
                                                 str(tmp_path / "ca.pem")]))
@@ -547,6 +542,47 @@ def test_a_user_who_is_reconnecting_is_marked_in_the_list(root, server):
         assert client.finish() == OK
     finally:
         bob.close()
+
+
+def test_files_in_the_window_send_file_progress_download_and_cancel(root, make_server, tmp_path, monkeypatch):
+    from filetools import DataRelay
+
+    from chatroom.server.files import FileLimits, FileStore
+    server = make_server(Config(rate=0), files=FileStore(FileLimits(), tmp_path / "store"))
+    relay = DataRelay(server.port, rate=600_000)
+    try:
+        client = connected(root, relay.port, "amy", "--downloads", str(tmp_path / "downloads"))
+        chat = client.chat
+        slides = tmp_path / "slides.pdf"
+        slides.write_bytes(os.urandom(400_000))
+        monkeypatch.setattr("tkinter.filedialog.askopenfilename", lambda **options: str(slides))
+        chat.menu.invoke("Send file…")
+        until(root, lambda: "amy shares slides.pdf (400 kB) — /get 1  Download" in shown(client))
+
+        saved = tmp_path / "chosen" / "my slides.pdf"
+        saved.parent.mkdir()
+        monkeypatch.setattr("tkinter.filedialog.asksaveasfilename", lambda **options: str(saved))
+        start = chat.text.tag_ranges("get1")[0]
+        x, y, width, height = chat.text.bbox(start)
+        for event in ("<Motion>", "<Button-1>"):  # over the link (Tk's "current" mark follows the pointer), click
+            chat.text.event_generate(event, x=x + 2, y=y + height // 2)
+        until(root, lambda: bool(chat.files._rows))  # a progress bar while it comes
+        _, label, bar = next(iter(chat.files._rows.values()))
+        until(root, lambda: 0 < bar.cget("value") < 1000 and label.cget("text").startswith("↓ slides.pdf"))
+        until(root, lambda: "(sha256 verified)" in shown(client))
+        assert saved.read_bytes() == slides.read_bytes() and not chat.files._rows
+
+        chat.file_button.invoke()  # the button next to Send: the same dialog, a second upload
+        until(root, lambda: bool(chat.files._rows))
+        row = next(iter(chat.files._rows.values()))[0]
+        cancel = next(child for child in row.winfo_children() if isinstance(child, tkinter.ttk.Button))
+        cancel.invoke()
+        until(root, lambda: not chat.files._rows and not chat.files.panel.winfo_ismapped())
+        until(root, lambda: not list((tmp_path / "store").glob("*.part")))
+        chat.close()
+        until(root, lambda: gone(root))
+    finally:
+        relay.close()
 
 
 # --- issue #22: a window people keep open ---------------------------------------------------------------------

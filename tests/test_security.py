@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import trustme
 from client_process import run_client
-from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, wait_until
+from conftest import TIMEOUT, JsonClient, PlainClient, RawClient, certificates, wait_until
 
 from chatroom import tls
 from chatroom.protocol import BANNER_PREFIX, Hello
@@ -151,13 +150,7 @@ def test_the_server_says_who_sent_a_message(clients):
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
-    authority = trustme.CA()
-    folder = tmp_path_factory.mktemp("tls")
-    cert = authority.issue_cert("127.0.0.1", "localhost")
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return folder
+    return certificates(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

@@ -22,10 +22,13 @@ from typing import Protocol
 
 from ..protocol import Event, Welcome
 from .connection import Attempt, ClientError, Connection, Dial, Refused
-from .session import FAILED, Action, ClientSession, End, Notice, Redial, Show, Timing, Transmit, View
+from .progress import Row
+from .session import FAILED, Action, ClientSession, End, Files, Notice, Redial, Show, Timing, Transmit, View
+from .transfers import Transfers, endpoint_of
 from .waker import Waker
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
+PROGRESS_EVERY = 0.25  # seconds between two showings of the transfers' progress
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,9 @@ class FrontEnd(Protocol):
 
     def on_view(self, view: View) -> None:
         """The session's facts changed (its state, the pending count, who is here) during the last turn."""
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        """The file transfers under way, as they stand (a few times a second at most while they run)."""
 
 
 Work = Callable[[float], list[Action]]  # something for the loop's thread to do at time `now`
@@ -79,7 +85,7 @@ class Loop:
 
     def __init__(self, connection: Connection, welcome: Welcome, dial: Dial | None = None, *, quit_hint: str = "",
                  key_help: Sequence[str] = (), timing: Timing = Timing(), clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, transfers: Transfers | None = None) -> None:
         self.connection: Connection | None = None
         self._adopt(connection)
         self.dial = dial
@@ -95,6 +101,10 @@ class Loop:
         self._front: FrontEnd | None = None
         self._thread = 0  # the ident of the thread in `run`
         self._status: int | None = None
+        self.transfers = transfers or Transfers()
+        self.transfers.attach(endpoint_of(connection.sock), self.mailbox.put, self.session.control)
+        self._rows: tuple[Row, ...] = ()
+        self._rows_due = 0.0
         self._unexpected: set[str] = set()  # why reconnect attempts failed unexpectedly: each logged once
 
     def _adopt(self, connection: Connection) -> None:
@@ -113,6 +123,14 @@ class Loop:
     def quit(self) -> None:
         """From any thread."""
         self._do(self.session.quit)
+
+    def send_file(self, path: str) -> None:
+        """Share a file with everybody (the window's Send file...); from any thread."""
+        self._do(lambda now: self.transfers.offer(path))
+
+    def cancel_transfer(self, key: str) -> None:
+        """Stop one transfer (the window's Cancel), also one the server has not numbered yet; from any thread."""
+        self._do(lambda now: self.transfers.cancel_key(key))
 
     def _do(self, work: Work) -> None:
         """At once when called in the loop's thread (a front end answering the loop: the console's keys), so the
@@ -137,14 +155,27 @@ class Loop:
                 if self.session.view is not shown:  # the session replaces its view on every change
                     shown = self.session.view
                     front.on_view(shown)
+                self._progress(front)
         finally:
             self._front = None
             self.close()
         return status
 
+    def _progress(self, front: FrontEnd) -> None:
+        """The transfers, when one began or ended, else at most every PROGRESS_EVERY while any runs."""
+        now = self.clock()
+        if not self.transfers.changed and (not self._rows or now < self._rows_due):
+            return
+        rows = self.transfers.rows(now)
+        self._rows_due = now + PROGRESS_EVERY
+        if rows != self._rows:
+            self._rows = rows
+            front.on_transfers(rows)
+
     def close(self) -> None:
         """Close what the loop holds: the connection, the mailbox, an attempt under way (abandoned). `run` does
-        it as it ends; a loop that never ran is closed by whoever built it."""
+        it as it ends; a loop that never ran is closed by whoever built it. Transfers under way stop."""
+        self.transfers.close()
         if self._attempt is not None:
             self._attempt.abandon()
             self._attempt = None
@@ -210,6 +241,8 @@ class Loop:
                     self._attempt = Attempt(self.dial, hello, self._attempt_done)
                 case End(status=status):
                     self._status = status
+                case Files(item=item):
+                    self._perform(self.transfers.handle(item, self.clock()))
 
     def _attempt_done(self, attempt: Attempt) -> None:
         """In the attempt's thread."""
@@ -251,7 +284,13 @@ class Ended:
     status: int
 
 
-Handed = Received | Notice | View | Ended
+@dataclass(frozen=True)
+class Progress:
+    """The file transfers as they stand."""
+    rows: tuple[Row, ...]
+
+
+Handed = Received | Notice | View | Ended | Progress
 
 
 class Background:
@@ -292,6 +331,9 @@ class Background:
 
     def on_view(self, view: View) -> None:
         self.inbox.put(view)
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        self.inbox.put(Progress(rows))
 
     def _run(self) -> None:
         status = FAILED

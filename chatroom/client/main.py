@@ -13,6 +13,7 @@ import select
 import ssl
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from ..protocol import Hello
@@ -25,6 +26,7 @@ from .console.keys import KeyboardFailed, KeyReader
 from .console.screen import Screen
 from .console.status import security
 from .loop import Loop
+from .transfers import Transfers, complete_path
 from .session import DISCONNECTED, FAILED, OK, USAGE  # the exit statuses are this command's too
 
 __all__ = ["DISCONNECTED", "FAILED", "OK", "USAGE", "build_parser", "main", "parse_args"]
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="end (exit status 3) when the connection is lost, instead of reconnecting by itself")
     parser.add_argument("--no-color", action="store_true",
                         help="no colors (also when the NO_COLOR environment variable is set)")
+    parser.add_argument("--downloads", metavar="DIR", type=Path,
+                        help="where /get saves files (default: your Downloads folder)")
     secure = parser.add_argument_group("encryption and access")
     secure.add_argument("--tls", action="store_true", help="connect with TLS (the server runs with --tls-cert)")
     secure.add_argument("--cafile", metavar="FILE",
@@ -204,13 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 welcome = login(connection, hello, _ask_name if interactive else _cannot_ask,
                                 _ask_password if interactive else _cannot_ask)
                 dial = None if args.no_reconnect else dialer(args.host, args.port, context)
-                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help())
+                loop = Loop(connection, welcome, dial, quit_hint="Ctrl+C to quit", key_help=key_help(),
+                            transfers=Transfers(args.downloads))
             except BaseException:
                 connection.close()
                 raise
             # The loop closes what it holds as its run ends; if it never runs, on the way out here.
             with contextlib.closing(loop), _log_after_the_chat(), terminal.session() as key_source:
-                editor = LineEditor(names=lambda: chat.users)
+                editor = LineEditor(names=lambda: chat.users, paths=complete_path)
                 screen = Screen(sys.stdout, editor, terminal.is_terminal(sys.stdout), colors)
                 if args.insecure:
                     screen.show(screen.theme.paint(screen.theme.error, INSECURE))

@@ -20,8 +20,8 @@ from typing import Literal
 from .. import names, render
 from ..commands import Command, Kind, parse
 from ..protocol import (
-    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, Found, Help, Hello, Joined, Left, Message, Ping,
-    Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize_lines,
+    LINE_LIMIT, UNCHOSEN_ENDINGS, Bye, CaughtUp, Error, Event, FileNote, FileSlot, Found, Help, Hello, Joined, Left,
+    Message, Ping, Reconnecting, Renamed, Shutdown, Users, Welcome, sanitize_lines,
 )
 from ..ratelimit import TokenBucket
 
@@ -106,7 +106,13 @@ class End:
     status: int
 
 
-Action = Transmit | Show | Notice | Redial | End
+@dataclass(frozen=True)
+class Files:
+    """For the client's file transfers (transfers.py): a typed /send or /cancel, a slot or a file note."""
+    item: str | Event
+
+
+Action = Transmit | Show | Notice | Redial | End | Files
 Refusal = Literal["name", "password"]
 
 
@@ -246,6 +252,10 @@ class ClientSession:
                 self.ending = event
             case Ping():
                 return [Transmit("/pong")]
+            case FileSlot():
+                return [Files(event)]  # not shown: the transfer's progress is
+            case FileNote():
+                return [*self._release_welcome(), *self._show(event), Files(event)]
             case CaughtUp():
                 self._replaying = False
                 if self._unconfirmed:  # the replay is over: it echoed all the server got
@@ -311,7 +321,17 @@ class ClientSession:
         if not self.connected and word in QUIT_WORDS:
             return actions + self.quit(now)  # nobody to say goodbye to
         command = parse(text)
-        return actions + self._queue(text, text, public=isinstance(command, Command) and command.kind in PUBLIC)
+        if isinstance(command, Command) and command.kind is Kind.SEND:
+            return actions + [Files(text)]  # the client reads the file: only an offer goes to the server
+        actions += self._queue(text, text, public=isinstance(command, Command) and command.kind in PUBLIC)
+        if isinstance(command, Command) and command.kind is Kind.CANCEL:
+            actions.append(Files(text))  # the transfer here stops too, at once
+        return actions
+
+    def control(self, line: str) -> None:
+        """A line of the client's own for the server (a file offer, an upload's done), paced with the typed
+        ones and kept while the connection is away, like them; never pending, and not said to be waiting."""
+        self._queue(line, line)
 
     def _say_block(self, text: str) -> list[Action]:
         if (problem := too_long(text)) is not None:

@@ -74,18 +74,24 @@ def parse_hello(line: str) -> Hello:
                  epoch=epoch)
 
 
-def parse_structured(line: str) -> str | None:
-    """The text of a structured message line (JSON mode, after login): `{"type": "say", "text": "..."}`,
-    or None when the line is not one (then it is typed text like any other).
-
-    It carries what one line cannot: a pasted block of several lines, sent verbatim, never a command."""
+def json_object(line: str) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None when it holds no object (it is typed text like any other)."""
     if not line.startswith("{"):
         return None
     try:
         data = parse_json(line)
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("type") != "say":
+    return data if isinstance(data, dict) else None
+
+
+def parse_structured(line: str) -> str | None:
+    """The text of a structured message line (JSON mode, after login): `{"type": "say", "text": "..."}`,
+    or None when the line is not one (then it is typed text like any other).
+
+    It carries what one line cannot: a pasted block of several lines, sent verbatim, never a command."""
+    data = json_object(line)
+    if data is None or data.get("type") != "say":
         return None
     if not isinstance(data.get("text"), str):
         raise ProtocolError('a structured message is {"type": "say", "text": "..."}')

@@ -16,13 +16,17 @@ import threading
 import time
 from collections import deque
 
-from .. import render, tls
+from .. import names, render, tls
 from ..codecs import json_codec, plain_codec
+from ..commands import Command
 from ..names import NameProblem
-from ..protocol import BANNER, LINE_LIMIT, Error, FrameEvent, LineFramer, Shutdown
+from ..protocol import (BANNER, LINE_LIMIT, DataRequest, Done, Error, FrameEvent, Line, LineFramer, Offer,
+                        Shutdown, parse_data_request)
 from ..ratelimit import GuessDelay
+from . import transfers
 from .admission import Admission
 from .config import Config
+from .files import FileStore
 from .history import History
 from .member import Codec, Member
 from .room import Effects, Question, Room
@@ -30,7 +34,7 @@ from .outbox import FLUSH_GRACE, Outbox
 from .reader import Reader, ReaderStopped
 from .sender import SWEEP_INTERVAL, Sender
 from . import login
-from .session import Action, Close, Login, Prompt, Reply, Run, Session
+from .session import Action, Close, Login, Prompt, Reply, Run, Session, Transfer
 from .streams import DONTWAIT, DirectStream, PlainStream, TLSStream, shut
 
 GRACE_TICK = 0.5  # seconds between looks for members whose grace has ended
@@ -41,7 +45,7 @@ HOLD_TICK = 0.25  # seconds: how often a connection waiting out a wrong password
 HOLD_READ = 16 * 1024  # bytes read ahead while a wrong password is held: the peer's going is seen behind them
 
 log = logging.getLogger("chatroom.server")
-ASK_DISK = "ask the disk"  # what the reader hands back when a line waits for the history file
+ASK_DISK = "ask the disk"  # what the reader hands back when a line waits for the disk (history, files)
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -61,7 +65,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.room.new_outbox()
         self.framer = LineFramer(LINE_LIMIT)
         self._frames: deque[FrameEvent] = deque()  # arrived, not yet performed
-        self._questions: list[Question] = []  # /history and /search, for the disk
+        self._disk_work: list[Question | Command | Offer | Done] = []  # /history, /search, file commands
+        self.carrying = False  # a data connection: the bytes of a file transfer (transfers.py), not chat
         self.accepted = self.server.track(self)
         self.read_ahead = b""  # what came while a wrong password was held, read after the hold
 
@@ -140,8 +145,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         shut(self.request)
 
     def close_for_shutdown(self) -> None:
-        """Tell a connection that has not logged in yet; members hear it from the room."""
-        if self.member is None:
+        """Tell a connection that has not logged in yet; members hear it from the room. A data connection is
+        simply ended (its transfer resumes with the next server)."""
+        if self.carrying:
+            self.disconnect()
+        elif self.member is None:
             self.server.sender.put(self.outbox, self.codec(Shutdown(), ""))
             self.server.sender.close(self.outbox)
 
@@ -180,12 +188,23 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def received(self, data: bytes, now: float) -> str | None:
         """Perform what arrived (b"": the peer closed): None, the reason to end, or ASK_DISK. The reader's
-        thread calls it too, so nothing here waits."""
+        thread calls it too, so nothing here waits; only a data connection's first line (never a member's, so
+        never in the reader) hands this thread to the transfer."""
         if not data:
             return "closed"
         self.session.data_arrived(now)
         self._frames += self.framer.feed(data)
+        if self.session.json is None and self._frames and (request := self._data_request(self._frames[0])):
+            self.carrying = True  # a file's bytes follow: transfers.py carries them, then it ends
+            transfers.serve(self.stream, request, data.partition(b"\n")[2], self.server.files, self.peer,
+                            lambda: self.outbox.size == 0)
+            return "closed"
         return self._work(now)
+
+    @staticmethod
+    def _data_request(frame: FrameEvent) -> DataRequest | None:
+        """The first line of a data connection (a file's bytes follow), else None."""
+        return parse_data_request(frame.text) if isinstance(frame, Line) else None
 
     def tick(self, now: float) -> str | None:
         """Perform what is due by now (a login's deadline, a ping); as `received`."""
@@ -200,16 +219,19 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.codec = json_codec if session.json else plain_codec
             if (reason := self._perform(actions)) is not None:
                 return reason
-            if self._questions:
+            if self._disk_work:
                 return ASK_DISK
         return None
 
     def _answer(self) -> None:
-        """/history and /search: ask the disk (this thread waits), then send the answers."""
-        questions, self._questions = self._questions, []
+        """/history, /search and file commands: ask the disk (this thread waits), then send the answers."""
+        work, self._disk_work = self._disk_work, []
         room = self.server.room
-        for question in questions:
-            self.server.apply(room.answer(question, room.history.query(question.words, question.count)))
+        for item in work:
+            if isinstance(item, Question):
+                self.server.apply(room.answer(item, room.history.query(item.words, item.count)))
+            else:
+                self._transfer(item)
 
     def _perform(self, actions: list[Action]) -> str | None:
         """Do what the session asked; the reason if the connection is to end."""
@@ -219,7 +241,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     assert self.member is not None
                     effects = self.server.room.handle(self.member, command)
                     self.server.apply(effects)
-                    self._questions += effects.questions  # asked once this line is done (`_work`)
+                    self._disk_work += effects.questions  # asked once this line is done (`_work`)
                     if self.member.gone:
                         return "quit"
                 case Reply(event=event):
@@ -234,7 +256,18 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         return reason
                 case Close(reason=reason):
                     return reason
+                case Transfer(request=request):  # the file store waits for the history file: as a question
+                    self._disk_work.append(request)
         return None
+
+    def _transfer(self, request: Command | Offer | Done) -> None:
+        """A file command: the file store answers, outside the room's lock; the room only delivers."""
+        assert self.member is not None
+        room, member = self.server.room, self.member
+        present = {names.key(name): name for name in room.names()}
+        for event in self.server.files.request(member.name, self.codec is json_codec, request,
+                                               lambda name: present.get(names.key(name))):
+            self.server.apply(room.send(member, event))
 
     def _login(self, attempt: Login) -> list[Action]:
         """Perform the login's decision (login.py): wait out a wrong password, then join the room."""
@@ -303,10 +336,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, address: tuple[str, int], config: Config = Config(), room: Room | None = None,
                  tls_context: ssl.SSLContext | None = None, password: str | None = None,
-                 history: History | None = None) -> None:
+                 history: History | None = None, files: FileStore | None = None) -> None:
         self.address_family = _address_family(address[0])
         self.config = config
         self.room = room or Room(config, history)
+        self.files = FileStore()
+        self.use_files(files or self.files)
         self.tls_context = tls_context
         self.password = password
         self.admission = Admission(config, time.monotonic())
@@ -325,6 +360,14 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._clock.start()
         super().__init__(address, ChatHandler)  # on failure it calls server_close, which stops the threads
 
+    def use_files(self, files: FileStore) -> None:
+        """The store shared files go to (main's, beside the history), in place of the temporary one."""
+        if files is not self.files:
+            self.files.close()
+        self.files = files
+        files.deliver = lambda name, event: self.apply(self.room.tell(name, event))
+        files.announce = lambda event: self.apply(self.room.share(event))
+
     def server_close(self) -> None:
         super().server_close()
         self.stopping.set()
@@ -332,6 +375,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         if self.reader is not None:
             self.reader.stop()
         self.sender.stop()
+        self.files.close()
         self.room.history.close()
 
     def _expire_graces(self) -> None:

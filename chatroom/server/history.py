@@ -24,7 +24,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -361,6 +361,19 @@ class History:
         except Unanswered as exc:
             return Stored([], str(exc))
 
+    def call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`work(db)` run by the writer on its connection, after the writes queued before (for the file store's
+        own table, which lives in this file); its result, or None without a file, after a disk error, or when
+        it did not come in time. A failure of `work` is the caller's, never the writer's."""
+        if not self._writing:
+            return None
+        future: Future[Any] = Future()
+        self._jobs.put(("call", (work, future)))
+        try:
+            return future.result(QUERY_WAIT)
+        except Exception:
+            return None
+
     def flush(self) -> None:
         """Wait until everything queued before is committed (for tests and tools: the room never waits)."""
         if self._writing:
@@ -409,6 +422,14 @@ class History:
                 return
             if kind == "flush" and not job.done():
                 job.set_result(None)
+            if kind == "call":
+                self._call(*job)
+
+    def _call(self, work: Callable[[sqlite3.Connection], Any], future: Future[Any]) -> None:
+        try:
+            future.set_result(work(self._db) if self._writing and self.on_disk and self._db is not None else None)
+        except Exception as exc:  # the caller's work: its failure is the caller's, never the writer's
+            future.set_exception(exc)
 
     def _next_batch(self) -> list[tuple[str, Any]]:
         """The next job, and the changes that follow it within COMMIT_EVERY (up to a flush or a stop)."""

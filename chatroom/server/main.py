@@ -11,6 +11,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import re
 import signal
 import socket
 import ssl
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import invocation, tls
+from ..render import duration_text
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from . import history
 from .config import Config
+from .files import FileLimits, FileStore, default_directory
 from .handler import ChatServer
 from .room import Room
 
@@ -32,6 +35,33 @@ LOG_QUEUE = 1000  # log records waiting for stderr; past that they are counted, 
 log = logging.getLogger("chatroom.server")
 
 _port = port_type(0)
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    """A size in bytes: 5000000, 100M, 100MiB, 2G (K, M, G, T count in 1024s, as --max-file-size's default)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 100M, 2G, 500000)")
+    return int(float(match.group(1)) * 1024 ** "_KMGT".index(match.group(2).upper() or "_"))
+
+
+def _duration(text: str) -> float:
+    """A time in seconds: 90, 90s, 30m, 24h, 7d."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 24h, 30m, 90s)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+
+
+def _size_words(count: int) -> str:
+    for unit in ("GiB", "MiB", "KiB"):
+        scale = 1024 ** (("KiB", "MiB", "GiB").index(unit) + 1)
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} bytes"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument("--grace", type=float, default=defaults.grace, metavar="SECONDS",
                         help="how long a user whose connection was lost keeps their name and gets their private "
                              f"messages when back (default {defaults.grace:g}; 0: none)")
+    files = parser.add_argument_group("sending files (see docs/security.md, \"Shared files\")")
+    limits_of_files = FileLimits()
+    files.add_argument("--files", metavar="DIR",
+                       help="where shared files are kept (default: files-PORT beside the history file, or a "
+                            "temporary folder without one; 'none' turns file sharing off)")
+    files.add_argument("--files-keep", type=_duration, default=limits_of_files.keep, metavar="DURATION",
+                       help="how long a shared file is kept before the server deletes it (default 24h; e.g. "
+                            "90s, 30m, 7d)")
+    files.add_argument("--max-file-size", type=_size, default=limits_of_files.max_file, metavar="SIZE",
+                       help=f"the largest file a user may share (default {_size_words(limits_of_files.max_file)}; "
+                            "e.g. 20M, 1G)")
+    files.add_argument("--files-quota", type=_size, default=limits_of_files.user_quota, metavar="SIZE",
+                       help="what one user's shared files may take at once "
+                            f"(default {_size_words(limits_of_files.user_quota)})")
+    files.add_argument("--files-total", type=_size, default=limits_of_files.total, metavar="SIZE",
+                       help=f"what all shared files may take (default {_size_words(limits_of_files.total)}; and "
+                            f"never less than {limits_of_files.min_free:.0%}% of the disk is left free)")
+    files.add_argument("--files-stall", type=float, default=limits_of_files.stall, metavar="SECONDS",
+                       help="a file transfer's connection that moves no byte for this long is closed; the "
+                            f"transfer resumes on the next (default {limits_of_files.stall:g})")
     access = parser.add_argument_group("encryption and access")
     access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
     access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
@@ -124,6 +174,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--max-per-ip must be at least 1")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.files_keep <= 0 or args.files_stall <= 0:
+        parser.error("--files-keep and --files-stall must be more than 0")
     return args
 
 
@@ -133,6 +185,19 @@ def config_from(args: argparse.Namespace) -> Config:
                   joins_per_address=args.joins_per_ip, room_joins=args.room_joins,
                   ping_interval=args.ping_interval, keepalive=args.keepalive, history_keep=args.history_keep,
                   grace=args.grace)
+
+
+def file_limits(args: argparse.Namespace) -> FileLimits:
+    return FileLimits(enabled=(args.files or "").lower() != "none", keep=args.files_keep,
+                      max_file=args.max_file_size, user_quota=args.files_quota, total=args.files_total,
+                      stall=args.files_stall)
+
+
+def files_directory(args: argparse.Namespace, history_file: Path | None) -> Path | None:
+    """Where shared files go: --files, or files-PORT beside the history file (None: a temporary folder)."""
+    if args.files is not None and args.files.lower() != "none":
+        return Path(args.files)
+    return default_directory(history_file, args.port) if history_file is not None and args.port else None
 
 
 def history_path(args: argparse.Namespace) -> Path | None:
@@ -278,6 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.server_close()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        server.use_files(FileStore(file_limits(args), files_directory(args, server.room.history.path),
+                                   server.room.history))
+    except OSError as exc:
+        server.server_close()
+        print(f"{prog}: error: cannot keep shared files in {exc.filename}: {exc.strerror}; choose another folder "
+              "with --files DIR, or --files none", file=sys.stderr)
+        return 2
     log_thread = start_logging(level)
     try:
         return _serve(server, args, context is not None, password is not None)
@@ -314,6 +387,10 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     kept = server.room.history.path
     print(f"history: {kept}" if kept else "history: in memory only (--history FILE keeps it across restarts)",
           flush=True)
+    limits = server.files.limits
+    print(f"files: {server.files.directory}{' (temporary)' if server.files.temporary else ''}, kept "
+          f"{duration_text(limits.keep)}, at most {_size_words(limits.max_file)} each" if limits.enabled
+          else "files: off (--files none)", flush=True)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

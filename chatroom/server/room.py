@@ -10,6 +10,7 @@ memory) and `grace` (members who are reconnecting).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 import threading
@@ -20,7 +21,8 @@ from typing import NoReturn
 from .. import commands, names
 from ..commands import Kind
 from ..protocol import (
-    Bye, Error, Event, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users, Welcome,
+    Bye, Error, Event, FileShared, Found, Help, Joined, Left, Message, Private, Reconnecting, Renamed, Shutdown, Users,
+    Welcome,
 )
 from . import grace
 from .catchup import Recent, latest, merged, search_words
@@ -307,6 +309,8 @@ class Room:
                 self.leave(member, "quit")
             case Kind.PONG:
                 pass  # the line itself showed the connection is alive
+            case Kind.SEND | Kind.GET | Kind.FILES | Kind.CANCEL | Kind.DECLINE:
+                pass  # sessions hand file commands to the file store (handler, files.py), outside this lock
             case unhandled:
                 _unhandled(unhandled)
 
@@ -410,6 +414,31 @@ class Room:
         self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
         self.history.reserve(new_key, new, member.token_digest or None)
         self._public(Renamed(seq=self._next_seq(), old=old, new=new))
+
+    # --- files: the file store decides (files.py); the room only delivers, in its order ----------
+
+    def share(self, event: FileShared) -> Effects:
+        """A share notice, numbered in the room's order: for everybody (remembered like any public event),
+        or for its sender and recipient alone."""
+        with self._changing() as effects:
+            event = dataclasses.replace(event, seq=self._next_seq())
+            if event.to is None:
+                self._public(event)
+                return effects
+            self.history.ids_used_up_to(event.seq)
+            for name in dict.fromkeys((event.sender, event.to)):
+                member = self._members.get(names.key(name))
+                if member is not None and not member.gone:
+                    self._send(member, event)
+            return effects
+
+    def tell(self, name: str, event: Event) -> Effects:
+        """One event for the member of that name, if here (news of a transfer)."""
+        with self._changing() as effects:
+            member = self._members.get(names.key(name))
+            if member is not None and not member.gone:
+                self._send(member, event)
+            return effects
 
     # --- delivery -------------------------------------------------------
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from .. import commands, names, render
 from ..protocol import (
-    NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Error, Event, FrameEvent, Line, LineTooLong, Ping, ProtocolError,
-    is_hello, parse_hello, parse_structured, sanitize,
+    NAME_PROMPT, PROTOCOL_VERSION, BadEncoding, Done, Error, Event, FrameEvent, Line, LineTooLong, Offer, Ping,
+    ProtocolError, is_hello, parse_control, parse_hello, parse_structured, sanitize,
 )
 from ..ratelimit import TokenBucket
 from .config import Config
@@ -74,7 +74,13 @@ class Close:
     reason: str
 
 
-Action = Reply | Prompt | Login | Run | Close
+@dataclass(frozen=True)
+class Transfer:
+    """A file command, an offer or an upload's done: for the file store (files.py), never the room."""
+    request: commands.Command | Offer | Done
+
+
+Action = Reply | Prompt | Login | Run | Close | Transfer
 
 
 class Session:
@@ -177,20 +183,27 @@ class Session:
         return [Login(hello.name, hello.password, hello.reconnect, hello.resume, hello.after, hello.epoch)]
 
     def _command(self, text: str, now: float) -> list[Action]:
-        command: commands.Command | commands.CommandError | None
+        command: commands.Command | commands.CommandError | Offer | Done | None
         try:
-            block = parse_structured(text) if self.json else None
+            control = parse_control(text) if self.json else None
+            block = parse_structured(text) if self.json and control is None else None
         except ProtocolError as exc:
             return [self._error("bad_message", str(exc))]
-        command = commands.parse(text) if block is None else commands.Command(commands.Kind.SAY, text=block)
+        if control is not None:
+            command = control
+        else:
+            command = commands.parse(text) if block is None else commands.Command(commands.Kind.SAY, text=block)
         if command is None:
             return []
         if isinstance(command, commands.CommandError):
             return [self._error(command.code, command.message)]
-        if command.spec.rated and not self._bucket.take(now):
+        rated = not isinstance(command, commands.Command) or command.spec.rated
+        if rated and not self._bucket.take(now):
             return [self._error("rate_limited", f'not sent: "{render.preview(text)}" (at most '
                                                 f"{self.config.burst} messages at once, then {self.config.rate:g} "
                                                 "per second)")]
+        if not isinstance(command, commands.Command) or command.kind in commands.FILE_KINDS:
+            return [Transfer(command)]
         return [Run(command)]
 
     def _bad_line(self, code: str, message: str, now: float) -> list[Action]:

@@ -10,6 +10,7 @@ from collections import Counter
 from ... import render
 from ...protocol import Event
 from ..loop import Loop
+from ..progress import Row, summary
 from ..session import Notice, View
 from .editor import Bell, Candidates, Outcome, Quit, Submit
 from .keys import RESIZE, KeyReader
@@ -24,6 +25,7 @@ class Chat:
         self.view = loop.session.view
         self.unread: Counter[render.Attention] = Counter()  # since the user last pressed a key
         self._here(self.view)
+        self.transfers: tuple[Row, ...] = ()
         self.screen.status = self._status()
 
     @property
@@ -37,7 +39,8 @@ class Chat:
         return self.loop.run(self)
 
     def _status(self) -> str:
-        return status_line(self.view, self.unread, self.where, self.security)
+        line = status_line(self.view, self.unread, self.where, self.security)
+        return f"{summary(self.transfers)} · {line}" if self.transfers else line  # a transfer first: it moves
 
     def _here(self, view: View) -> None:
         """Who is here, for the names' colors (the theme keeps the names here apart)."""
@@ -61,6 +64,10 @@ class Chat:
     def on_notice(self, notice: Notice) -> None:
         theme = self.screen.theme
         self.screen.show(theme.paint(theme.error if notice.role == "error" else theme.system, notice.text))
+
+    def on_transfers(self, rows: tuple[Row, ...]) -> None:
+        self.transfers = rows
+        self.screen.set_status(self._status())  # the input line is redrawn as it was
 
     def on_view(self, view: View) -> None:
         if view is not self.view:  # else shown already: the keys' turn reads the view it changed

@@ -51,6 +51,7 @@ Outcome = Submit | Quit | Bell | Candidates | None
 ENTER_KEYS = {key.CR, key.LF}
 BACKSPACE_KEYS = {key.BACKSPACE, key.CTRL_H, "\x7f"}
 NAME_COMMANDS = {"/msg", "/dm"}
+PATH_COMMANDS = {"/send"}  # Tab completes the local path after these
 DISCARD_KEYS = {key.ESC, key.CTRL_U, key.CTRL_C}  # what lets a held paste go
 COMPLETED_WORDS = (*COMMAND_WORDS, RECONNECT)
 
@@ -69,7 +70,7 @@ KEYS = (
     KeyHelp("Enter", "send the line; on an empty line while reconnecting, try again now (so does /reconnect)"),
     KeyHelp("Esc", "let go of a pasted block of several lines (Enter sends it as one message)"),
     KeyHelp("Up, Down", "recall the lines sent before"),
-    KeyHelp("Tab", "complete a name (at any word) or a command"),
+    KeyHelp("Tab", "complete a name (at any word) or a command; after /send, a file's path"),
     KeyHelp("Ctrl+U", "clear the line"),
     KeyHelp("Ctrl+W", "delete the word before the cursor"),
     KeyHelp("Ctrl+Left, Ctrl+Right", "move by word"),
@@ -100,8 +101,10 @@ def text_width(text: str) -> int:
 
 
 class LineEditor:
-    def __init__(self, names: Callable[[], Sequence[str]] = list) -> None:
+    def __init__(self, names: Callable[[], Sequence[str]] = list,
+                 paths: Callable[[str], Sequence[str]] = lambda word: ()) -> None:
         self._names = names
+        self._paths = paths  # what a partly typed path may become (folders end with a separator)
         self.chars: list[str] = []
         self.cursor = 0
         self.history: list[str] = []
@@ -277,6 +280,8 @@ class LineEditor:
         word = words[-1]
         if len(words) == 1 and word[:1] in ("/", "*", "?"):
             return word, [command for command in COMPLETED_WORDS if command.startswith(word.lower())]
+        if len(words) == 2 and words[0].lower() in PATH_COMMANDS:
+            return word, list(self._paths(word))
         at = "@" if word.startswith("@") else ""
         named = (len(words) == 2 and words[0].lower() in NAME_COMMANDS) or (len(words) >= 2 and words[-2] == ">")
         if not word.removeprefix(at) and not named:
@@ -291,7 +296,8 @@ class LineEditor:
             return Bell()
         if len(options) == 1:
             addressed = before == word and not word.startswith(("@", "/", "*", "?"))
-            replacement = options[0] + (": " if addressed else " ")  # "bob: " starts a line to bob
+            folder = options[0].endswith(("/", os.sep)) and before.split(" ")[0].lower() in PATH_COMMANDS
+            replacement = options[0] + ("" if folder else ": " if addressed else " ")  # "bob: " starts a line to bob
         else:
             replacement = os.path.commonprefix([option.lower() for option in options])
             replacement = options[0][:len(replacement)]

@@ -11,6 +11,7 @@ from ..console.editor import key_help
 from ..console.status import security
 from ..loop import Background, Loop
 from ..session import OK
+from ..transfers import Transfers
 from . import theme
 from .dialog import ConnectDialog
 from .window import ChatWindow
@@ -24,11 +25,13 @@ class WindowClient:
         self.status = OK  # closing the dialog without connecting is not a failure
         self.chat: ChatWindow | None = None
         self.closed = False
+        self.downloads = args.downloads
         self.dialog = ConnectDialog(root, args, self._connected)
 
     def _connected(self, connection: Connection, welcome: Welcome, dial: Dial | None, host: str, port: int) -> None:
         """`host` and `port` as the user gave them: asking the socket fails once the server has reset it."""
-        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit", key_help=key_help(window=True))
+        loop = Loop(connection, welcome, dial, quit_hint="close the window to quit", key_help=key_help(window=True),
+                    transfers=Transfers(self.downloads))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.chat = ChatWindow(self.root, Background(loop), f"{host} port {port}", address,

@@ -18,9 +18,9 @@ from ... import names, render
 from ...protocol import Event, sanitize
 from ..console.editor import Bell, Candidates, Outcome, Submit
 from ..console.status import status_line
-from ..loop import Background, Ended, Handed, Received
+from ..loop import Background, Ended, Handed, Progress, Received
 from ..session import OK, RECONNECTING, Notice, View
-from . import styling
+from . import files, styling
 from .conversation import Conversation
 from .inputbar import InputBar
 from .theme import Palette
@@ -67,6 +67,8 @@ class ChatWindow:
         room.add_command(label="Who is here", command=lambda: self.send("/users"))
         room.add_command(label="Private message...", command=self.private_to_selected)
         room.add_command(label="Change my name...", command=self.ask_rename)
+        room.add_command(label="Send file…", command=lambda: self.files.send_file())
+        room.add_command(label="Send file…", command=lambda: self.files.send_file())
         room.add_command(label="Help", command=lambda: self.send("/help"))
         room.add_separator()
         room.add_command(label="Quit", command=self.close)
@@ -80,12 +82,15 @@ class ChatWindow:
         self.input = InputBar(root, self.colors, lambda: self.listed, self._outcome)
         self.input.frame.pack(side="bottom", fill="x")
         self.entry, self.send_button = self.input.entry, self.input.send_button
+        self.file_button = ttk.Button(self.input.frame, text="Send file…", command=lambda: self.files.send_file())
+        self.file_button.grid(row=1, column=2, padx=(8, 0))
 
         panes = ttk.Panedwindow(root, orient="horizontal")
         panes.pack(side="top", fill="both", expand=True)
         self.conversation = Conversation(panes, self.colors, on_bottom=self._at_bottom)
         self.text = self.conversation.text
         panes.add(self.conversation.frame, weight=4)
+        self.files = files.FilesView(root, self.text, self.background, panes)  # its panel above the input
 
         side = ttk.Frame(panes, padding=(8, 4, 6, 4))
         self.here = ttk.Label(side, text="Here now")
@@ -186,12 +191,13 @@ class ChatWindow:
                 view = item.view
                 self._here(view)
                 try:
-                    runs = styling.event_runs(item.event, view.me, self.theme)
+                    runs = files.event_runs(item.event, view.me, self.theme)
                     attention = render.attention(item.event, view.me)
                 except Exception as exc:  # one event that cannot be drawn must not take the others with it
                     self._failed(item.event, exc)
                     continue
                 shown.append(runs)
+                self.files.remember(item.event)
                 events += 1
                 if attention is not None:
                     self.unread[attention] += 1
@@ -200,6 +206,8 @@ class ChatWindow:
                 shown.append(styling.note(item.text, item.role))
             elif isinstance(item, View):
                 view = item
+            elif isinstance(item, Progress):
+                self.files.show(item.rows)
             else:
                 self._ended(item, shown)
         self.conversation.insert(shown, events, for_me)
@@ -222,6 +230,7 @@ class ChatWindow:
             return
         shown.append(styling.note("-- Close the window to leave."))
         self.input.disable()
+        self.file_button.state(["disabled"])
 
     def _note(self, text: str) -> None:
         self.conversation.insert([styling.note(text)])
