@@ -143,7 +143,8 @@ def _receive(stream: PlainStream, into: memoryview) -> int:
             try:
                 return stream.sock.recv_into(into)
             except BlockingIOError:
-                if not wait_ready(stream.sock, False, stream.timeout):
+                # A blocking socket says so when its SO_RCVTIMEO ran out (streams.DirectStream).
+                if stream.sock.getblocking() or not wait_ready(stream.sock, False, stream.timeout):
                     raise TimeoutError from None
     except TimeoutError:
         raise Stalled from None
@@ -189,13 +190,14 @@ def _acknowledged(stream: PlainStream, stall: float) -> bool:
 
 def _sendfile(sock: socket.socket, blob: io.BufferedReader, offset: int, count: int, stall: float) -> None:
     """The kernel copies the file to the socket; the socket waits for the peer up to `stall` each time, and is
-    non-blocking again afterwards (the sender thread expects it so)."""
+    in its stream's mode again afterwards (streams.py: blocking with SO_RCVTIMEO, or non-blocking)."""
+    blocking = sock.getblocking()
     sock.settimeout(stall)
     try:
         sent = sock.sendfile(blob, offset, count)
     except TimeoutError:
         raise Stalled from None
     finally:
-        sock.setblocking(False)
+        sock.setblocking(blocking)
     if sent < count:
         raise ConnectionError("the download's file ended early")
