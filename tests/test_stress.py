@@ -117,7 +117,9 @@ class Swarm:
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:
-                raise TimeoutError("the swarm did not get everything in time")
+                behind = sorted(len(s) for s in self.seqs.values())[:3]
+                raise TimeoutError(f"the swarm did not get everything in time (fewest messages: {behind}; "
+                                   f"leaves: {self.leaves})")
             for key, _ in self.selector.select(0.1):
                 sock = key.fileobj
                 data = sock.recv(1 << 20)
@@ -132,7 +134,7 @@ class Swarm:
                             self.seqs[sock].append(event["seq"])
                         elif event["type"] == "welcome":
                             self.welcomed.add(sock)
-                        elif event["type"] == "leave" and sock is self.clients[0]:
+                        elif event["type"] == "leave" and sock is self.clients[-1]:  # one that never sends
                             self.leaves.append((event["name"], event["reason"]))
 
     def close(self) -> None:

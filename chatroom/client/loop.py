@@ -25,7 +25,7 @@ from .connection import Attempt, ClientError, Connection, Dial, Refused
 from .progress import Row
 from .session import FAILED, Action, ClientSession, End, Files, Notice, Redial, Show, Timing, Transmit, View
 from .transfers import Transfers, endpoint_of
-from .waker import Waker
+from ..waker import Waker
 
 POLL = 0.25  # seconds: the longest wait between two looks at the time (the watch over a quiet server)
 PROGRESS_EVERY = 0.25  # seconds between two showings of the transfers' progress

@@ -1,13 +1,14 @@
 """The shape of the server's sender and reader threads: a supervised thread that waits in a selector another
-thread can wake, by a byte on a socketpair (a socket, so that Windows' select takes it too)."""
+thread can wake (waker.py)."""
 
 from __future__ import annotations
 
 import logging
 import selectors
-import socket
 import threading
 from collections.abc import Callable
+
+from ..waker import Waker
 
 log = logging.getLogger("chatroom.server")
 
@@ -18,32 +19,22 @@ class WakingSelector:
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self._inbound, self._outbound = socket.socketpair()
-        self._inbound.setblocking(False)
-        self._outbound.setblocking(False)
-        self.selector.register(self._inbound, selectors.EVENT_READ, self)
+        self._waker = Waker()
+        self.selector.register(self._waker.sock, selectors.EVENT_READ, self)
 
     def wake(self) -> None:
-        try:
-            self._outbound.send(b"\0")
-        except OSError:
-            pass  # a wake-up byte is waiting already (or it is closed: nobody waits any more)
+        self._waker.wake()
 
     def woke(self, key: selectors.SelectorKey) -> bool:
         """Whether a key `select` returned is the wake-up; its bytes are read then."""
         if key.data is not self:
             return False
-        try:
-            while self._inbound.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._waker.drain()
         return True
 
     def close(self) -> None:
         self.selector.close()
-        self._inbound.close()
-        self._outbound.close()
+        self._waker.close()
 
 
 class SelectorThread:

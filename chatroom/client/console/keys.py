@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from readchar import key
 
-from ..waker import Waker
+from ...waker import Waker
 
 ESC = "\x1b"
 # Keys readchar has no name for; like readchar's, each name is the sequence an xterm sends.

@@ -1,9 +1,16 @@
-"""A select loop's wake-up from other threads: a byte on a socket pair (socketpair works on Windows too)."""
+"""A select loop's wake-up from other threads: a byte on a socket pair (socketpair works on Windows too, where
+select takes only sockets). The client's loops and the server's sender and reader threads use it."""
 
 from __future__ import annotations
 
 import socket
 import threading
+
+# The waking side waits for room rather than failing at once: a non-blocking send that said "would block" was
+# taken to mean a byte was waiting already, but Wine's loopback says so with the buffer near empty, and the
+# byte lost left the server's sender asleep with work (tests/test_stress.py under Wine). Only a reader that
+# left a buffer's worth of wake-ups unread makes it wait, and never longer than this.
+WAKE_TIMEOUT = 1.0
 
 
 class Waker:
@@ -12,9 +19,9 @@ class Waker:
     def __init__(self) -> None:
         self.sock, self._poke = socket.socketpair()
         self.sock.setblocking(False)
-        self._poke.setblocking(False)
+        self._poke.settimeout(WAKE_TIMEOUT)
         # A wake and the close, from two threads, never meet on the socket (a send on a descriptor being closed,
-        # perhaps already reused); the send never waits, so holding the lock for it does not either.
+        # perhaps already reused).
         self._lock = threading.Lock()
         self._closed = False
 
@@ -25,7 +32,7 @@ class Waker:
             try:
                 self._poke.send(b"\0")
             except OSError:
-                pass  # a wake-up is waiting already
+                pass  # a second of unread wake-ups: the loop has plenty to wake it
 
     def drain(self) -> None:
         """Take the wake-ups that came, so that select waits again."""
