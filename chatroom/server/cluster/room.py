@@ -5,6 +5,7 @@ own members, into Recent and into the history file, in the stream's order (docs/
 
 from __future__ import annotations
 
+import logging
 import queue
 import secrets
 import threading
@@ -20,8 +21,12 @@ from ..member import Codec, Member
 from ..outbox import Feed, Outbox
 from ..room import Effects, Room, lookalike, same_name, taken, unknown_user
 from .engine import Engine
-from .records import Bounced, ClusterUnavailable, Gap, NameRefused, NotMember, Published, Record, Seat, Undeliverable
+from .records import (
+    Bounced, Claimed, ClusterUnavailable, Gap, NameRefused, NotMember, Published, Record, Seat, Undeliverable,
+)
 from .worker import Worker
+
+log = logging.getLogger("chatroom.server")
 
 THROUGH_REDIS = (Kind.SAY, Kind.ME, Kind.MSG, Kind.NICK)  # the commands the cluster numbers (Room.waits)
 SEEN_WAIT = 5.0  # seconds a join or a rename waits for its own event to come back from the stream
@@ -82,7 +87,9 @@ class ClusterRoom(Room):
         # This server's members' seats, and the id of the join that gave each its seat.
         self._seats: dict[Member, tuple[Seat, int]] = {}
         self._gaps: list[tuple[int, int]] = []  # ids that hold no event this server could have (records.Gap)
-        self._progress = threading.Condition()  # notified when delivered events moved `_seq` on
+        # Notified when delivered events moved `_seq` on; on the room's lock, so that a newcomer is added in the same
+        # hold of the lock as it finds its join delivered, and misses nothing delivered in between.
+        self._progress = threading.Condition(self.lock)
         self._apply: Callable[[Effects], None] = lambda effects: None
         self._departures: Departures | None = None
 
@@ -98,6 +105,9 @@ class ClusterRoom(Room):
             self._roster = {names.key(name): (name, away) for name, away in snapshot.members}
             self._roster_at = snapshot.seq
             after = self._seq = min(self.floor, snapshot.seq)
+        if self.floor > snapshot.seq:
+            log.warning("the history file %s holds ids above the cluster's (%d > %d): it is another room's; the "
+                        "cluster's events are stored among them", self.history.path, self.floor, snapshot.seq)
         self._departures = Departures(self.engine, on_failure)
         self._departures.start()
         self.engine.follow(after, self._deliver)
@@ -114,9 +124,8 @@ class ClusterRoom(Room):
         with self._changing() as effects:
             for record in records:
                 self._record(record)
-        self._apply(effects)
-        with self._progress:
             self._progress.notify_all()
+        self._apply(effects)
 
     def _record(self, record: Record) -> None:
         if isinstance(record, Gap):
@@ -197,7 +206,8 @@ class ClusterRoom(Room):
         return member if member is not None and not member.gone else None
 
     def _wait_for(self, seq: int) -> None:
-        """Wait (a connection's own thread) until the stream has delivered the event `seq` here."""
+        """Wait (a connection's own thread: the lock is released while it waits) until the stream has delivered
+        the event `seq` here."""
         with self._progress:
             self._progress.wait_for(lambda: self._seq >= seq, SEEN_WAIT)
 
@@ -229,38 +239,46 @@ class ClusterRoom(Room):
             raise _refusal(refused, shown, self.config.max_members) from None
         except ClusterUnavailable:
             raise names.NameProblem("cluster_unavailable", f"{UNAVAILABLE}: try again in a moment") from None
-        self._wait_for(claimed.seq)
         try:
-            with self._changing() as effects:
-                if self._closed:
-                    raise names.NameProblem("shutting_down", "the server is shutting down")
-                shown = claimed.seat.name
-                member = Member(shown, codec, outbox, digest, address)
-                member.resumed = claimed.resumed
-                users = [name for name, _ in self._roster.values()]
-                welcome = Welcome(name=shown, users=users if member.key in self._roster else [*users, shown],
-                                  rate=self.config.rate, burst=self.config.burst, token=new_token,
-                                  away=[name for name, away in self._roster.values() if away and name != shown],
-                                  resumed=claimed.resumed, seq=self._seq, epoch=self.epoch)
-                if after is None:
-                    first: list[Event] = [*self._recent.for_newcomer(), *claimed.held]
-                else:
-                    after = after if epoch in (None, self.epoch) else 0
-                    first = self._recent.catch_up(after, shown, claimed.held, self._seq, self._gaps)
-                data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
-                if outbox.size + len(data) > outbox.cap:
-                    raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
-                if (old := self._members.get(member.key)) is not None:
-                    self._seats.pop(old, None)
-                    self._take_over(old, effects)
-                self._members[member.key] = member
-                self._seats[member] = (claimed.seat, claimed.seq)
-                self._put(member, data)
-                self._feeds.setdefault(codec, Feed()).add(outbox)
-                return member, effects
+            with self._progress:  # released while it waits; held from the join's delivery to the newcomer's place
+                self._progress.wait_for(lambda: self._seq >= claimed.seq, SEEN_WAIT)
+                return self._seat(claimed, codec, outbox, (new_token, digest), address, after, epoch)
         except names.NameProblem:
-            self._leave_cluster(claimed.seat, "closed", keep=bool(claimed.resumed))
+            self._leave_cluster(claimed.seat, "closed", keep=claimed.resumed)
             raise
+
+    def _seat(self, claimed: Claimed, codec: Codec, outbox: Outbox, token: tuple[str, str], address: str,
+              after: int | None, epoch: str | None) -> tuple[Member, Effects]:
+        """The newcomer's place here, its welcome and what it sees first, in one piece (Room.join's rules);
+        `token`: its new resume token and that token's hash."""
+        new_token, digest = token
+        with self._changing() as effects:
+            if self._closed:
+                raise names.NameProblem("shutting_down", "the server is shutting down")
+            shown = claimed.seat.name
+            member = Member(shown, codec, outbox, digest, address)
+            member.resumed = claimed.resumed
+            users = [name for name, _ in self._roster.values()]
+            welcome = Welcome(name=shown, users=users if member.key in self._roster else [*users, shown],
+                              rate=self.config.rate, burst=self.config.burst, token=new_token,
+                              away=[name for name, away in self._roster.values() if away and name != shown],
+                              resumed=claimed.resumed, seq=self._seq, epoch=self.epoch)
+            if after is None:
+                first: list[Event] = [*self._recent.for_newcomer(), *claimed.held]
+            else:
+                after = after if epoch in (None, self.epoch) else 0
+                first = self._recent.catch_up(after, shown, claimed.held, self._seq, self._gaps)
+            data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
+            if outbox.size + len(data) > outbox.cap:
+                raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
+            if (old := self._members.get(member.key)) is not None:
+                self._seats.pop(old, None)
+                self._take_over(old, effects)
+            self._members[member.key] = member
+            self._seats[member] = (claimed.seat, claimed.seq)
+            self._put(member, data)
+            self._feeds.setdefault(codec, Feed()).add(outbox)
+            return member, effects
 
     def leave(self, member: Member, reason: str) -> Effects:
         """The one cleanup hook, as a single server's: this server forgets the member at once, and the cluster
