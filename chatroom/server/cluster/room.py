@@ -104,8 +104,11 @@ class ClusterRoom(Room):
             self.epoch = snapshot.epoch  # the cluster's ids, the same on every server: a resume may go anywhere
             self._roster = {names.key(name): (name, away) for name, away in snapshot.members}
             self._roster_at = snapshot.seq
-            after = self._seq = min(self.floor, snapshot.seq)
-        if self.floor > snapshot.seq:
+            # A counter below the file's ids: the file is another room's (without a counter, numbering starts
+            # above the file's ids).
+            foreign = 0 < snapshot.seq < self.floor
+            after = self._seq = snapshot.seq if foreign else self.floor
+        if foreign:
             log.warning("the history file %s holds ids above the cluster's (%d > %d): it is another room's; the "
                         "cluster's events are stored among them", self.history.path, self.floor, snapshot.seq)
         self._departures = Departures(self.engine, on_failure)
