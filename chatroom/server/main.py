@@ -414,8 +414,6 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     print(f"chatroom server listening on {args.host} port {server.port}{' (TLS)' if tls_on else ''}; "
           f"connect with: {invocation.command('client')} {host} {server.port}{extras}  (Ctrl+C stops it)",
           flush=True)
-    if args.cluster:
-        print(f"cluster: {redis_address(args.cluster)}, one room with every server that uses it", flush=True)
     kept = server.room.history.path
     print(f"history: {kept}" if kept else "history: in memory only (--history FILE keeps it across restarts)",
           flush=True)
@@ -423,6 +421,8 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     print(f"files: {server.files.directory}{' (temporary)' if server.files.temporary else ''}, kept "
           f"{duration_text(limits.keep)}, at most {_size_words(limits.max_file)} each" if limits.enabled
           else f"files: off ({'not shared across servers' if args.cluster else '--files none'})", flush=True)
+    if args.cluster:  # last: the first three lines are the same with or without it (tests/server_process.py)
+        print(f"cluster: {redis_address(args.cluster)}, one room with every server that uses it", flush=True)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:
