@@ -4,6 +4,7 @@ history. The servers run in this process on 127.0.0.1, as the other server tests
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from chatroom.server.history import History
 from chatroom.server.main import join_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
+if importlib.util.find_spec("redis") is not None:
+    from chatroom.server.cluster import ClusterUnavailable, Engine
+    from chatroom.server.cluster.room import ClusterRoom
 
 
 def serve(*args: str, python: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -81,10 +86,16 @@ class Cluster:
         self.servers: list[ChatServer] = []
         self.clients: list[JsonClient] = []
 
-    def start(self, history: Path | None = None) -> ChatServer:
+    def start(self, history: Path | None = None, **engine: float) -> ChatServer:
+        """A server of the room, as main starts it; with `engine` options (alive, beat_every), its engine's."""
         server = self.make_server(CONFIG)
         kept = History(history, keep=CONFIG.history_keep, remember=CONFIG.catchup)
-        server.room = join_cluster(self.redis.url, CONFIG, kept, server)
+        if engine:
+            room = ClusterRoom(CONFIG, kept, Engine(self.redis.url, grace=CONFIG.grace, floor=kept.last_id, **engine))
+            room.start(server.apply, lambda exc: server.shutdown())
+            server.room = room
+        else:
+            server.room = join_cluster(self.redis.url, CONFIG, kept, server)
         self.servers.append(server)
         return server
 
@@ -208,6 +219,32 @@ def test_a_member_resumes_on_another_server_with_nothing_missing_and_its_held_me
     assert event["missing"] == 0
     assert [e["text"] for e in replayed if e["type"] in ("message", "private")] == \
         ["while away 1", "while away 2", "kept for you"]
+    bob.expect_event("join", name="alice", back=True)
+
+
+def test_a_dead_servers_member_is_reconnecting_and_resumes_on_another_with_nothing_missing(cluster):
+    doomed = cluster.start(alive=0.5, beat_every=0.1)  # its heartbeat lasts 0.5 s: the others see it dead soon
+    cluster.start(beat_every=0.1)  # sweeps ten times a second
+    alice, welcome = cluster.resumable(0, "alice")
+    bob = cluster.client(1, "bob")[0]
+    bob.say("before")
+    last = alice.expect_event("message", text="before")["seq"]
+    # As kill -9 leaves it: no more heartbeats, sweeps or leaves from that server, its connections gone.
+    engine = doomed.room.engine
+
+    def dead(*args: object) -> NoReturn:
+        raise ClusterUnavailable("dead")
+
+    engine._keeper.beat = engine._keeper.sweep = dead
+    engine.leave = lambda *args: None
+    alice.close()
+    bob.expect_event("reconnecting", name="alice")
+    bob.say("while away")
+    back, answer = cluster.resumable(1, "alice", resume=welcome["token"], after=last, epoch=welcome["epoch"])
+    assert answer["resumed"] is True
+    caught_up = back.expect_event("caught_up")
+    assert caught_up["missing"] == 0
+    assert [json.loads(line).get("text") for line in back.seen if '"message"' in line] == ["while away"]
     bob.expect_event("join", name="alice", back=True)
 
 
