@@ -95,17 +95,7 @@ if [ -n "$check" ] || ! command -v tmux >/dev/null 2>&1; then
 fi
 
 session="chatroom-cluster-demo-$redis_port"
-if [ -n "${TMUX:-}" ]; then  # as demo.sh: the demo becomes another session of the user's own tmux
-    terminal="$(tmux list-clients -t "${TMUX_PANE:-}" -F '#{client_activity} #{client_name}' 2>/dev/null \
-        | sort -n | tail -n 1 | cut -d ' ' -f 2-)" || terminal=""
-    [ -n "$terminal" ] || die "no terminal shows this tmux session (it is detached), so the demo has nowhere to" \
-        "appear: run it from an attached session or outside tmux (--check needs no terminal)"
-    leave="#{prefix} L (back to your session) ends it" ended="Ctrl+B then L (back to this session)"
-else
-    [ -t 0 ] || die "the demo shows its panes in this terminal, and there is none here: run it from a terminal" \
-        "(--check needs none)"
-    leave="#{prefix} d ends it" ended="Ctrl+B then D, or closing the window,"
-fi
+demo_terminal
 # Redis runs in the session's first window, so that it ends with the session: Redis ignores the SIGHUP a closed
 # pane sends, so the pane's shell turns it into a SIGTERM. Its folder goes with it.
 tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
@@ -132,13 +122,4 @@ for number in $(seq 1 "$clients"); do
     tmux select-layout -t "$session:room" tiled >/dev/null
 done
 echo "Cluster demo (Redis on port $redis_port, servers on ${ports[*]}) in tmux session $session: $ended ends it."
-keep_until_left=(\; set-option -t "$session" destroy-unattached on)
-if [ -n "${TMUX:-}" ]; then
-    tmux switch-client -c "$terminal" -t "$session:room" "${keep_until_left[@]}" && exit
-else
-    tmux attach -t "$session:room" "${keep_until_left[@]}" && exit
-fi
-if tmux has-session -t "$session" 2>/dev/null; then
-    tmux kill-session -t "$session"
-    die "tmux could not show the demo here (see its message above); nothing is left running"
-fi
+demo_show "$session:room"

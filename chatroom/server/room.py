@@ -237,12 +237,8 @@ class Room:
 
         An ending the user did not choose keeps the member as reconnecting for the grace period."""
         with self._changing() as effects:
-            if member.gone:
+            if not self._disconnect(member, reason, effects):
                 return effects
-            member.gone = True
-            goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
-            member.outbox.close(flush=reason != "slow", last=goodbye)
-            effects.ready.append(member.outbox)
             if grace.keeps_name(member, reason, self.config.grace) and not self._closed:
                 member.away_until = time.monotonic() + self.config.grace
                 effects.left.append((member, f"{reason}, reconnecting"))
@@ -255,6 +251,17 @@ class Room:
             if not self._closed:
                 self._public(Left(seq=self._next_seq(), name=member.name, reason=reason))
             return effects
+
+    @staticmethod
+    def _disconnect(member: Member, reason: str, effects: Effects) -> bool:
+        """A member's connection ends (its goodbye says why, its outbox closes); False if it had ended already."""
+        if member.gone:
+            return False
+        member.gone = True
+        goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
+        member.outbox.close(flush=reason != "slow", last=goodbye)
+        effects.ready.append(member.outbox)
+        return True
 
     def expire(self, now: float) -> Effects:
         """End the grace of members who did not come back: a leave, and their waiting messages bounce."""

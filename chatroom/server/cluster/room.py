@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ... import names
 from ...commands import Command, Kind
-from ...protocol import Bye, Error, Event, Joined, Left, Message, Private, Reconnecting, Renamed, Welcome
+from ...protocol import Error, Event, Joined, Left, Message, Private, Reconnecting, Renamed, Welcome
 from .. import grace
 from ..config import Config
 from ..history import History, token_hash
@@ -287,12 +287,8 @@ class ClusterRoom(Room):
         """The one cleanup hook, as a single server's: this server forgets the member at once, and the cluster
         hears of it from the departures thread (reconnecting, if the ending was not chosen and it can resume)."""
         with self._changing() as effects:
-            if member.gone:
+            if not self._disconnect(member, reason, effects):
                 return effects
-            member.gone = True
-            goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
-            member.outbox.close(flush=reason != "slow", last=goodbye)
-            effects.ready.append(member.outbox)
             if self._members.get(member.key) is member:
                 del self._members[member.key]
             keep = grace.keeps_name(member, reason, self.config.grace)
