@@ -71,13 +71,11 @@ def main() -> int:
         processes += servers
         for server in servers:
             server.wait_for("listening")
-        clients = []
-        for number in range(1, args.clients + 1):
-            port = args.port[(number - 1) % len(args.port)]
-            client = Process("client.py", "127.0.0.1", str(port), f"demo{number}")
-            processes.append(client)
+        clients = [Process("client.py", "127.0.0.1", str(args.port[(number - 1) % len(args.port)]), f"demo{number}")
+                   for number in range(1, args.clients + 1)]  # started at once, each one's Python in parallel
+        processes += clients
+        for number, client in enumerate(clients, 1):
             client.wait_for(f"Welcome, demo{number}!")
-            clients.append(client)
         clients[0].proc.stdin.write(MESSAGE + "\n")
         clients[0].proc.stdin.flush()
         for client in clients:
