@@ -136,7 +136,8 @@ class ClusterRoom(Room):
                 self._gaps = [*self._gaps, (record.after + 1, record.before - 1)][-KEPT_GAPS:]
             if record.epoch:  # a new numbering (Redis had none yet, or lost its data): the ids still only grow
                 self.epoch = record.epoch
-                self._roster.clear()  # who is here comes back with the claims made anew
+                if record.before - 1 > self._roster_at:  # after the snapshot: the claims made anew fill it again
+                    self._roster.clear()
             self._seq = max(self._seq, record.before - 1)
         elif isinstance(record, Bounced):
             sender = self._here(record.private.sender)
