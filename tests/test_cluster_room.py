@@ -139,6 +139,18 @@ def messages_until(client: JsonClient, count: int) -> list[tuple[int, str, str]]
     return seen
 
 
+def test_cluster_with_a_redis_that_writes_to_disk_is_refused_in_one_line(tmp_path):
+    import redis
+
+    with running_redis(tmp_path) as server:
+        with redis.Redis.from_url(server.url) as raw:
+            raw.config_set("save", "3600 1")
+        result = serve("--cluster", server.url)
+    assert result.returncode == 2 and "listening" not in result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert "writes its data to disk" in line and "--save '' --appendonly no" in line, line
+
+
 def test_clients_on_three_servers_see_the_same_messages_with_the_same_ids_in_the_same_order(cluster):
     for _ in range(SERVERS):
         cluster.start()
