@@ -154,7 +154,9 @@ def test_cluster_with_a_redis_that_writes_to_disk_is_refused_in_one_line(tmp_pat
 def test_clients_on_three_servers_see_the_same_messages_with_the_same_ids_in_the_same_order(cluster):
     for _ in range(SERVERS):
         cluster.start()
-    clients = [cluster.client(n % SERVERS, f"u{n}")[0] for n in range(SERVERS * CLIENTS)]
+    logins = [cluster.client(n % SERVERS, f"u{n}") for n in range(SERVERS * CLIENTS)]
+    assert all(welcome["type"] == "welcome" for _, welcome in logins)
+    clients = [client for client, _ in logins]
 
     def talk(n: int) -> list[tuple[int, str, str]]:
         for line in range(LINES):
