@@ -5,13 +5,14 @@ own members, into Recent and into the history file, in the stream's order (docs/
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import secrets
 import threading
 from collections.abc import Callable
 
-from ... import names
+from ... import names, render
 from ...commands import Command, Kind
 from ...protocol import Error, Event, Joined, Left, Message, Private, Reconnecting, Renamed, Welcome
 from .. import grace
@@ -31,6 +32,7 @@ log = logging.getLogger("chatroom.server")
 THROUGH_REDIS = (Kind.SAY, Kind.ME, Kind.MSG, Kind.NICK)  # the commands the cluster numbers (Room.waits)
 SEEN_WAIT = 5.0  # seconds a join or a rename waits for its own event to come back from the stream
 KEPT_GAPS = 100  # id ranges without events kept for catching up (as the history file keeps its own)
+UNSURE_KEPT = 1000  # refused lines remembered, in case Redis ran them before its answer was too late
 UNAVAILABLE = "the room's servers cannot reach their Redis right now"
 
 
@@ -92,6 +94,10 @@ class ClusterRoom(Room):
         self._progress = threading.Condition(self.lock)
         self._apply: Callable[[Effects], None] = lambda effects: None
         self._departures: Departures | None = None
+        self._attempts = itertools.count(1)  # each line's reference (`ref`) in Redis, as this server sent it
+        # Lines whose senders were told cluster_unavailable, by reference: Redis may have run one and answered too
+        # late (a pause between the two); if it comes back from the stream, its sender is told (in order).
+        self._unsure: dict[str, Member] = {}
 
     # --- the cluster's side ---------------------------------------------------------------------------------
 
@@ -149,10 +155,12 @@ class ClusterRoom(Room):
             self._seq = max(self._seq, seq)
             if isinstance(event, Private):
                 self._private(event, record.held)
-                return
-            if seq > self._roster_at:
-                self._roster_change(event)
-            self._public(event)
+            else:
+                if seq > self._roster_at:
+                    self._roster_change(event)
+                self._public(event)
+            if record.ref and record.origin == self.engine.server_id:
+                self._sent_after_all(record.ref, event)
 
     def _roster_change(self, event: Event) -> None:
         if isinstance(event, Joined):
@@ -187,6 +195,13 @@ class ClusterRoom(Room):
             self._send(sender, message)
         if sender is not None and held:
             self._send(sender, grace.held_notice(message.to))
+
+    def _sent_after_all(self, ref: str, event: Event) -> None:
+        """A line whose sender was told it was not sent reached the room all the same: its sender hears so."""
+        sender = self._unsure.pop(ref, None)
+        if sender is not None and not sender.gone and isinstance(event, (Message, Private)):
+            self._send(sender, Error(code="sent_after_all", message=f'your message "{render.preview(event.text)}" '
+                                     "reached the room after all (Redis answered too late)"))
 
     def _swept(self) -> None:
         """This server was taken for dead: its members' seats are gone, so their connections end (`lost`), and
@@ -313,24 +328,32 @@ class ClusterRoom(Room):
             seated = self._seats.get(member)
         if seated is None or member.gone:
             return Effects()
-        seat = seated[0]
+        seat, ref = seated[0], str(next(self._attempts))
         try:
             if command.kind is Kind.NICK:
                 return self._rename(member, seat, command.target)
             if command.kind is Kind.MSG:
                 private = Private(seq=0, sender=seat.name, to=command.target, text=command.text)
                 try:
-                    self.engine.whisper(seat, private)
+                    self.engine.whisper(seat, private, ref)
                 except Undeliverable as refused:
                     return self.send(member, unknown_user(command) if refused.code == "unknown_user"
                                      else grace.too_many_held(refused.recipient or command.target))
                 return Effects()
             self.engine.publish(seat, Message(seq=0, sender=seat.name, text=command.text,
-                                              action=command.kind is Kind.ME))
+                                              action=command.kind is Kind.ME), ref)
         except ClusterUnavailable:
-            what = "your name was not changed" if command.kind is Kind.NICK else \
-                f'your message was not sent: "{command.text}"'
-            return self.send(member, Error(code="cluster_unavailable", message=f"{UNAVAILABLE}: {what}"))
+            if command.kind is Kind.NICK:
+                return self.send(member, Error(code="cluster_unavailable",
+                                               message=f"{UNAVAILABLE}: your name was not changed"))
+            with self._changing() as effects:
+                self._unsure[ref] = member
+                if len(self._unsure) > UNSURE_KEPT:
+                    del self._unsure[next(iter(self._unsure))]
+                if not member.gone:
+                    self._send(member, Error(code="cluster_unavailable",
+                                             message=f'{UNAVAILABLE}: your message was not sent: "{command.text}"'))
+                return effects
         except NotMember:
             with self._changing() as effects:
                 self._end(member, "lost")  # its client resumes, and takes its seat up again
