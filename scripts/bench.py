@@ -6,6 +6,8 @@ Scenarios (see docs/performance.md):
               server CPU per delivery, peak RSS
   slow        50 clients, one never reads, the others send 1000 messages/s of 400 bytes: their latency,
               late or missing messages, the server's RSS, when the slow client was dropped
+  steady      20 clients, all sending, 2000 messages/s in total: latency under a steady load (with --cluster,
+              the CPU Redis takes)
 A delivery is one message arriving at one receiver. Every payload carries its sender, a sequence number
 and the send time, so lost, duplicated and out-of-order deliveries are counted per sender.
 
@@ -13,8 +15,11 @@ The servers take turns within each scenario (the order reversed every other roun
 run ends with the ratios issue #21 states its targets in. The server under test runs alone on CPU 0; the
 load generator (scripts/loadgen.py) is one or more processes on the other CPUs, and every figure comes with
 their CPU use.
-Usage: python scripts/bench.py [--targets chatroom,no-history,ngircd,baseline,naive,ncat] [--baseline DIR]
-                               [--scenarios light,saturation,slow] [--sizes 100,1000] [--rounds R]
+With --cluster the target `cluster` is this checkout's server with --cluster, through a redis-server (no
+persistence) that each of its runs starts on a free port; its CPU use is reported beside the server's.
+Usage: python scripts/bench.py [--targets chatroom,no-history,ngircd,baseline,naive,ncat,cluster] [--baseline DIR]
+                               [--cluster] [--scenarios light,saturation,slow,steady] [--sizes 100,1000]
+                               [--rounds R]
                                [--seconds S] [--generators K] [--engine auto|selectors|uvloop]
                                [--chatroom-root DIR] [--json FILE] [--quick]
 """
@@ -48,8 +53,11 @@ SCRATCH = "{scratch}"  # in a server's command and files: the directory made for
 HISTORY_SLOT = SCRATCH + "/room.sqlite3"  # a chatroom server's history file, of the run's own
 NGIRCD_CONFIG = ROOT / "benchmarks" / "ngircd.conf"
 IRC_CHANNEL = "#bench"
-TARGETS = ("chatroom", "no-history", "baseline", "ngircd", "naive", "ncat")
-INSTALL_HINTS = {"ncat": "apt-get install ncat", "ngircd": "apt-get install ngircd"}
+TARGETS = ("chatroom", "no-history", "baseline", "ngircd", "naive", "ncat", "cluster")
+SCENARIOS = ("light", "saturation", "slow", "steady")
+INSTALL_HINTS = {"ncat": "apt-get install ncat", "ngircd": "apt-get install ngircd",
+                 "redis-server": "apt-get install redis-server"}
+REDIS_URL = "{redis}"  # in the cluster target's command: the URL of the redis-server started for its run
 
 
 # --- servers under test ---------------------------------------------------------------
@@ -78,6 +86,7 @@ class Checkouts:
     def flags(self) -> dict[str, list[str]]:
         found = {"chatroom": chatroom_flags(self.root / "server.py"),
                  "no-history": chatroom_flags(self.root / "server.py", history=False)}
+        found["cluster"] = [*found["chatroom"], "--cluster", REDIS_URL]
         if self.baseline is not None:
             found["baseline"] = chatroom_flags(self.baseline / "server.py")
         return found
@@ -90,7 +99,7 @@ def chatroom_target(name: str, root: Path, port: int, flags: list[str]) -> Targe
 
 
 def target(name: str, port: int, checkouts: Checkouts, flags: dict[str, list[str]]) -> Target:
-    if name in ("chatroom", "no-history"):
+    if name in ("chatroom", "no-history", "cluster"):
         return chatroom_target(name, checkouts.root, port, flags[name])
     if name == "baseline":
         assert checkouts.baseline is not None
@@ -205,6 +214,41 @@ class Server:
         self.scratch.cleanup()
 
 
+class Redis:
+    """A redis-server for one run of the cluster target: a free port, no persistence, in a directory of its own."""
+
+    def __init__(self) -> None:
+        self.scratch = tempfile.TemporaryDirectory(prefix="chatroom-bench-redis-")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.scratch.name, "--loglevel", "warning"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                probe.sendall(b"PING\r\n")
+                return probe.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def cpu(self) -> float | None:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(10)
+        self.scratch.cleanup()
+
+
 # --- one measurement -------------------------------------------------------------------------
 
 @dataclass
@@ -227,6 +271,7 @@ class Result:
     late: int = 0
     server_cpu_us_per_delivery: float | None = None
     server_cpu_percent: float | None = None
+    redis_cpu_percent: float | None = None  # the cluster target's Redis, over the same time as the server
     server_peak_rss_mib: float | None = None
     server_rss_growth_mib: float | None = None
     slow_client_dropped_after_s: float | None = None
@@ -327,6 +372,8 @@ def engine_for(stamps: bool, asked: str) -> str:
 def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, engine: str = "auto") -> Plan:
     if name == "light":
         plan = Plan(target, port, clients=20 if quick else 100, senders=5 if quick else 10, rate=100.0, size=64)
+    elif name == "steady":
+        plan = Plan(target, port, clients=20, senders=20, rate=2000.0, size=64)
     elif name == "saturation":
         plan = Plan(target, port, clients=size, senders=size, rate=0.0, size=64,
                     window=max(1, 200 // size),  # messages a sender may have in flight; bounds every queue
@@ -347,15 +394,30 @@ def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Nam
     port = free_port()
     server_target = target(name, port, checkouts, flags)
     plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine)
-    server = None
+    server = redis = None
+    redis_began: tuple[float, float] | None = None  # Redis's CPU seconds and the time when the run began
+
+    def begun() -> None:
+        nonlocal redis_began
+        if redis is not None and (cpu := redis.cpu()) is not None:
+            redis_began = (cpu, time.monotonic())
+
     try:
-        server = Server(server_target, port)
-        result = measure(scenario, plan, server, args.seconds, args.generators)
+        if name == "cluster":
+            redis = Redis()
+            plan = replace(plan, target=replace(server_target, command=[
+                arg.replace(REDIS_URL, redis.url) for arg in server_target.command]))
+        server = Server(plan.target, port)
+        result = measure(scenario, plan, server, args.seconds, args.generators, begun)
+        if redis is not None and redis_began is not None and (cpu := redis.cpu()) is not None:
+            result.redis_cpu_percent = round((cpu - redis_began[0]) / (time.monotonic() - redis_began[1]) * 100, 1)
     except (OSError, RuntimeError) as exc:
         result = Result(name, scenario, plan.clients, args.seconds, engine=plan.engine, notes=[f"failed: {exc}"])
     finally:
         if server is not None:
             server.stop()
+        if redis is not None:
+            redis.stop()
     result.round = round_
     print(f"  round {round_} {name} {scenario} N={plan.clients}: {result.deliveries_per_s} deliveries/s, "
           f"server {cell(result.server_cpu_us_per_delivery)} us/delivery, generators ({plan.engine}) "
@@ -381,7 +443,8 @@ def run_all(names: list[str], scenarios: list[str], sizes: list[int], args: argp
 
 COLUMNS = [("round", "rnd"), ("target", "target"), ("scenario", "scenario"), ("clients", "N"),
            ("deliveries_per_s", "deliv/s"), ("engine", "generator"), ("generator_cpu_percent", "gen CPU %"),
-           ("server_cpu_percent", "srv CPU %"), ("cpu_busy_percent", "CPUs busy %"),
+           ("server_cpu_percent", "srv CPU %"), ("redis_cpu_percent", "Redis CPU %"),
+           ("cpu_busy_percent", "CPUs busy %"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
            ("server_cpu_us_per_delivery", "CPU us/deliv"), ("server_peak_rss_mib", "peak MiB"),
            ("lost", "lost"), ("duplicated", "dup"), ("out_of_order", "ooo"), ("late", "late"),
@@ -559,7 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also measure the server.py of this checkout (e.g. main before a change) as the "
                              "target 'baseline', taking turns with the others in the same run")
-    parser.add_argument("--scenarios", default="light,saturation,slow", help="comma-separated (default: all)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also measure this checkout's server with --cluster, through a redis-server started for "
+                             "each run (the target 'cluster'; needs redis-server and pip install -e .[cluster])")
+    parser.add_argument("--scenarios", default="light,saturation,slow",
+                        help="comma-separated, of light, saturation, slow, steady (default: light,saturation,slow)")
     parser.add_argument("--sizes", default="100,1000", help="saturation client counts (default 100,1000)")
     parser.add_argument("--rounds", type=int, metavar="R",
                         help="how many times every scenario is run for every server (default 2; 1 with --quick)")
@@ -595,7 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     names, scenarios = listed(args.targets), listed(args.scenarios)
     if args.baseline is not None and "baseline" not in names:
         names.append("baseline")
-    unknown = set(names) - set(TARGETS) | set(scenarios) - {"light", "saturation", "slow"}
+    if args.cluster and "cluster" not in names:
+        names.append("cluster")
+    unknown = set(names) - set(TARGETS) | set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown target or scenario: {', '.join(sorted(unknown))}")
     if "baseline" in names and args.baseline is None:
@@ -611,10 +680,12 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds, sizes = min(args.seconds, 2.0), [20]
     args.rounds = args.rounds or (1 if args.quick else 2)
     skipped = []
-    for name, hint in INSTALL_HINTS.items():
-        if name in names and shutil.which(name) is None:
+    for program, hint in INSTALL_HINTS.items():
+        name = "cluster" if program == "redis-server" else program
+        if name in names and shutil.which(program) is None:
             names.remove(name)
-            skipped.append(f"{name} is not installed: skipped (Debian/Ubuntu: {hint})")
+            what = "" if name == program else f"the target {name} "
+            skipped.append(f"{program} is not installed: {what}skipped (Debian/Ubuntu: {hint})")
     raise_file_limit()
     pin(generator_cpus(1)[0])  # this process only waits on its generators: keep it off the server's CPU
     load_before = os.getloadavg()[0]

@@ -64,22 +64,7 @@ server=("$python" "$ROOT/server.py" "$port" --max-per-ip "$(( clients + 10 ))" -
 
 if command -v tmux >/dev/null 2>&1; then
     session="chatroom-demo-$port"
-    # Run from a shell inside tmux, the demo becomes another session of the user's own tmux and the terminal
-    # showing that shell switches to it: then C-b d would detach the user's tmux, and going back to their
-    # session (C-b L, tmux's "last session") is what ends the demo. Elsewhere it is a tmux of its own, attached here.
-    if [ -n "${TMUX:-}" ]; then
-        # The terminal that shows this shell's session (the latest used, if several do); tmux's "current client"
-        # would be any other terminal attached to this tmux when none shows it.
-        terminal="$(tmux list-clients -t "${TMUX_PANE:-}" -F '#{client_activity} #{client_name}' 2>/dev/null \
-            | sort -n | tail -n 1 | cut -d ' ' -f 2-)" || terminal=""
-        [ -n "$terminal" ] || die "no terminal shows this tmux session (it is detached), so the demo has" \
-            "nowhere to appear: run it from an attached session or outside tmux (--check needs no terminal)"
-        leave="#{prefix} L (back to your session) ends it" ended="Ctrl+B then L (back to this session)"
-    else
-        [ -t 0 ] || die "the demo shows its panes in this terminal, and there is none here: run it from" \
-            "a terminal (--check needs none)"
-        leave="#{prefix} d ends it" ended="Ctrl+B then D, or closing the window,"
-    fi
+    demo_terminal
     # The server pane waits for Enter after the server ends, so its last words can be read.
     tmux new-session -d -s "$session" -x "$(tput cols 2>/dev/null || echo 160)" -y "$(tput lines 2>/dev/null || echo 48)" \
         "$(printf '%q ' "${server[@]}"); read -r -p 'server stopped; press Enter'"
@@ -106,20 +91,7 @@ if command -v tmux >/dev/null 2>&1; then
             -d -f -v -l 1
     fi
     echo "Demo on port $port in tmux session $session: $ended ends it."
-    # Once nobody looks at the session it ends, and with it the server and every client: after a detach, a
-    # closed terminal, or switching to another session. Set only once attached, as it would end it right away.
-    keep_until_left=(\; set-option -t "$session" destroy-unattached on)
-    if [ -n "${TMUX:-}" ]; then
-        tmux switch-client -c "$terminal" -t "$session" "${keep_until_left[@]}" && exit
-    else
-        tmux attach -t "$session" "${keep_until_left[@]}" && exit
-    fi
-    # The terminal could not show it after all: leave nothing running.
-    if tmux has-session -t "$session" 2>/dev/null; then
-        tmux kill-session -t "$session"
-        die "tmux could not show the demo here (see its message above); nothing is left running"
-    fi
-    exit
+    demo_show "$session"
 fi
 
 echo "tmux is not installed, so the demo runs one client here (install tmux for $clients side by side)." >&2

@@ -1,6 +1,7 @@
-"""The demo launchers' --check: a server and N clients on loopback exchange one message, then all stop.
+"""The demo launchers' --check: a server and N clients on loopback exchange one message, then all stop. With
+--cluster URL and a --port per server, one room on several servers: the clients are spread over them.
 
-Used by demo.sh and demo.ps1 so both shells check the same thing; exit status 0 when it worked.
+Used by demo.sh, cluster-demo.sh and demo.ps1 so they check the same thing; exit status 0 when it worked.
 """
 
 from __future__ import annotations
@@ -56,23 +57,25 @@ class Process:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, action="append", required=True, help="a server's port (one per server)")
     parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--cluster", metavar="URL", help="the servers share one room through this Redis")
     args = parser.parse_args()
     processes: list[Process] = []
     try:
         # All the clients come from 127.0.0.1: lift the server's per-address caps (10) as demo.sh does; and like
         # it, keep no history (no room-PORT.sqlite3 left behind for a random port).
-        server = Process("server.py", str(args.port), "--max-per-ip", str(args.clients + 10), "--joins-per-ip", "0",
-                         "--history", "none")
-        processes.append(server)
-        server.wait_for("listening")
-        clients = []
-        for number in range(1, args.clients + 1):
-            client = Process("client.py", "127.0.0.1", str(args.port), f"demo{number}")
-            processes.append(client)
+        servers = [Process("server.py", str(port), "--max-per-ip", str(args.clients + 10), "--joins-per-ip", "0",
+                           "--history", "none", *(["--cluster", args.cluster] if args.cluster else []))
+                   for port in args.port]
+        processes += servers
+        for server in servers:
+            server.wait_for("listening")
+        clients = [Process("client.py", "127.0.0.1", str(args.port[(number - 1) % len(args.port)]), f"demo{number}")
+                   for number in range(1, args.clients + 1)]  # started at once, each one's Python in parallel
+        processes += clients
+        for number, client in enumerate(clients, 1):
             client.wait_for(f"Welcome, demo{number}!")
-            clients.append(client)
         clients[0].proc.stdin.write(MESSAGE + "\n")
         clients[0].proc.stdin.flush()
         for client in clients:
@@ -81,10 +84,15 @@ def main() -> int:
             client.proc.stdin.close()  # end of input: the client quits
             if client.proc.wait(TIMEOUT) != 0:
                 raise SystemExit(f"demo check failed: a client exited with {client.proc.returncode}")
-        server.proc.send_signal(getattr(signal, "CTRL_BREAK_EVENT", signal.SIGINT))
-        if server.proc.wait(TIMEOUT) != 0:
-            raise SystemExit(f"demo check failed: the server exited with {server.proc.returncode}")
-        print(f"demo check passed: {args.clients} clients exchanged a message through a server on port {args.port}")
+        for server in servers:
+            server.proc.send_signal(getattr(signal, "CTRL_BREAK_EVENT", signal.SIGINT))
+        for server in servers:
+            if server.proc.wait(TIMEOUT) != 0:
+                raise SystemExit(f"demo check failed: a server exited with {server.proc.returncode}")
+        through = (f"{len(servers)} servers sharing one room through {args.cluster} (ports "
+                   f"{', '.join(map(str, args.port))})"
+                   if len(servers) > 1 else f"a server on port {args.port[0]}")
+        print(f"demo check passed: {args.clients} clients exchanged a message through {through}")
         return 0
     finally:
         for process in processes:

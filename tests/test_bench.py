@@ -256,6 +256,19 @@ def test_bench_smoke_other_servers(name):
 
 
 @POSIX
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_bench_smoke_cluster_through_a_redis_of_its_own_with_its_cpu():
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)")
+    pytest.importorskip("redis", reason="the redis package is missing: pip install -e .[cluster]")
+    _, report = run_quick("--cluster", "--targets", "", "--scenarios", "light,steady")
+    assert report["targets"] == ["cluster"] and report["chatroom_flags"]["cluster"][-2:] == ["--cluster", "{redis}"]
+    check_results(report, {"cluster"}, ("light", "steady"))
+    assert all(entry["redis_cpu_percent"] is not None for entry in report["results"])
+
+
+@POSIX
 @pytest.mark.timeout(60)
 def test_the_selectors_engine_runs_saturation_too():
     _, report = run_quick("--targets", "chatroom", "--scenarios", "saturation", "--engine", "selectors")

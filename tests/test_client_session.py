@@ -141,7 +141,7 @@ def test_public_lines_are_pending_until_their_echo():
 
 @pytest.mark.parametrize("code, pending", [
     ("held", 1), ("unknown_user", 1), ("not_delivered", 1), ("same_name", 1),
-    ("rate_limited", 0), ("bad_message", 0), ("line_too_long", 0),
+    ("rate_limited", 0), ("bad_message", 0), ("line_too_long", 0), ("cluster_unavailable", 0),
 ])
 def test_only_an_error_that_refused_a_line_ends_a_pending_message(code, pending):
     chat = started()

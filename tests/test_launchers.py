@@ -203,6 +203,21 @@ def test_demo_refuses_a_port_in_use_and_bad_options(checkout):
     assert "unknown option" in run(checkout, "demo.sh", "--bogus").stderr
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (Debian's "
+                    "redis-server package; .ci/run installs it)")
+def test_cluster_demo_check_exchanges_a_message_across_three_servers_and_leaves_nothing_running(checkout):
+    result = run(checkout, "cluster-demo.sh", "--check", "--clients", "3", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 clients exchanged a message through 3 servers sharing one room" in result.stdout
+    redis_port, ports = re.search(r"redis://127.0.0.1:(\d+)/0 \(ports ([\d, ]+)\)", result.stdout).groups()
+    for pattern in [f"redis-server 127.0.0.1:{redis_port}",
+                    *(f"(server|client).py .*{port}" for port in ports.split(", "))]:
+        assert subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout == ""
+    assert run(checkout, "cluster-demo.sh", "--clients", "0").returncode == 1
+    assert "unknown option" in run(checkout, "cluster-demo.sh", "--bogus").stderr
+    assert "--check" in run(checkout, "cluster-demo.sh", "--help").stdout
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="DISPLAY is how X11 finds a screen")
 def test_demo_gui_without_a_display_says_so(checkout):
     env = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}

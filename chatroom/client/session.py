@@ -40,7 +40,7 @@ END_OF_HISTORY = "— end of history —"
 QUIT_WAIT = 2.0  # seconds to wait for the server's goodbye after /quit
 PUBLIC = (Kind.SAY, Kind.ME)  # the commands the server echoes to their sender
 # The errors that say a line was not sent at all; the others answer a command (a /msg held, or to nobody).
-NOT_SENT = ("rate_limited", "bad_message", "line_too_long", "bad_encoding")
+NOT_SENT = ("rate_limited", "bad_message", "line_too_long", "bad_encoding", "cluster_unavailable")
 QUIT_WORDS = ("/quit", "/exit")
 RECONNECT = "/reconnect"  # the client's own command: retry at once while reconnecting
 SEEN_KEPT = 4096  # event ids remembered for dropping replayed duplicates

@@ -6,6 +6,7 @@ docs/security.md gives each default and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..protocol import LINE_LIMIT
 
@@ -51,3 +52,11 @@ class Config:
         """
         bursts = self.max_members * self.burst * EVENT_BYTES if self.rate else 0
         return max(4 * self.sendq, bursts + self.catchup_bytes + self.sendq)
+
+
+def redis_address(url: str) -> str:
+    """The address of the cluster's Redis for messages (--cluster): the URL without its password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"

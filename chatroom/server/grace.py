@@ -44,24 +44,35 @@ def away(members: Iterable[Member]) -> list[str]:
 def reserved(member: Member, now: float) -> NameProblem:
     """Why someone without the token cannot take a reconnecting member's name."""
     assert member.away_until is not None
-    wait = math.ceil(member.away_until - now)
+    return reserved_for(member.name, member.away_until - now)
+
+
+def reserved_for(name: str, wait: float) -> NameProblem:
+    """The same, for a member reconnecting with `wait` seconds of grace left."""
     return NameProblem("name_reserved",
-                       f'"{member.name}" is reconnecting: the name is kept for them for {wait} more seconds')
+                       f'"{name}" is reconnecting: the name is kept for them for {math.ceil(wait)} more seconds')
 
 
 def cannot_hold(target: Member) -> Error | None:
     """Why a private message for a reconnecting member cannot wait (None: it can, or the member is here)."""
     if target.away_until is None or len(target.held) < HELD_PRIVATES:
         return None
-    return Error(code="not_delivered", message=f"{target.name} is reconnecting and has {HELD_PRIVATES} "
+    return too_many_held(target.name)
+
+
+def too_many_held(name: str) -> Error:
+    return Error(code="not_delivered", message=f"{name} is reconnecting and has {HELD_PRIVATES} "
                                                "messages waiting already: your message was not sent")
 
 
 def hold(target: Member, sender: Member, message: Private) -> Error:
     """Keep a private message for a reconnecting member; what its sender is told."""
     target.held.append(Held(sender.session, message))
-    return Error(code="held", message=f"{target.name} is reconnecting: your message will be delivered when "
-                                      "they are back")
+    return held_notice(target.name)
+
+
+def held_notice(name: str) -> Error:
+    return Error(code="held", message=f"{name} is reconnecting: your message will be delivered when they are back")
 
 
 def expired(members: Iterable[Member], now: float) -> list[Member]:
@@ -74,5 +85,10 @@ def bounced(member: Member, why: str) -> Iterator[tuple[int, Error]]:
     (`why` it was not delivered). They wait no more."""
     held, member.held = member.held, []
     for waiting in held:
-        yield waiting.sender, Error(code="not_delivered", message=f"{why}: your message "
-                                    f'"{render.preview(waiting.message.text)}" was not delivered')
+        yield waiting.sender, undelivered(why, waiting.message)
+
+
+def undelivered(why: str, message: Private) -> Error:
+    """What the sender of a private message that waited in vain is told."""
+    return Error(code="not_delivered", message=f'{why}: your message "{render.preview(message.text)}" was not '
+                                               "delivered")

@@ -45,7 +45,7 @@ HOLD_TICK = 0.25  # seconds: how often a connection waiting out a wrong password
 HOLD_READ = 16 * 1024  # bytes read ahead while a wrong password is held: the peer's going is seen behind them
 
 log = logging.getLogger("chatroom.server")
-ASK_DISK = "ask the disk"  # what the reader hands back when a line waits for the disk (history, files)
+ASK_DISK = "ask the disk"  # what the reader hands back when a line waits: for the disk (history, files), Redis
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -65,7 +65,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.room.new_outbox()
         self.framer = LineFramer(LINE_LIMIT)
         self._frames: deque[FrameEvent] = deque()  # arrived, not yet performed
-        self._disk_work: list[Question | Command | Offer | Done] = []  # /history, /search, file commands
+        # /history, /search, file commands; with --cluster, what goes through Redis (Room.waits)
+        self._disk_work: list[Question | Command | Offer | Done] = []
         self.carrying = False  # a data connection: the bytes of a file transfer (transfers.py), not chat
         self.accepted = self.server.track(self)
         self.read_ahead = b""  # what came while a wrong password was held, read after the hold
@@ -224,12 +225,16 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return None
 
     def _answer(self) -> None:
-        """/history, /search and file commands: ask the disk (this thread waits), then send the answers."""
+        """/history, /search and file commands: ask the disk (this thread waits), then send the answers; with
+        --cluster, the commands that go through Redis."""
         work, self._disk_work = self._disk_work, []
         room = self.server.room
         for item in work:
             if isinstance(item, Question):
                 self.server.apply(room.answer(item, room.history.query(item.words, item.count)))
+            elif isinstance(item, Command) and room.waits(item):
+                assert self.member is not None
+                self.server.apply(room.perform(self.member, item))
             else:
                 self._transfer(item)
 
@@ -239,6 +244,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
             match action:
                 case Run(command=command):
                     assert self.member is not None
+                    if self.server.room.waits(command):
+                        self._disk_work.append(command)  # performed in this connection's thread (`_work`)
+                        continue
                     effects = self.server.room.handle(self.member, command)
                     self.server.apply(effects)
                     self._disk_work += effects.questions  # asked once this line is done (`_work`)
@@ -376,7 +384,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.reader.stop()
         self.sender.stop()
         self.files.close()
-        self.room.history.close()
+        self.room.close()
 
     def _expire_graces(self) -> None:
         """End the grace of members who did not come back, twice a second."""

@@ -14,7 +14,7 @@ from ..names import NameProblem
 from .session import Ask, Login
 
 # What the room can answer that asking for another name would not change: the connection ends.
-FINAL_PROBLEMS = ("room_full", "shutting_down", "too_much_history", "address_full")
+FINAL_PROBLEMS = ("room_full", "shutting_down", "too_much_history", "address_full", "cluster_unavailable")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from .. import invocation, tls
 from ..render import duration_text
 from ..cli import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, merge_address, port_type, program_name
 from . import history
-from .config import Config
+from .config import Config, redis_address
 from .files import FileLimits, FileStore, default_directory
 from .handler import ChatServer
 from .room import Room
@@ -139,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--files-stall", type=float, default=limits_of_files.stall, metavar="SECONDS",
                        help="a file transfer's connection that moves no byte for this long is closed; the "
                             f"transfer resumes on the next (default {limits_of_files.stall:g})")
+    together = parser.add_argument_group("one room on several servers (see docs/design.md)")
+    together.add_argument("--cluster", metavar="redis://HOST:PORT/DB",
+                          help="share the room with every server started with the same Redis: clients may connect "
+                               "to any of them (needs pip install -e .[cluster] and a Redis without persistence; "
+                               "file sharing is off)")
     access = parser.add_argument_group("encryption and access")
     access.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM; needs --tls-key)")
     access.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert (PEM)")
@@ -188,7 +194,8 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def file_limits(args: argparse.Namespace) -> FileLimits:
-    return FileLimits(enabled=(args.files or "").lower() != "none", keep=args.files_keep,
+    """The files' limits; with --cluster, off: a file is kept by one server, and the others could not serve it."""
+    return FileLimits(enabled=(args.files or "").lower() != "none" and not args.cluster, keep=args.files_keep,
                       max_file=args.max_file_size, user_quota=args.files_quota, total=args.files_total,
                       stall=args.files_stall)
 
@@ -337,9 +344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The history file only once the port is ours: a start that fails leaves no file behind, and a second server
     # on the same port is told about the port, not about the file the first one holds.
     try:
-        server.room = Room(config, history.History(history_path(args), keep=config.history_keep,
-                                                   remember=config.catchup))
+        kept = history.History(history_path(args), keep=config.history_keep, remember=config.catchup)
     except history.HistoryError as exc:
+        server.server_close()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server.room = join_cluster(args.cluster, config, kept, server) if args.cluster else Room(config, kept)
+    except ValueError as exc:
+        kept.close()
         server.server_close()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -356,6 +369,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(server, args, context is not None, password is not None)
     finally:
         log_thread.stop_within(2.0)
+
+
+def join_cluster(url: str, config: Config, kept: history.History, server: ChatServer) -> Room:
+    """The room shared through Redis at `url` (imported only here), started; ValueError says why it cannot be."""
+    try:
+        from .cluster import ClusterError, Engine
+        from .cluster.room import ClusterRoom
+    except ImportError as exc:
+        if not (exc.name or "").startswith("redis"):
+            raise
+        raise ValueError("--cluster needs the redis package: pip install -e .[cluster]") from None
+    try:
+        room = ClusterRoom(config, kept, Engine(url, grace=config.grace, floor=kept.last_id))
+        room.start(server.apply, lambda exc: threading.Thread(target=server.shutdown, daemon=True).start())
+    except ClusterError as exc:
+        raise ValueError(str(exc)) from None
+    return room
 
 
 def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_on: bool) -> int:
@@ -390,7 +420,9 @@ def _serve(server: ChatServer, args: argparse.Namespace, tls_on: bool, password_
     limits = server.files.limits
     print(f"files: {server.files.directory}{' (temporary)' if server.files.temporary else ''}, kept "
           f"{duration_text(limits.keep)}, at most {_size_words(limits.max_file)} each" if limits.enabled
-          else "files: off (--files none)", flush=True)
+          else f"files: off ({'not shared across servers' if args.cluster else '--files none'})", flush=True)
+    if args.cluster:  # last: the first three lines are the same with or without it (tests/server_process.py)
+        print(f"cluster: {redis_address(args.cluster)}, one room with every server that uses it", flush=True)
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

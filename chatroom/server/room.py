@@ -75,6 +75,28 @@ class _Changing:
         self.room.lock.release()
 
 
+def taken(shown: str) -> names.NameProblem:
+    return names.NameProblem("name_taken", f'the username "{shown}" is taken')
+
+
+def lookalike(shown: str, other: str) -> names.NameProblem:
+    return names.NameProblem("name_lookalike", f'the username "{shown}" looks like "{other}", who is here')
+
+
+def unknown_user(command: commands.Command) -> Error:
+    """A private message to nobody of that name: not sent (with how to send the line as text, if it was one)."""
+    hint = ""
+    if command.line:
+        quoted = command.line.replace("\\", "\\\\").replace('"', '\\"')
+        hint = f' (to send the line as text: /bc "{quoted}")'
+    return Error(code="unknown_user",
+                 message=f'no user named "{command.target}" is here: your message was not sent{hint}')
+
+
+def same_name(new: str) -> Error:
+    return Error(code="same_name", message=f'you are called "{new}" already')
+
+
 def _unhandled(kind: NoReturn) -> NoReturn:
     """typing.assert_never, which Python 3.10 lacks: mypy refuses a call that a kind can reach."""
     raise AssertionError(f"no handler for {kind!r}")
@@ -114,16 +136,20 @@ class Room:
         with self.lock:
             return [member.name for member in self._members.values()]
 
+    def away(self) -> list[str]:
+        """The names of the members who are reconnecting."""
+        with self.lock:
+            return grace.away(self._members.values())
+
     def _check_free(self, shown: str, me: Member | None = None) -> None:
         key, look = names.key(shown), names.skeleton(shown)
         for other in self._members.values():
             if other is me:
                 continue
             if other.key == key:
-                raise names.NameProblem("name_taken", f'the username "{shown}" is taken')
+                raise taken(shown)
             if other.skeleton == look:
-                raise names.NameProblem(
-                    "name_lookalike", f'the username "{shown}" looks like "{other.name}", who is here')
+                raise lookalike(shown, other.name)
 
     def check_name(self, name: str) -> str:
         """The display form of a name that could join now, or NameProblem saying why not."""
@@ -211,12 +237,8 @@ class Room:
 
         An ending the user did not choose keeps the member as reconnecting for the grace period."""
         with self._changing() as effects:
-            if member.gone:
+            if not self._disconnect(member, reason, effects):
                 return effects
-            member.gone = True
-            goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
-            member.outbox.close(flush=reason != "slow", last=goodbye)
-            effects.ready.append(member.outbox)
             if grace.keeps_name(member, reason, self.config.grace) and not self._closed:
                 member.away_until = time.monotonic() + self.config.grace
                 effects.left.append((member, f"{reason}, reconnecting"))
@@ -229,6 +251,17 @@ class Room:
             if not self._closed:
                 self._public(Left(seq=self._next_seq(), name=member.name, reason=reason))
             return effects
+
+    @staticmethod
+    def _disconnect(member: Member, reason: str, effects: Effects) -> bool:
+        """A member's connection ends (its goodbye says why, its outbox closes); False if it had ended already."""
+        if member.gone:
+            return False
+        member.gone = True
+        goodbye = b"" if reason == "shutdown" else member.codec(Bye(reason=reason), member.name)
+        member.outbox.close(flush=reason != "slow", last=goodbye)
+        effects.ready.append(member.outbox)
+        return True
 
     def expire(self, now: float) -> Effects:
         """End the grace of members who did not come back: a leave, and their waiting messages bounce."""
@@ -272,7 +305,20 @@ class Room:
             self.history.ids_used_up_to(self._seq)
             return effects
 
+    def close(self) -> None:
+        """After the server has stopped: the history file is written and closed."""
+        self.history.close()
+
     # --- commands -------------------------------------------------------
+
+    def waits(self, command: commands.Command) -> bool:
+        """Whether a command must be performed from its connection's own thread, where it may wait (`perform`):
+        never here, where the room decides everything in memory."""
+        return False
+
+    def perform(self, member: Member, command: commands.Command) -> Effects:
+        """A command that `waits`, from its connection's own thread."""
+        return self.handle(member, command)
 
     def handle(self, member: Member, command: commands.Command) -> Effects:
         with self._changing() as effects:
@@ -290,7 +336,7 @@ class Room:
             case Kind.MSG:
                 self._whisper(member, command)
             case Kind.USERS:
-                self._send(member, Users(users=self.names(), you=member.name, away=grace.away(self._members.values())))
+                self._send(member, Users(users=self.names(), you=member.name, away=self.away()))
             case Kind.NICK:
                 self._nick(member, command)
             case Kind.HISTORY:
@@ -375,13 +421,7 @@ class Room:
     def _whisper(self, member: Member, command: commands.Command) -> None:
         target = self._members.get(names.key(command.target))
         if target is None:
-            hint = ""
-            if command.line:
-                quoted = command.line.replace("\\", "\\\\").replace('"', '\\"')
-                hint = f' (to send the line as text: /bc "{quoted}")'
-            self._send(member, Error(
-                code="unknown_user",
-                message=f'no user named "{command.target}" is here: your message was not sent{hint}'))
+            self._send(member, unknown_user(command))
             return
         if (refusal := grace.cannot_hold(target)) is not None:
             self._send(member, refusal)
@@ -405,7 +445,7 @@ class Room:
             self._send(member, Error(code=problem.code, message=problem.message))
             return
         if new == member.name:
-            self._send(member, Error(code="same_name", message=f'you are called "{new}" already'))
+            self._send(member, same_name(new))
             return
         new_key = names.key(new)
         old = member.name

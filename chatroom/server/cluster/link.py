@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..config import redis_address
 from . import lua
 from .records import ClusterError, ClusterUnavailable, Entry, Reading
 
@@ -30,14 +30,6 @@ OLDEST_REDIS = (5, 0)  # streams, and scripts replicated by their effects (TIME 
 # What Redis being away looks like to its client (not a script's error, which is ours); InvalidResponse: something
 # that is not Redis answered.
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.InvalidResponse)
-
-
-def shown(url: str) -> str:
-    """The address of Redis for messages: the URL without its password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
 
 
 class Availability:
@@ -69,7 +61,7 @@ class Link:
 
     def __init__(self, url: str, room: str, origin: str, *, timeout: float, trim: int, grace: float) -> None:
         self.url = url
-        self.where = shown(url)
+        self.where = redis_address(url)
         self.prefix = f"chatroom:{{{room}}}"  # one hash tag: every key of the room in one slot
         self.origin = origin
         self.timeout = timeout
