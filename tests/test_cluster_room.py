@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import NoReturn
@@ -33,15 +34,22 @@ if importlib.util.find_spec("redis") is not None:
 
 
 def serve(*args: str, python: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """server.py with these arguments, stopped by its first output line if it starts (SIGINT, as Ctrl+C)."""
-    process = subprocess.Popen([sys.executable, *python, str(ROOT / "server.py"), "0", "--history", "none", *args],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    if "listening" in first:
-        process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=TIMEOUT)
-    return subprocess.CompletedProcess(process.args, process.returncode, first + out, err)
+    """server.py with these arguments, stopped by its first output line if it starts (SIGINT, as Ctrl+C; on
+    Windows, where a signal to a process sharing our console would stop us too, terminated). Its stderr goes to
+    a file: -X importtime writes more than a pipe holds on Windows before the first line comes out."""
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen([sys.executable, *python, str(ROOT / "server.py"), "0", "--history", "none",
+                                    *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if "listening" in first:
+            if sys.platform == "win32":
+                process.terminate()
+            else:
+                process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=TIMEOUT)
+        errors.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, first + out, errors.read())
 
 
 def test_without_cluster_nothing_of_it_is_imported():
