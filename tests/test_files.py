@@ -4,11 +4,13 @@ test_files_process.py and the GUI and pty tests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,12 @@ from filetools import DataConnection, DataRelay, FileUser, sha
 
 from chatroom import tls
 from chatroom.client.transfers import shown_path
-from chatroom.protocol import RECEIVED, Error, FileList, FileNote, FileShared
+from chatroom.protocol import RECEIVED, Error, FileList, FileNote, FileShared, Offer
+from chatroom.server import files as files_module
+from chatroom.server import history as history_module
 from chatroom.server.config import Config
-from chatroom.server.files import FileLimits, FileStore
+from chatroom.server.files import FileLimits, FileStore, Stored
+from chatroom.server.history import History
 
 MANY = Config(max_per_address=200, rate=0, joins_per_address=0, room_joins=0, max_members=200)
 
@@ -469,3 +474,55 @@ def test_files_go_whole_where_the_system_has_no_sendfile(files_server, users, tm
     bob.send(f"/get {shared.id}")
     bob.notice("saved to")
     assert (tmp_path / "bob" / "big.bin").read_bytes() == data
+
+
+def test_a_history_file_slow_to_answer_at_the_start_is_asked_again_and_no_kept_file_is_taken_for_junk(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(history_module, "QUERY_WAIT", 0.2)
+    data = b"kept" * 1000
+    store = FileStore(FileLimits(), tmp_path / "store", History(tmp_path / "room.sqlite3"))
+    kept = Stored(id=7, blob="ab" * 16, owner="alice", name="a.txt", size=len(data),
+                  sha256=hashlib.sha256(data).hexdigest(), kept=True, expires=time.time() + 3600)
+    (tmp_path / "store" / kept.blob).write_bytes(data)
+    store._save(kept)
+    store.close()
+    store.history.close()
+
+    history = History(tmp_path / "room.sqlite3")
+    busy, release = threading.Event(), threading.Event()
+    # The writer busy for longer than one question waits (an index being built, a long trim).
+    asker = threading.Thread(target=history.call, args=(lambda db: (busy.set(), release.wait(2)),))
+    asker.start()
+    busy.wait(5)
+    threading.Timer(0.5, release.set).start()
+    store = FileStore(FileLimits(), tmp_path / "store", history)
+    try:
+        assert list(store._files) == [7] and (tmp_path / "store" / kept.blob).exists()
+        assert store._next_id == 8
+    finally:
+        asker.join(5)
+        store.close()
+        history.close()
+
+
+def test_a_history_file_that_never_answers_at_the_start_turns_files_off_and_deletes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(history_module, "QUERY_WAIT", 0.05)
+    monkeypatch.setattr(files_module, "LOAD_TRIES", 2)
+    (tmp_path / "store").mkdir()
+    blob = tmp_path / "store" / ("cd" * 16)
+    blob.write_bytes(b"somebody's file")
+    history = History(tmp_path / "room.sqlite3")
+    release = threading.Event()
+    asker = threading.Thread(target=history.call, args=(lambda db: release.wait(5),))
+    asker.start()
+    try:
+        store = FileStore(FileLimits(), tmp_path / "store", history)
+        release.set()
+        assert blob.exists()
+        [note] = store.request("alice", True, Offer(ref="a", name="x", size=1), lambda name: name)
+        assert note.code == "files_off" and "did not say which files it keeps" in note.message
+        store.close()
+    finally:
+        release.set()
+        asker.join(5)
+        history.close()

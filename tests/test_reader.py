@@ -11,6 +11,7 @@ import pytest
 from conftest import TIMEOUT, JsonClient, expect_stop_after_failure
 
 from chatroom.server.history import History
+from chatroom.server.reader import Reader
 from chatroom.server.streams import DONTWAIT
 
 pytestmark = pytest.mark.skipif(not DONTWAIT, reason="this system reads every connection in its own thread")
@@ -80,3 +81,17 @@ def test_a_failing_reader_stops_the_server_and_tells_everyone(make_server, monke
     finally:
         alice.close()
         bob.close()
+
+
+def test_a_thread_started_after_the_reader_ended_is_not_taken_for_it():
+    # The system may give a new thread the ident of one that ended at once (Linux does): taken for the reader,
+    # a connection's thread would leave its effects for a reader that never hands them on.
+    reader = Reader(lambda ready: None, on_crash=lambda: None)
+    reader.start()
+    reader.stop()
+    taken = []
+    for _ in range(20):
+        thread = threading.Thread(target=lambda: taken.append(reader.is_current()))
+        thread.start()
+        thread.join(TIMEOUT)
+    assert taken == [False] * 20

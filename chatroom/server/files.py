@@ -36,6 +36,7 @@ from .history import History
 
 MiB, GiB = 1 << 20, 1 << 30
 KEEPER_TICK = 5.0  # seconds between looks for idle transfers (kept files are deleted at their time)
+LOAD_TRIES = 10  # questions of QUERY_WAIT each to the history file at the start: its writer may be building an index
 TAKEOVER_WAIT = 5.0  # seconds a new data connection waits for the one it replaces to let go
 BLOB = re.compile(r"[0-9a-f]{32}(\.part)?")  # the store's own files: nothing else in its folder is touched
 
@@ -210,6 +211,7 @@ class FileStore:
         self._downloads: dict[str, Download] = {}  # by the token's hash
         self._doomed: set[Path] = set()  # deleted files still open somewhere (Windows): tried again later
         self._next_id = 1
+        self._unread = False  # the history file never said which files are kept (see `_load`)
         self._closing = False
         if limits.enabled:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -221,8 +223,19 @@ class FileStore:
 
     def _load(self) -> None:
         """The files kept and the uploads under way before a restart (from the history file), and nothing
-        else: part files and blobs no row knows of are junk from a crash, and go."""
-        rows = self.history.call(self._read_rows) or []
+        else: part files and blobs no row knows of are junk from a crash, and go. A history file that did not
+        answer in time is not an empty one (its writer may be building an index): asked again, and if it never
+        answers, nothing is taken for junk and this run takes no files (new ids could overwrite kept rows)."""
+        for _ in range(LOAD_TRIES):
+            rows = self.history.call(self._read_rows)
+            if rows is not None or not self.history.on_disk:
+                break
+        else:
+            self._unread = True
+            log.error("files: the history file did not say which files are kept: sharing files is off until "
+                      "the server starts again (the files in %s stay on disk)", self.directory)
+            return
+        rows = rows or []
         now, wall = time.monotonic(), time.time()
         for row in rows:
             stored = Stored(id=row[0], blob=row[1], owner=row[2], name=row[3], size=row[4], to=row[5],
@@ -298,8 +311,11 @@ class FileStore:
         if not json_mode:
             return [FileNote("files_need_client", "files need the chatroom client (python client.py, or its "
                                                   "window): nc and telnet cannot send or fetch them")]
-        if not self.limits.enabled and not (isinstance(request, Command) and request.kind is Kind.FILES):
-            return [FileNote("files_off", "this server does not take files (it runs with --files none)",
+        if (not self.limits.enabled or self._unread) and not (isinstance(request, Command)
+                                                              and request.kind is Kind.FILES):
+            why = ("its history file did not say which files it keeps, so it takes none until it starts again"
+                   if self._unread else "it runs with --files none")
+            return [FileNote("files_off", f"this server does not take files ({why})",
                              ref=request.ref if isinstance(request, Offer) else "")]
         match request:
             case Offer():

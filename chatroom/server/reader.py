@@ -93,6 +93,7 @@ class Reader(SelectorThread):
         try:
             super()._supervised()
         finally:
+            self._ident = None  # the system may give a new thread this one's ident at once
             with self._lock:
                 self._ended = True
                 left = [*self._loans, *self._arriving]

@@ -11,6 +11,7 @@ happens outside it: TLS takes the second way everywhere.
 
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import ssl
@@ -80,6 +81,15 @@ class PlainStream:
         shut(self.sock)
 
 
+@functools.cache
+def _timeval() -> str:
+    """struct timeval as this system's SO_RCVTIMEO takes it: a 32-bit system with a 64-bit time_t (Debian's
+    armhf and i386 since trixie, musl 1.2) wants two 64-bit fields where "@ll" packs two of 32 bits."""
+    with socket.socket() as probe:
+        size = len(probe.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    return "@qq" if size == 16 else "@ll"
+
+
 class DirectStream(PlainStream):
     """A plain connection on a system with MSG_DONTWAIT: the reader blocks in recv, the sender never waits."""
 
@@ -103,7 +113,7 @@ class DirectStream(PlainStream):
         seconds = 0.0 if timeout is None else max(timeout, 1e-6)
         whole = int(seconds)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                             struct.pack("@ll", whole, int((seconds - whole) * 1e6)))
+                             struct.pack(_timeval(), whole, int((seconds - whole) * 1e6)))
 
     def recv(self, size: int) -> bytes:
         try:

@@ -260,7 +260,10 @@ class ClusterRoom(Room):
             raise names.NameProblem("cluster_unavailable", f"{UNAVAILABLE}: try again in a moment") from None
         try:
             with self._progress:  # released while it waits; held from the join's delivery to the newcomer's place
-                self._progress.wait_for(lambda: self._seq >= claimed.seq, SEEN_WAIT)
+                if not self._progress.wait_for(lambda: self._seq >= claimed.seq, SEEN_WAIT):
+                    # Its own join has not come back from Redis: seated now, it would see it and be welcomed
+                    # before it.
+                    raise names.NameProblem("cluster_unavailable", f"{UNAVAILABLE}: try again in a moment")
                 return self._seat(claimed, codec, outbox, (new_token, digest), address, after, epoch)
         except names.NameProblem:
             self._leave_cluster(claimed.seat, "closed", keep=claimed.resumed)
