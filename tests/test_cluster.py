@@ -547,3 +547,18 @@ def test_a_failing_reader_or_callback_is_reported_not_silent(redis_server, caplo
         assert "the cluster's reader failed" in caplog.text
     finally:
         engine.stop()
+
+
+def test_an_answer_to_a_call_made_before_redis_went_does_not_say_it_is_back(caplog):
+    from chatroom.server.cluster.link import Availability
+    caplog.set_level(logging.WARNING, "chatroom.server")
+    availability = Availability("redis://127.0.0.1:1/0")
+    before = time.monotonic()  # a read waiting in XREAD when Redis went, answered after another call failed
+    availability.failed(ConnectionError("refused"))
+    availability.ok(before)
+    assert availability.down
+    availability.ok(time.monotonic())
+    assert not availability.down
+    said = [record.getMessage().split(" (")[0] for record in caplog.records]
+    assert said == ["the cluster's Redis at redis://127.0.0.1:1/0 is unreachable",
+                    "the cluster's Redis at redis://127.0.0.1:1/0 is reachable again"]

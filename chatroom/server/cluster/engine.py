@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -144,12 +145,13 @@ class Engine:
 
     def recent(self, after: int, count: int = TRIM) -> list[Record]:
         """At most `count` records after the id `after`, as the stream has them now (for a resume's catch-up)."""
+        asked = time.monotonic()
         try:
             entries = self.link.entries(self.link.redis, stream_id(after), count)
             texts = self.link.texts(self.link.redis, entries)
         except UNREACHABLE as exc:
             raise self.link.availability.failed(exc) from None
-        self.link.availability.ok()
+        self.link.availability.ok(asked)
         return Reading(after).records(entries, texts)
 
     # --- names ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ so nothing is skipped; an unexpected failure, or one of the room's callback, is 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from .link import BLOCK, UNREACHABLE, Link
@@ -34,6 +35,7 @@ class Follower(Worker):
     def run(self) -> None:
         wait = RETRY_FIRST
         while not self.stopping.is_set():
+            asked = time.monotonic()
             try:
                 records = self._read()
             except UNREACHABLE as exc:
@@ -42,7 +44,7 @@ class Follower(Worker):
                 wait = min(2 * wait, RETRY_MOST)
                 continue
             wait = RETRY_FIRST
-            self.link.availability.ok()
+            self.link.availability.ok(asked)
             if records:
                 self.deliver(records)
 

@@ -38,20 +38,26 @@ class Availability:
     def __init__(self, where: str) -> None:
         self.where = where
         self.down = False
+        self._failed_at = 0.0  # time.monotonic() of the last failure
         self._lock = threading.Lock()
 
     def failed(self, exc: Exception) -> ClusterUnavailable:
         with self._lock:
             first, self.down = not self.down, True
+            self._failed_at = time.monotonic()
         if first:
             log.warning("the cluster's Redis at %s is unreachable (%s): messages are refused until it is back",
                         self.where, exc)
         return ClusterUnavailable(f"the cluster's Redis at {self.where} is unreachable ({exc})")
 
-    def ok(self) -> None:
+    def ok(self, asked: float) -> None:
+        """A call made at `asked` (time.monotonic()) was answered. Only one made after the last failure says
+        Redis is back: an answer to an older call (a read that waited in XREAD while Redis went) says nothing
+        of now, and taken for a return it logged "reachable again" while Redis was still gone."""
         if self.down:
             with self._lock:
-                back, self.down = self.down, False
+                back = self.down and asked > self._failed_at
+                self.down = self.down and not back
             if back:
                 log.warning("the cluster's Redis at %s is reachable again", self.where)
 
@@ -132,6 +138,7 @@ class Link:
         refuses to run it once this call has given up (a quarter of the timeout is left for the answer's way
         back and for the error of the measured clock)."""
         until = int((time.time() + self.offset + 0.75 * self.timeout) * 1000) if deadline else 0
+        asked = time.monotonic()
         common: list[str | int] = [self._floor, until, self.origin, self.trim, self.grace_ms, ref]
         try:
             answer = self._scripts[name](keys=[self.prefix], args=[*common, *args])
@@ -139,7 +146,7 @@ class Link:
             raise self.availability.failed(exc) from None
         except redis.ResponseError as exc:
             raise ClusterError(f"the cluster's Redis at {self.where} refused a script: {exc}") from None
-        self.availability.ok()
+        self.availability.ok(asked)
         if isinstance(answer, list) and answer and answer[0] == "late":
             raise ClusterUnavailable(f"the cluster's Redis at {self.where} answered too late")
         return answer
