@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT, JsonClient, in_file, resumable, wait_until
 from redis_fixture import RedisServer, running_redis
+from server_process import ServerProcess
 
 from chatroom.protocol import Message
 from chatroom.server.config import Config
@@ -269,6 +270,37 @@ def test_a_dead_servers_member_is_reconnecting_and_resumes_on_another_with_nothi
     assert caught_up["missing"] == 0
     assert [json.loads(line).get("text") for line in back.seen if '"message"' in line] == ["while away"]
     bob.expect_event("join", name="alice", back=True)
+
+
+@pytest.mark.slow
+def test_a_server_killed_with_sigkill_leaves_its_member_reconnecting_and_it_resumes_on_another(tmp_path):
+    # The real thing, as the issue asks: two server processes, one killed -9; its heartbeat lapses after 10 s.
+    with running_redis(tmp_path) as redis:
+        doomed = ServerProcess(None, "--cluster", redis.url, "--rate", "0")
+        other = ServerProcess(None, "--cluster", redis.url, "--rate", "0")
+        alice = bob = back = None
+        try:
+            alice, welcome = resumable(doomed.port, "alice")
+            bob = JsonClient(other.port)
+            bob.login("bob")
+            bob.say("before")
+            last = alice.expect_event("message", text="before")["seq"]
+            doomed.kill()
+            bob.expect_event("reconnecting", name="alice", timeout=20)  # heartbeat 10 s, then a sweep
+            bob.say("while away")
+            bob.expect_event("message", text="while away")
+            back, answer = resumable(other.port, "alice", resume=welcome["token"], after=last,
+                                     epoch=welcome["epoch"])
+            assert answer["resumed"] is True
+            assert back.expect_event("caught_up")["missing"] == 0
+            assert [json.loads(line).get("text") for line in back.seen if '"message"' in line] == ["while away"]
+            bob.expect_event("join", name="alice", back=True)
+        finally:
+            for client in (alice, bob, back):
+                if client is not None:
+                    client.close()
+            doomed.stop()
+            other.stop()
 
 
 def test_redis_killed_mid_traffic_refuses_lines_and_ids_grow_after_it_returns(cluster):
