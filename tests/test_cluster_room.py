@@ -22,7 +22,7 @@ from conftest import TIMEOUT, JsonClient, in_file, resumable, wait_until
 from redis_fixture import RedisServer, running_redis
 from server_process import ServerProcess
 
-from chatroom.protocol import Message
+from chatroom.protocol import Hello, Message
 from chatroom.server.config import Config
 from chatroom.server.handler import ChatServer
 from chatroom.server.history import History
@@ -31,6 +31,7 @@ from chatroom.server.main import join_cluster
 ROOT = Path(__file__).resolve().parent.parent
 if importlib.util.find_spec("redis") is not None:
     from chatroom.server.cluster import ClusterUnavailable, Engine, Published
+    from chatroom.server.cluster import room as cluster_room
     from chatroom.server.cluster.room import ClusterRoom
 
 
@@ -270,6 +271,25 @@ def test_a_dead_servers_member_is_reconnecting_and_resumes_on_another_with_nothi
     assert caught_up["missing"] == 0
     assert [json.loads(line).get("text") for line in back.seen if '"message"' in line] == ["while away"]
     bob.expect_event("join", name="alice", back=True)
+
+
+def test_a_join_whose_own_join_does_not_come_back_in_time_is_refused_and_not_seated(cluster, monkeypatch):
+    monkeypatch.setattr(cluster_room, "SEEN_WAIT", 0.3)
+    server = cluster.start()
+    follower = server.room.engine._follower
+    deliver, gate = follower.deliver, threading.Event()
+    follower.deliver = lambda records: (gate.wait(TIMEOUT), deliver(records))  # the stream's answers held back
+    try:
+        alice = JsonClient(server.port)
+        cluster.clients.append(alice)
+        alice.line()
+        alice.send(Hello("alice").encode())
+        assert alice.event()["code"] == "cluster_unavailable"
+    finally:
+        gate.set()
+    wait_until(lambda: "alice" not in server.room.names())  # its seat in Redis given back too
+    bob, welcome = cluster.client(0, "bob")
+    assert welcome["type"] == "welcome" and "alice" not in welcome["users"]
 
 
 @pytest.mark.slow
