@@ -132,7 +132,7 @@ if [ $# -gt 0 ]; then
     windows_python -m pytest -p no:cacheprovider -n "$WORKERS" "$@" || status=$?
 else
     # The stress tests alone, after the rest: 200 clients against the clock (a reader 1 s behind is dropped,
-    # each round has a deadline), which under Wine they missed now and then sharing 2 cores with the suite.
+    # each round has a deadline), which sharing 2 cores with the suite under Wine leaves too little time.
     windows_python -m pytest -p no:cacheprovider -n "$WORKERS" --ignore=tests/test_stress.py || status=$?
     windows_python -m pytest -p no:cacheprovider -n 0 tests/test_stress.py || status=$?
     # The same Windows CPython driven from Linux: the client and the server in a Windows console, in tmux.

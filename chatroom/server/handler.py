@@ -45,7 +45,7 @@ HOLD_TICK = 0.25  # seconds: how often a connection waiting out a wrong password
 HOLD_READ = 16 * 1024  # bytes read ahead while a wrong password is held: the peer's going is seen behind them
 
 log = logging.getLogger("chatroom.server")
-ASK_DISK = "ask the disk"  # what the reader hands back when a line waits: for the disk (history, files), Redis
+WAITS = "waits"  # what the reader hands back when a line must wait: for the disk (history, files), Redis
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -66,7 +66,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.framer = LineFramer(LINE_LIMIT)
         self._frames: deque[FrameEvent] = deque()  # arrived, not yet performed
         # /history, /search, file commands; with --cluster, what goes through Redis (Room.waits)
-        self._disk_work: list[Question | Command | Offer | Done] = []
+        self._waiting: list[Question | Command | Offer | Done] = []
         self.carrying = False  # a data connection: the bytes of a file transfer (transfers.py), not chat
         self.accepted = self.server.track(self)
         self.read_ahead = b""  # what came while a wrong password was held, read after the hold
@@ -162,7 +162,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def _serve(self) -> str:
         """Read and perform until the connection ends; the leave reason. A member's plain connection is lent
-        to the server's reader (reader.py) and comes back here to end or to ask the disk."""
+        to the server's reader (reader.py) and comes back here to end or for a line that waits."""
         reader = self.server.reader if isinstance(self.stream, DirectStream) else None
         while True:
             if self.member is not None and reader is not None and not self.read_ahead:
@@ -181,14 +181,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     outcome = self.tick(time.monotonic())
                 else:
                     outcome = self.received(data, time.monotonic())
-            while outcome == ASK_DISK:  # this thread may wait: answer, then go on with what came after
-                self._answer()
+            while outcome == WAITS:  # this thread may wait: answer, then go on with what came after
+                self._perform_waiting()
                 outcome = self._work(time.monotonic())
             if outcome is not None:
                 return str(outcome)
 
     def received(self, data: bytes, now: float) -> str | None:
-        """Perform what arrived (b"": the peer closed): None, the reason to end, or ASK_DISK. The reader's
+        """Perform what arrived (b"": the peer closed): None, the reason to end, or WAITS. The reader's
         thread calls it too, so nothing here waits; only a data connection's first line (never a member's, so
         never in the reader) hands this thread to the transfer."""
         if not data:
@@ -212,7 +212,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return self._perform(self.session.expire(now))
 
     def _work(self, now: float) -> str | None:
-        """Perform the lines that arrived, in order, up to one that waits for the disk."""
+        """Perform the lines that arrived, in order, up to one that waits (for the disk or Redis)."""
         session = self.session
         while self._frames:
             actions = session.receive(self._frames.popleft(), now)
@@ -220,14 +220,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.codec = json_codec if session.json else plain_codec
             if (reason := self._perform(actions)) is not None:
                 return reason
-            if self._disk_work:
-                return ASK_DISK
+            if self._waiting:
+                return WAITS
         return None
 
-    def _answer(self) -> None:
-        """/history, /search and file commands: ask the disk (this thread waits), then send the answers; with
-        --cluster, the commands that go through Redis."""
-        work, self._disk_work = self._disk_work, []
+    def _perform_waiting(self) -> None:
+        """The lines that wait, in this thread: /history, /search and file commands ask the disk, and with
+        --cluster the commands that go through Redis; then their answers go out."""
+        work, self._waiting = self._waiting, []
         room = self.server.room
         for item in work:
             if isinstance(item, Question):
@@ -245,11 +245,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 case Run(command=command):
                     assert self.member is not None
                     if self.server.room.waits(command):
-                        self._disk_work.append(command)  # performed in this connection's thread (`_work`)
+                        self._waiting.append(command)  # performed in this connection's thread (`_work`)
                         continue
                     effects = self.server.room.handle(self.member, command)
                     self.server.apply(effects)
-                    self._disk_work += effects.questions  # asked once this line is done (`_work`)
+                    self._waiting += effects.questions  # asked once this line is done (`_work`)
                     if self.member.gone:
                         return "quit"
                 case Reply(event=event):
@@ -265,7 +265,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 case Close(reason=reason):
                     return reason
                 case Transfer(request=request):  # the file store waits for the history file: as a question
-                    self._disk_work.append(request)
+                    self._waiting.append(request)
         return None
 
     def _transfer(self, request: Command | Offer | Done) -> None:
@@ -348,8 +348,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.address_family = _address_family(address[0])
         self.config = config
         self.room = room or Room(config, history)
-        self.files = FileStore()
-        self.use_files(files or self.files)
+        self.files = files or FileStore()
+        self._wire_files()
         self.tls_context = tls_context
         self.password = password
         self.admission = Admission(config, time.monotonic())
@@ -372,9 +372,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
         """The store shared files go to (main's, beside the history), in place of the temporary one."""
         if files is not self.files:
             self.files.close()
-        self.files = files
-        files.deliver = lambda name, event: self.apply(self.room.tell(name, event))
-        files.announce = lambda event: self.apply(self.room.share(event))
+            self.files = files
+        self._wire_files()
+
+    def _wire_files(self) -> None:
+        self.files.deliver = lambda name, event: self.apply(self.room.tell(name, event))
+        self.files.announce = lambda event: self.apply(self.room.share(event))
 
     def server_close(self) -> None:
         super().server_close()

@@ -69,6 +69,12 @@ class PlainStream:
             if remaining is not None and remaining <= 0 or not wait_ready(self.sock, want_write, remaining):
                 raise TimeoutError("timed out")
 
+    def recv_into(self, into: memoryview) -> int:
+        """As `recv`, into a buffer (a file's bytes, transfers.py): the count, 0 when the peer closed."""
+        data = self.recv(len(into))
+        into[:len(data)] = data
+        return len(data)
+
     def send_nowait(self, data: bytes) -> int:
         """Bytes sent, maybe 0; never blocks."""
         try:
@@ -119,6 +125,12 @@ class DirectStream(PlainStream):
         try:
             return self.sock.recv(size)
         except BlockingIOError:  # SO_RCVTIMEO ran out
+            raise TimeoutError("timed out") from None
+
+    def recv_into(self, into: memoryview) -> int:
+        try:
+            return self.sock.recv_into(into)  # straight into the buffer: no copy
+        except BlockingIOError:
             raise TimeoutError("timed out") from None
 
     def send_nowait(self, data: bytes) -> int:

@@ -132,20 +132,9 @@ def _upload(stream: PlainStream, lease: Lease, early: bytes, store: FileStore) -
 
 
 def _receive(stream: PlainStream, into: memoryview) -> int:
-    """Bytes read into `into` (0: the peer closed), waiting up to the stream's timeout; a plain socket reads
-    straight into the buffer, a TLS one through its stream (OpenSSL's lock)."""
+    """Bytes read into `into` (0: the peer closed), waiting up to the stream's timeout."""
     try:
-        if isinstance(stream.sock, ssl.SSLSocket):
-            data = stream.recv(len(into))
-            into[:len(data)] = data
-            return len(data)
-        while True:
-            try:
-                return stream.sock.recv_into(into)
-            except BlockingIOError:
-                # A blocking socket says so when its SO_RCVTIMEO ran out (streams.DirectStream).
-                if stream.sock.getblocking() or not wait_ready(stream.sock, False, stream.timeout):
-                    raise TimeoutError from None
+        return stream.recv_into(into)
     except TimeoutError:
         raise Stalled from None
 
