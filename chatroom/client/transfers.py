@@ -483,17 +483,10 @@ class Transfers:
                 raise Refused(FileNote("changed", f"{item.name} changed since it was offered: send it again"))
             item.rewind(file, ready.offset)
             item.done, item.state = ready.offset, "sending"
-            plain = not isinstance(sock, ssl.SSLSocket)
             while item.done < item.size:
                 data = file.read(min(CHUNK, item.size - item.done))
-                item._hash(data)
-                if plain:
-                    # The kernel copies it; we only hashed it. Where there is no os.sendfile (Windows) the
-                    # fallback reads from where the file stands and seeks only for an offset that is not 0.
-                    file.seek(item.done)
-                    sock.sendfile(file, item.done, len(data))
-                else:
-                    sock.sendall(data)
+                item._hash(data)  # read once, for the hash: these bytes go as they are
+                sock.sendall(data)
                 item.done += len(data)
                 if item.stop.is_set():
                     raise Stopped

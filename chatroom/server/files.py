@@ -32,7 +32,7 @@ from ..protocol import (
     DataRequest, Done, Event, FileList, FileNote, FileShared, FileSlot, Offer, sanitize,
 )
 from ..render import duration_text, size_text
-from .history import History
+from .history import History, token_hash
 
 MiB, GiB = 1 << 20, 1 << 30
 KEEPER_TICK = 5.0  # seconds between looks for idle transfers (kept files are deleted at their time)
@@ -169,11 +169,7 @@ class Lease:
 
 def _token() -> tuple[str, str]:
     token = secrets.token_urlsafe(24)
-    return token, hashlib.sha256(token.encode()).hexdigest()
-
-
-def _hash_of(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return token, token_hash(token)
 
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, blob TEXT NOT NULL, owner TEXT NOT NULL,
@@ -342,16 +338,16 @@ class FileStore:
                                                 f"{sanitize(offer.name)} was not sent", ref=offer.ref)
         name = safe_name(offer.name)  # what people see: its last path part, nothing that can steer a terminal
         free, total = self._disk()
-        token, token_hash = _token()
+        token, digest = _token()
         with self._lock:  # checked and reserved at once: two offers never take the same room
             refusal = check_offer(offer, self.limits, self._usage(names.key(who), free, total), time.time())
             if refusal is not None:
                 return refusal
             stored = Stored(id=self._next_id, blob=secrets.token_hex(16), owner=who, name=name, size=offer.size,
-                            to=to, token_hash=token_hash, idle_since=time.monotonic(), hasher=hashlib.sha256())
+                            to=to, token_hash=digest, idle_since=time.monotonic(), hasher=hashlib.sha256())
             self._next_id += 1
             self._files[stored.id] = stored
-            self._uploads[token_hash] = stored
+            self._uploads[digest] = stored
             self._changed.notify_all()  # the keeper watches its idle time
         self._path(stored).touch()
         self._save(stored)
@@ -411,8 +407,8 @@ class FileStore:
             if mine >= self.limits.downloads:
                 return FileNote("too_many_transfers", f"you are fetching {mine} files already, the most at once: "
                                                       f"/get {file_id} again when one has arrived", id=file_id)
-            token, token_hash = _token()
-            self._downloads[token_hash] = Download(file_id, who, idle_since=time.monotonic())
+            token, digest = _token()
+            self._downloads[digest] = Download(file_id, who, idle_since=time.monotonic())
             self._changed.notify_all()
         return FileSlot(id=file_id, token=token, direction="download", name=stored.name, size=stored.size,
                         sha256=stored.sha256, sender=stored.owner)
@@ -481,13 +477,13 @@ class FileStore:
     def lease(self, request: DataRequest, shut: Callable[[], None]) -> Lease | FileNote:
         """The transfer a data connection's first line names, held for it (an older connection of the same
         transfer is shut and let go of first), or why not."""
-        token_hash = _hash_of(request.token)
+        digest = token_hash(request.token)
         for attempt in range(2):
             with self._lock:
                 if request.direction == "upload":
-                    stored, download = self._uploads.get(token_hash), None
+                    stored, download = self._uploads.get(digest), None
                 else:
-                    download = self._downloads.get(token_hash)
+                    download = self._downloads.get(digest)
                     stored = self._files.get(download.file_id) if download is not None else None
                 if stored is None or (download is None and request.direction == "download"):
                     return FileNote("bad_token", "this server gave no such token, or its transfer is over")

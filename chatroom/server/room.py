@@ -79,6 +79,14 @@ def taken(shown: str) -> names.NameProblem:
     return names.NameProblem("name_taken", f'the username "{shown}" is taken')
 
 
+def room_full(most: int) -> names.NameProblem:
+    return names.NameProblem("room_full", f"the room is full ({most} users): try again later")
+
+
+def shutting_down() -> names.NameProblem:
+    return names.NameProblem("shutting_down", "the server is shutting down")
+
+
 def lookalike(shown: str, other: str) -> names.NameProblem:
     return names.NameProblem("name_lookalike", f'the username "{shown}" looks like "{other}", who is here')
 
@@ -156,11 +164,10 @@ class Room:
         shown = names.check(name)
         with self.lock:
             if self._closed:
-                raise names.NameProblem("shutting_down", "the server is shutting down")
+                raise shutting_down()
             self._check_free(shown)
             if len(self._members) >= self.config.max_members:
-                raise names.NameProblem(
-                    "room_full", f"the room is full ({self.config.max_members} users): try again later")
+                raise room_full(self.config.max_members)
         return shown
 
     def join(self, name: str, codec: Codec, outbox: Outbox, resumable: bool = False, token: str | None = None,
@@ -179,7 +186,7 @@ class Room:
                            and hmac.compare_digest(token_hash(token), existing.token_digest))
             if resumed and existing is not None:
                 if self._closed:
-                    raise names.NameProblem("shutting_down", "the server is shutting down")
+                    raise shutting_down()
                 shown = existing.name
             else:
                 if existing is not None and existing.away_until is not None:
@@ -467,18 +474,21 @@ class Room:
                 return effects
             self.history.ids_used_up_to(event.seq)
             for name in dict.fromkeys((event.sender, event.to)):
-                member = self._members.get(names.key(name))
-                if member is not None and not member.gone:
+                if (member := self._here(name)) is not None:
                     self._send(member, event)
             return effects
 
     def tell(self, name: str, event: Event) -> Effects:
         """One event for the member of that name, if here (news of a transfer)."""
         with self._changing() as effects:
-            member = self._members.get(names.key(name))
-            if member is not None and not member.gone:
+            if (member := self._here(name)) is not None:
                 self._send(member, event)
             return effects
+
+    def _here(self, name: str) -> Member | None:
+        """The member of that name, if here (under the lock)."""
+        member = self._members.get(names.key(name))
+        return member if member is not None and not member.gone else None
 
     # --- delivery -------------------------------------------------------
 

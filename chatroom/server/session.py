@@ -149,8 +149,6 @@ class Session:
                                                   f"{'sent' if self.joined else 'read'}", now)
         assert isinstance(frame, Line)
         text = sanitize(frame.text)
-        if self.state is State.JOINED:
-            return self._command(text, now)
         if self.state is State.PASSWORD:
             if not text:
                 return [Prompt(PASSWORD_PROMPT)]  # Enter alone is not a wrong password

@@ -68,7 +68,6 @@ class ChatWindow:
         room.add_command(label="Private message...", command=self.private_to_selected)
         room.add_command(label="Change my name...", command=self.ask_rename)
         room.add_command(label="Send file…", command=lambda: self.files.send_file())
-        room.add_command(label="Send file…", command=lambda: self.files.send_file())
         room.add_command(label="Help", command=lambda: self.send("/help"))
         room.add_separator()
         room.add_command(label="Quit", command=self.close)

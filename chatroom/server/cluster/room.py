@@ -20,7 +20,7 @@ from ..config import Config
 from ..history import History, token_hash
 from ..member import Codec, Member
 from ..outbox import Feed, Outbox
-from ..room import Effects, Room, lookalike, same_name, taken, unknown_user
+from ..room import Effects, Room, lookalike, room_full, same_name, shutting_down, taken, unknown_user
 from .engine import Engine
 from .records import (
     Bounced, Claimed, ClusterUnavailable, Gap, NameRefused, NotMember, Published, Record, Seat, Undeliverable,
@@ -45,7 +45,7 @@ def _refusal(refused: NameRefused, shown: str, max_members: int) -> names.NamePr
     if refused.code == "name_reserved":
         return grace.reserved_for(refused.holder or shown, refused.wait)
     if refused.code == "room_full":
-        return names.NameProblem("room_full", f"the room is full ({max_members} users): try again later")
+        return room_full(max_members)
     return names.NameProblem(refused.code, f'the username "{shown}" cannot be taken ({refused.code})')
 
 
@@ -167,7 +167,6 @@ class ClusterRoom(Room):
             self._roster[names.key(event.name)] = (event.name, False)
             old = self._members.get(names.key(event.name))
             if old is not None and self._older(old, event.seq):  # its seat was taken up by a resume (anywhere)
-                self._seats.pop(old, None)
                 assert self._effects is not None
                 self._take_over(old, self._effects)
         elif isinstance(event, Renamed):
@@ -216,19 +215,19 @@ class ClusterRoom(Room):
         self._seats.pop(member, None)
         self.leave(member, reason)
 
+    def _take_over(self, old: Member, effects: Effects) -> None:
+        self._seats.pop(old, None)  # its seat is the newcomer's now
+        super()._take_over(old, effects)
+
     def _older(self, member: Member, seq: int) -> bool:
         """Whether the member had its seat before the event `seq` (a newer one is not what that event speaks of)."""
         return self._seats.get(member, (None, 0))[1] < seq
 
-    def _here(self, name: str) -> Member | None:
-        member = self._members.get(names.key(name))
-        return member if member is not None and not member.gone else None
-
-    def _wait_for(self, seq: int) -> None:
+    def _wait_for(self, seq: int) -> bool:
         """Wait (a connection's own thread: the lock is released while it waits) until the stream has delivered
-        the event `seq` here."""
+        the event `seq` here; False if it did not within SEEN_WAIT."""
         with self._progress:
-            self._progress.wait_for(lambda: self._seq >= seq, SEEN_WAIT)
+            return self._progress.wait_for(lambda: self._seq >= seq, SEEN_WAIT)
 
     # --- what the room is asked -----------------------------------------------------------------------------
 
@@ -247,7 +246,7 @@ class ClusterRoom(Room):
         shown = names.check(name)
         with self.lock:
             if self._closed:
-                raise names.NameProblem("shutting_down", "the server is shutting down")
+                raise shutting_down()
             if not token:
                 self._check_address(address)
         new_token = secrets.token_urlsafe(24) if resumable else ""
@@ -260,7 +259,7 @@ class ClusterRoom(Room):
             raise names.NameProblem("cluster_unavailable", f"{UNAVAILABLE}: try again in a moment") from None
         try:
             with self._progress:  # released while it waits; held from the join's delivery to the newcomer's place
-                if not self._progress.wait_for(lambda: self._seq >= claimed.seq, SEEN_WAIT):
+                if not self._wait_for(claimed.seq):
                     # Its own join has not come back from Redis: seated now, it would see it and be welcomed
                     # before it.
                     raise names.NameProblem("cluster_unavailable", f"{UNAVAILABLE}: try again in a moment")
@@ -276,7 +275,7 @@ class ClusterRoom(Room):
         new_token, digest = token
         with self._changing() as effects:
             if self._closed:
-                raise names.NameProblem("shutting_down", "the server is shutting down")
+                raise shutting_down()
             shown = claimed.seat.name
             member = Member(shown, codec, outbox, digest, address)
             member.resumed = claimed.resumed
@@ -294,7 +293,6 @@ class ClusterRoom(Room):
             if outbox.size + len(data) > outbox.cap:
                 raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
             if (old := self._members.get(member.key)) is not None:
-                self._seats.pop(old, None)
                 self._take_over(old, effects)
             self._members[member.key] = member
             self._seats[member] = (claimed.seat, claimed.seq)
