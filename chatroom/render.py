@@ -278,11 +278,11 @@ def render(event: Event, me: str = "", theme: Theme = PLAIN, indent: int | None 
             for shared in files:
                 rows.append(f"  {shared_text(shared, me, t)} (kept {duration_text(shared.expires - shared.ts)} more)")
             return "\n".join(rows)
-        case FileNote(code=code, message=message):
-            return system(sanitize(message)) if code in NEWS else t.paint(t.error, f"! {sanitize(message)}")
+        case FileNote(code=code, message=message) if code in NEWS:
+            return system(sanitize(message))
         case Help(lines=lines):
             return "\n".join(sanitize(line) for line in lines)
-        case Error(message=message):
+        case Error(message=message) | FileNote(message=message):
             return t.paint(t.error, f"! {sanitize(message)}")
         case Bye(reason=reason):
             if reason == "quit":

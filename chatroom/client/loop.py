@@ -242,7 +242,7 @@ class Loop:
                 case End(status=status):
                     self._status = status
                 case Files(item=item):
-                    self._perform(self.transfers.handle(item, self.clock()))
+                    self._perform(self.transfers.handle(item))
 
     def _attempt_done(self, attempt: Attempt) -> None:
         """In the attempt's thread."""

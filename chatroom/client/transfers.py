@@ -36,6 +36,7 @@ from ..protocol import (
 )
 from ..protocol.files import Direction
 from ..render import size_text
+from .connection import CONNECT_TIMEOUT
 from .progress import Row
 from .session import Action, Notice
 
@@ -48,12 +49,11 @@ except (ImportError, AttributeError):  # elsewhere: progress counts what was han
 
 CHUNK = 1 << 20  # bytes read, hashed and sent at a time
 CHECKPOINTS = 64  # hash states kept, one a chunk back: a resume rarely needs to hash again from the start
-CONNECT_TIMEOUT = 10.0
 STALL = 60.0  # seconds a data connection may make no progress before the client tries a new one
 FIRST_RETRY, MOST_RETRY = 1.0, 30.0  # seconds between attempts after a lost data connection, doubling
 GIVE_UP = 600.0  # seconds without a working data connection before a transfer is given up (the server's idle)
 RATE_WINDOW = 3.0  # seconds of progress a rate is measured over
-LINE_LIMIT = 4096  # a data connection's answer is one short line
+ANSWER_LIMIT = 4096  # a data connection's answer is one short line
 
 Work = Callable[[float], list[Action]]  # for the loop's thread (its mailbox)
 
@@ -140,7 +140,7 @@ class Stopped(Exception):
 def _line(sock: socket.socket, buffer: bytearray) -> str:
     """The next line from a data connection; what came after it stays in `buffer`."""
     while b"\n" not in buffer:
-        if len(buffer) > LINE_LIMIT:
+        if len(buffer) > ANSWER_LIMIT:
             raise ProtocolError("the server's answer is too long")
         data = sock.recv(65536)
         if not data:
@@ -205,8 +205,9 @@ class _Transfer:
         """The bytes across: for an upload, those handed to the system that it has sent."""
         return self.done
 
-    def rate(self, now: float) -> float:
-        self.samples.append((now, self.moved()))
+    def rate(self, now: float, moved: int) -> float:
+        """Bytes a second over the last RATE_WINDOW, `moved` being the count now."""
+        self.samples.append((now, moved))
         while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW:
             self.samples.popleft()
         (then, before), (_, after) = self.samples[0], self.samples[-1]
@@ -216,9 +217,9 @@ class _Transfer:
 class _Upload(_Transfer):
     upload = True
 
-    def __init__(self, key: str, path: Path, size: int, to: str | None) -> None:
+    def __init__(self, key: str, path: Path, size: int) -> None:
         super().__init__(key, path.name, size)
-        self.path, self.to = path, to
+        self.path = path
         self.hashed = 0  # the bytes `hasher` covers
         self.hasher = hashlib.sha256()
         self.checkpoints: deque[tuple[int, Any]] = deque(maxlen=CHECKPOINTS)
@@ -255,10 +256,10 @@ class _Upload(_Transfer):
 
 
 class _Download(_Transfer):
-    def __init__(self, key: str, slot: FileSlot, part: Path, target: Path | None, folder: Path) -> None:
+    def __init__(self, key: str, slot: FileSlot, part: Path, target: Path | None) -> None:
         super().__init__(key, slot.name, slot.size)
         self.id, self.token, self.sha256 = slot.id, slot.token, slot.sha256
-        self.part, self.target, self.folder = part, target, folder
+        self.part, self.target = part, target  # the part file sits in the folder it is saved to
         self.hasher = hashlib.sha256()
 
 
@@ -293,7 +294,7 @@ class Transfers:
 
     # --- what the loop hands over ------------------------------------------------------------------
 
-    def handle(self, item: str | Event, now: float) -> list[Action]:
+    def handle(self, item: str | Event) -> list[Action]:
         """A typed /send or /cancel, or the server's slot or file note."""
         if isinstance(item, FileSlot):
             return self._slot(item)
@@ -310,8 +311,6 @@ class Transfers:
 
     def send(self, rest: str) -> list[Action]:
         """/send PATH [NAME]: offer the file (the server's slot starts the upload)."""
-        if not rest.strip():
-            return [Notice("! usage: /send PATH (to everybody) or /send PATH NAME (to NAME alone)", "error")]
         text, to = split_send(rest, lambda path: os.path.isfile(os.path.expanduser(path)))
         return self.offer(text, to)
 
@@ -330,7 +329,7 @@ class Transfers:
         with self._lock:
             self._refs += 1
             key = f"u{self._refs}"
-            self._items[key] = _Upload(key, path, size, to)
+            self._items[key] = _Upload(key, path, size)
             self.changed = True
         self._control(Offer(key, path.name, size, to).encode())
         whom = f" to {to}" if to else ""
@@ -404,7 +403,7 @@ class Transfers:
                 continue
         with self._lock:
             key = f"d{slot.id}:{part}"
-            item = _Download(key, slot, part, target, folder)
+            item = _Download(key, slot, part, target)
             item.state = "receiving"
             self._items[key] = item
             self.changed = True
@@ -566,9 +565,10 @@ class Transfers:
         if item.target is not None:
             os.replace(item.part, item.target)
             return item.target
+        folder = item.part.parent
         while True:
-            name = filenames.unique_name(item.part.name.removesuffix(".part"), lambda n: (item.folder / n).exists())
-            final = item.folder / name
+            name = filenames.unique_name(item.part.name.removesuffix(".part"), lambda n: (folder / n).exists())
+            final = folder / name
             try:
                 os.link(item.part, final)  # fails if the name exists: nothing is overwritten
             except FileExistsError:
@@ -602,9 +602,13 @@ class Transfers:
         with self._lock:
             self.changed = False
             items = list(self._items.values())
-        return tuple(Row(item.key, item.id, item.upload, item.name, item.size, item.moved(), item.rate(now),
-                         "sending" if item.state == "checking" and item.moved() < item.size else item.state)
-                     for item in items)
+        return tuple(self._row(item, now, item.moved()) for item in items)
+
+    @staticmethod
+    def _row(item: _Transfer, now: float, moved: int) -> Row:
+        """An upload's count asks the system (what its socket still holds): once a row."""
+        state = "sending" if item.state == "checking" and moved < item.size else item.state
+        return Row(item.key, item.id, item.upload, item.name, item.size, moved, item.rate(now, moved), state)
 
     def close(self) -> None:
         """Stop every transfer (the client is ending); downloads not finished leave no file behind."""
