@@ -209,11 +209,11 @@ class FileStore:
         self._next_id = 1
         self._unread = False  # the history file never said which files are kept (see `_load`)
         self._closing = False
-        if limits.enabled:
+        self._keeper = threading.Thread(target=self._keep, name="file keeper", daemon=True)
+        if limits.enabled:  # off, nothing is ever kept: no folder, nothing to keep
             self.directory.mkdir(parents=True, exist_ok=True)
             self._load()
-        self._keeper = threading.Thread(target=self._keep, name="file keeper", daemon=True)
-        self._keeper.start()
+            self._keeper.start()
 
     # --- start and stop --------------------------------------------------------------------------------
 
@@ -262,7 +262,8 @@ class FileStore:
         with self._changed:
             self._closing = True
             self._changed.notify_all()
-        self._keeper.join(5)
+        if self._keeper.ident is not None:
+            self._keeper.join(5)
         if self.temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -409,9 +409,9 @@ class History:
         """The writer's loop; an unexpected failure is said once, and the room goes on in memory: no more jobs
         are taken, and the ones already queued are finished (a flush) instead of waiting."""
         while True:
-            batch = self._next_batch()
+            batch, events = self._next_batch()
             try:
-                if self._writing and not self._write(batch):
+                if self._writing and not self._write(batch, events):
                     return
             except Exception:
                 self._writing = self.on_disk = False
@@ -431,8 +431,9 @@ class History:
         except Exception as exc:  # the caller's work: its failure is the caller's, never the writer's
             future.set_exception(exc)
 
-    def _next_batch(self) -> list[tuple[str, Any]]:
-        """The next job, and the changes that follow it within COMMIT_EVERY (up to a flush or a stop)."""
+    def _next_batch(self) -> tuple[list[tuple[str, Any]], list[Any]]:
+        """The next job, and the changes that follow it within COMMIT_EVERY (up to a flush or a stop); and the
+        events appended before the job that ended the batch (a flush waits for them)."""
         batch = [self._jobs.get()]
         deadline = time.monotonic() + COMMIT_EVERY
         while batch[-1][0] in ("events", "last_id", "token") and (left := deadline - time.monotonic()) > 0:
@@ -440,14 +441,11 @@ class History:
                 batch.append(self._jobs.get(timeout=left))
             except queue.Empty:
                 break
-        # Every event appended before the job that ended the batch (a flush waits for them) is here.
         events, self._appended = self._appended, []
-        batch[-1:-1] = [("event", event) for event in events]
-        return batch
+        return batch, events
 
-    def _write(self, batch: list[tuple[str, Any]]) -> bool:
+    def _write(self, batch: list[tuple[str, Any]], events: list[Any]) -> bool:
         """Commit one group of changes; False to stop (a clean stop stores the exact last id: no gap)."""
-        events = [job for kind, job in batch if kind == "event"]
         tokens = [job for kind, job in batch if kind == "token"]
         last_id = max([job for kind, job in batch if kind == "last_id"] + [e.seq for e in events] + [0])
         self._handed_out = max(self._handed_out, last_id)

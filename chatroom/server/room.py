@@ -204,14 +204,7 @@ class Room:
                               resumed=resumed, seq=self._seq, epoch=self.epoch)
             # The private messages that waited for a resumed member are delivered once, with or without `after`.
             held = [waiting.message for waiting in existing.held] if resumed and existing is not None else []
-            if after is None:
-                first: list[Event] = [*self._recent.for_newcomer(), *held]
-            else:
-                after = after if epoch in (None, self.epoch) else 0
-                first = self._recent.catch_up(after, shown, held, self._seq, self.history.gaps)
-            data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
-            if outbox.size + len(data) > outbox.cap:
-                raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
+            data = self._first_bytes(codec, outbox, welcome, held, after, epoch, self.history.gaps)
             if resumed and existing is not None:
                 member.resumed = True
                 self._take_over(existing, effects)
@@ -222,6 +215,21 @@ class Room:
             self._feeds.setdefault(codec, Feed()).add(outbox)
             self.history.reserve(member.key, shown, member.token_digest or None)
             return member, effects
+
+    def _first_bytes(self, codec: Codec, outbox: Outbox, welcome: Welcome, held: list[Private], after: int | None,
+                     epoch: str | None, gaps: list[tuple[int, int]]) -> bytes:
+        """A newcomer's welcome and what it sees first (the latest messages, or its catch-up from `after`), in
+        one piece; too_much_history when its connection cannot take them. Under the lock."""
+        shown = welcome.name
+        if after is None:
+            first: list[Event] = [*self._recent.for_newcomer(), *held]
+        else:
+            after = after if epoch in (None, self.epoch) else 0
+            first = self._recent.catch_up(after, shown, held, self._seq, gaps)
+        data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
+        if outbox.size + len(data) > outbox.cap:
+            raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
+        return data
 
     def _check_address(self, address: str) -> None:
         """A new name from an address that holds `max_per_address` already, here or kept for a lost connection,
@@ -454,13 +462,16 @@ class Room:
         if new == member.name:
             self._send(member, same_name(new))
             return
-        new_key = names.key(new)
         old = member.name
         self.history.reserve(member.key, old, None)
-        member.name, member.key, member.skeleton = new, new_key, names.skeleton(new)
-        self._members = {(new_key if m is member else k): m for k, m in self._members.items()}
-        self.history.reserve(new_key, new, member.token_digest or None)
+        self._rekey(member, new)
+        self.history.reserve(member.key, new, member.token_digest or None)
         self._public(Renamed(seq=self._next_seq(), old=old, new=new))
+
+    def _rekey(self, member: Member, new: str) -> None:
+        """A member's new name, in its place among the members (under the lock)."""
+        member.name, member.key, member.skeleton = new, names.key(new), names.skeleton(new)
+        self._members = {(member.key if m is member else k): m for k, m in self._members.items()}
 
     # --- files: the file store decides (files.py); the room only delivers, in its order ----------
 

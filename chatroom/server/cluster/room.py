@@ -17,7 +17,7 @@ from ...commands import Command, Kind
 from ...protocol import Error, Event, Joined, Left, Message, Private, Reconnecting, Renamed, Welcome
 from .. import grace
 from ..config import Config
-from ..history import History, token_hash
+from ..history import History, KEPT_GAPS, token_hash
 from ..member import Codec, Member
 from ..outbox import Feed, Outbox
 from ..room import Effects, Room, lookalike, room_full, same_name, shutting_down, taken, unknown_user
@@ -31,7 +31,6 @@ log = logging.getLogger("chatroom.server")
 
 THROUGH_REDIS = (Kind.SAY, Kind.ME, Kind.MSG, Kind.NICK)  # the commands the cluster numbers (Room.waits)
 SEEN_WAIT = 5.0  # seconds a join or a rename waits for its own event to come back from the stream
-KEPT_GAPS = 100  # id ranges without events kept for catching up (as the history file keeps its own)
 UNSURE_KEPT = 1000  # refused lines remembered, in case Redis ran them before its answer was too late
 UNAVAILABLE = "the room's servers cannot reach their Redis right now"
 
@@ -172,10 +171,8 @@ class ClusterRoom(Room):
         elif isinstance(event, Renamed):
             _, away = self._roster.pop(names.key(event.old), (event.old, False))
             self._roster[names.key(event.new)] = (event.new, away)
-            member = self._members.pop(names.key(event.old), None)
-            if member is not None:
-                member.name, member.key, member.skeleton = event.new, names.key(event.new), names.skeleton(event.new)
-                self._members[member.key] = member
+            if (member := self._members.get(names.key(event.old))) is not None:
+                self._rekey(member, event.new)
         elif isinstance(event, (Left, Reconnecting)):
             if isinstance(event, Left):
                 self._roster.pop(names.key(event.name), None)
@@ -284,14 +281,7 @@ class ClusterRoom(Room):
                               rate=self.config.rate, burst=self.config.burst, token=new_token,
                               away=[name for name, away in self._roster.values() if away and name != shown],
                               resumed=claimed.resumed, seq=self._seq, epoch=self.epoch)
-            if after is None:
-                first: list[Event] = [*self._recent.for_newcomer(), *claimed.held]
-            else:
-                after = after if epoch in (None, self.epoch) else 0
-                first = self._recent.catch_up(after, shown, claimed.held, self._seq, self._gaps)
-            data = b"".join([codec(welcome, shown), *(codec(event, shown) for event in first)])
-            if outbox.size + len(data) > outbox.cap:
-                raise names.NameProblem("too_much_history", "the room's history does not fit your connection")
+            data = self._first_bytes(codec, outbox, welcome, claimed.held, after, epoch, self._gaps)
             if (old := self._members.get(member.key)) is not None:
                 self._take_over(old, effects)
             self._members[member.key] = member
