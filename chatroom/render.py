@@ -187,15 +187,20 @@ def duration_text(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def offered_to_me(event: FileShared, me: str) -> bool:
+    """A file offered to me alone (I may /decline it)."""
+    return event.to is not None and bool(me) and names.key(event.to) == names.key(me)
+
+
 def shared_text(event: FileShared, me: str = "", theme: Theme = PLAIN) -> str:
     """A share notice: who shares what with whom, and the command that fetches it."""
     sender, name = sanitize(event.sender), sanitize(event.name)
     what = f"{name} ({size_text(event.size)})"
     if event.to is None:
         return f"{theme.name(sender, me)} shares {what} — /get {event.id}"
-    to = sanitize(event.to)
-    if me and names.key(to) == names.key(me):
+    if offered_to_me(event, me):
         return f"{theme.name(sender, me)} offers you {what} — /get {event.id} or /decline {event.id}"
+    to = sanitize(event.to)
     return f"{theme.name(sender, me)} offers {theme.name(to, me)} {what} — until they /get or /decline it"
 
 

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from tkinter import filedialog, ttk
 
-from ... import filenames, names, render
+from ... import filenames, render
 from ...protocol import Event, FileList, FileShared
 from ..loop import Background
 from ..progress import Row, describe
@@ -24,7 +24,7 @@ LINK_COLOR = "#729fcf"
 def _links(shared: FileShared, me: str) -> styling.Runs:
     """Download (and for a file offered to me, Decline) after a share notice."""
     runs: styling.Runs = [("  ", ()), ("Download", ("link", f"get{shared.id}"))]
-    if shared.to is not None and me and names.key(shared.to) == names.key(me):
+    if render.offered_to_me(shared, me):
         runs += [("  ", ()), ("Decline", ("link", f"decline{shared.id}"))]
     return runs
 
