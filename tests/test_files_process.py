@@ -39,6 +39,8 @@ def test_the_server_killed_mid_upload_and_started_again_resumes_it_and_nothing_i
         assert shared.sha256 == sha(data)
         kept = [path for path in store.iterdir()]
         assert len(kept) == 1 and kept[0].read_bytes() == data
+        # The server logs from a thread of its own, so the line may come a moment after the share.
+        wait_until(lambda: "bytes received for it" in (tmp_path / "server.log").read_text())
         log = (tmp_path / "server.log").read_text()
         resumed = int(re.search(r"upload \d+ resumes at byte (\d+) of", log).group(1))
         after = int(re.search(r"is shared; (\d+) bytes received for it", log).group(1))
