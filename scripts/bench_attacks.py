@@ -75,7 +75,6 @@ def fill(path: Path, count: int) -> None:
                               ensure_ascii=False, separators=(",", ":"))
             rows.append((seq, body, searchable(text)))
         db.executemany("INSERT INTO events VALUES (?, 'message', ?, ?)", rows)
-        db.execute("INSERT INTO search(search) VALUES ('rebuild')")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (str(count),))
         db.commit()
 

@@ -544,17 +544,15 @@ def test_missing_counts_what_memory_no_longer_has_even_when_the_file_keeps_less(
 TEXTS = ["Lunchtime at noon", "明天午餐吃什么", "a café in the Straße", "mm", "half-price lunch!"]
 
 
-@pytest.mark.parametrize("fts", [True, False])
 @pytest.mark.parametrize("search, found", [
     ("lunch", [0, 4]), ("午餐", [1]), ("午", [1]), ("STRASSE", [2]), ("cafe", []), ("café", [2]), ("m", [0, 3]),
     ("mm", [3]), ("lunch noon", [0]), ("PRICE LUN", [4]), ("!", [4]), ("-pri", [4]),
 ])
-def test_a_search_means_the_same_in_memory_and_on_disk(tmp_path, fts, search, found):
+def test_a_search_means_the_same_in_memory_and_on_disk(tmp_path, search, found):
     messages = [Message(seq=seq, sender="bob", text=text) for seq, text in enumerate(TEXTS)]
     words = search_words(search)
     assert [m.seq for m in catchup.latest(list(messages), words, 20)] == found
     history = History(tmp_path / "room.sqlite3")
-    history.fts = history.fts and fts
     try:
         for message in messages:
             history.append(message)
@@ -570,30 +568,41 @@ def test_help_says_what_search_means():
     assert "part" in summary and "case" in summary
 
 
-def test_a_file_of_the_first_version_gets_its_search_index_rebuilt_once(tmp_path, caplog):
+# How the versions before 3 wrote the file: 1 the text as typed, indexed by words; 2 case-folded, by trigrams.
+OLD_INDEX = {1: "fts5(text, content='events', content_rowid='id')",
+             2: "fts5(text, content='events', content_rowid='id', tokenize='trigram case_sensitive 1')"}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_of_an_older_version_is_folded_once_and_loses_its_search_index(tmp_path, caplog, version):
+    """Version 3 keeps no search index (a search reads the rows): the writer's work per message, halved."""
     caplog.set_level(logging.INFO, logger="chatroom.server")
     path = tmp_path / "room.sqlite3"
-    with contextlib.closing(sqlite3.connect(path)) as db:  # as version 1 wrote it
+    with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(f"""
-            PRAGMA application_id={history_module.APPLICATION_ID}; PRAGMA user_version=1;
+            PRAGMA application_id={history_module.APPLICATION_ID}; PRAGMA user_version={version};
             CREATE TABLE events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL, text TEXT);
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE tokens (key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL);
-            CREATE VIRTUAL TABLE search USING fts5(text, content='events', content_rowid='id');""")
+            CREATE VIRTUAL TABLE search USING {OLD_INDEX[version]};""")
         for seq, text in enumerate(TEXTS):
             body = json.dumps({"type": "message", "seq": seq, "sender": "bob", "text": text, "ts": 1})
-            db.execute("INSERT INTO events VALUES (?, 'message', ?, ?)", (seq, body, text))
+            db.execute("INSERT INTO events VALUES (?, 'message', ?, ?)",
+                       (seq, body, text if version == 1 else history_module.searchable(text)))
         db.execute("INSERT INTO search(search) VALUES ('rebuild')")
         db.commit()
     for _ in range(2):
         history = History(path)
         try:
-            assert history.fts and in_file(path, "PRAGMA user_version") == 2
+            assert in_file(path, "PRAGMA user_version") == 3
+            assert in_file(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'search%'") == 0
             assert [m.text for m in history.query(search_words("午餐"), 20).messages] == ["明天午餐吃什么"]
+            assert [m.seq for m in history.query(search_words("STRASSE"), 20).messages] == [2]
             assert [m.seq for m in history.query(search_words("LUNCH"), 20).messages] == [0, 4]
         finally:
             history.close()
-    assert sum("updating the search index" in record.getMessage() for record in caplog.records) == 1
+    folded = sum("updating the searchable text" in record.getMessage() for record in caplog.records)
+    assert folded == (1 if version == 1 else 0)
 
 
 # --- 11. the file deleted under a running server --------------------------------------------------------------

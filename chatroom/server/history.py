@@ -39,14 +39,12 @@ from .member import Reservation
 
 COMMIT_EVERY = 0.1  # seconds: what a power cut can lose at most
 APPLICATION_ID = 0x43685274  # "ChRt": marks a file as a chatroom history
-SCHEMA_VERSION = 2  # 2: the searchable text is case-folded and indexed by trigrams (substrings, every script)
+SCHEMA_VERSION = 3  # 2: the searchable text is case-folded; 3: and read row by row, with no index to keep
 ID_RESERVE = 100_000  # ids handed out between two commits stay below this many; see `last_id`
 QUERY_QUEUE = 16  # questions waiting for the reader; one more is told the file is busy
 QUERY_SECONDS = 1.0  # the reader's work on one question, at most
 QUERY_WAIT = 3.0  # what an asker waits, queue included, before it is told the file is busy
 PROGRESS_STEPS = 50_000  # SQLite steps between two looks at a question's clock (about 15 ms of a scan)
-MATCH_CHARACTERS = 32  # of a search word, what the trigram index is asked for (the rest is checked on the row)
-TRIGRAM = 3  # a word shorter than this cannot use the trigram index: the rows are scanned
 KEPT_GAPS = 1000  # restarts after a crash whose unused ids are remembered, for `caught_up.missing`
 APP_NAME = "chatroom"  # the data directory's name
 PRIVATE_DIRECTORY, PRIVATE_FILE = 0o700, 0o600
@@ -101,10 +99,6 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, b
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL);
 """
-# Trigrams find any part of a word in any script ("午餐" in "明天午餐吃什么"); case_sensitive because the text
-# is case-folded already, by Python, as the search in memory does it.
-_SEARCH_TABLE = ("CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(text, content='events', content_rowid='id', "
-                 "tokenize='trigram case_sensitive 1')")
 
 
 # --- the files: private, and one server's ------------------------------------------------------------
@@ -181,7 +175,6 @@ class History:
     def __init__(self, path: Path | None, keep: int = 100_000, remember: int = 2000) -> None:
         self.path = path
         self.keep = keep
-        self.fts = False
         self.on_disk = path is not None
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._appended: list[Event] = []  # not yet taken by the writer (see `append`)
@@ -259,32 +252,24 @@ class History:
             self._threads.append(thread)
 
     def _schema(self, db: sqlite3.Connection, tables: set[str]) -> None:
-        """The tables, and what a file of schema version 1 needs: its searchable text case-folded and its index
-        made of trigrams (built once, at the first start of this version). An index that a SQLite without
-        trigrams could not keep up to date is built again by the next one that can."""
+        """The tables, and what an older file needs: its searchable text case-folded (schema 1, once), and the
+        search index of schema 1 and 2 dropped. A search reads the rows: 100,000 messages in about 30 ms, while
+        the index cost the writer more than the rest of its work on every message (docs/performance.md)."""
         db.execute("BEGIN IMMEDIATE")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
-        indexed = "search" in tables and not db.execute("SELECT 1 FROM meta WHERE key='reindex'").fetchone()
         if tables and version < 2:
-            log.info("updating the search index of %s (once, for this version's /search)", self.path)
+            log.info("updating the searchable text of %s (once, for this version's /search)", self.path)
             db.create_function("searchable", 1, searchable, deterministic=True)
             db.execute("UPDATE events SET text = searchable(text) WHERE text IS NOT NULL")
-            db.execute("DROP TABLE IF EXISTS search")
-            indexed = False
-        try:
-            db.execute(_SEARCH_TABLE)
-            db.execute("SELECT rowid FROM search WHERE rowid = 0").fetchall()  # the tokenizer is there too
-            self.fts = True
-        except sqlite3.OperationalError:
-            self.fts = False  # this SQLite has no FTS5 or no trigrams: /search reads the rows (same answers)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('reindex', '1')")
-        if self.fts and not indexed:
-            db.execute("INSERT INTO search(search) VALUES ('rebuild')")
-            db.execute("DELETE FROM meta WHERE key='reindex'")
+        if "search" in tables:
+            try:
+                db.execute("DROP TABLE search")
+            except sqlite3.OperationalError:
+                pass  # made by a SQLite with FTS5, opened by one without: never read, and left as it is
         db.execute(f"PRAGMA user_version={max(version, SCHEMA_VERSION)}")
         db.execute("COMMIT")
 
@@ -476,9 +461,6 @@ class History:
             rows = [(e.seq, e.TYPE, _event_json(e), searchable(e.text) if isinstance(e, Message) else None)
                     for e in events]
             db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", rows)
-            if self.fts:
-                db.executemany("INSERT INTO search(rowid, text) VALUES (?, ?)",
-                               [(row[0], row[3]) for row in rows if row[3] is not None])
             for key, name, digest in tokens:
                 if digest is None:
                     db.execute("DELETE FROM tokens WHERE key=?", (key,))
@@ -508,9 +490,6 @@ class History:
         cutoff = db.execute("SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?", (excess - 1,)).fetchone()
         if cutoff is None:
             return 0
-        if self.fts:
-            db.execute("INSERT INTO search(search, rowid, text) SELECT 'delete', id, text FROM events "
-                       "WHERE id <= ? AND text IS NOT NULL", cutoff)
         removed: int = db.execute("DELETE FROM events WHERE id <= ?", cutoff).rowcount
         return removed
 
@@ -587,17 +566,12 @@ class History:
         return [event for event in self._events(reversed(rows)) if isinstance(event, Message)]
 
     def _statement(self, words: Sequence[str] | None, count: int) -> tuple[str, tuple[Any, ...]]:
-        """The SQL for a question: every word found by instr() in the case-folded text, so the file means what
-        memory means; the trigram index, where a word is long enough for it, only narrows the rows to read."""
+        """The SQL for a question: every word found by instr() in the case-folded text, newest first, so the
+        file means what memory means (any part of a word, in any script: "午餐" in "明天午餐吃什么")."""
         if not words:
             return "SELECT id, body FROM events WHERE type='message' ORDER BY id DESC LIMIT ?", (count,)
-        every = " AND ".join(["instr(e.text, ?)"] * len(words))
-        indexed = [word[:MATCH_CHARACTERS] for word in words if len(word) >= TRIGRAM]
-        if self.fts and indexed:
-            match = " ".join('"' + word.replace('"', '""') + '"' for word in indexed)  # never FTS syntax
-            return (f"SELECT e.id, e.body FROM search JOIN events e ON e.id = search.rowid WHERE search MATCH ? "
-                    f"AND {every} ORDER BY search.rowid DESC LIMIT ?", (match, *words, count))
-        return (f"SELECT id, body FROM events e WHERE type='message' AND {every} ORDER BY id DESC LIMIT ?",
+        every = " AND ".join(["instr(text, ?)"] * len(words))
+        return (f"SELECT id, body FROM events WHERE type='message' AND {every} ORDER BY id DESC LIMIT ?",
                 (*words, count))
 
     def _events(self, rows: Iterable[tuple[int, str]]) -> list[Event]:
