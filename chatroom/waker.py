@@ -3,14 +3,17 @@ select takes only sockets). The client's loops and the server's sender and reade
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 
 # The waking side waits for room rather than failing at once: a non-blocking send that said "would block" was
 # taken to mean a byte was waiting already, but Wine's loopback says so with the buffer near empty, and the
 # byte lost left the server's sender asleep with work (tests/test_stress.py under Wine). Only a reader that
 # left a buffer's worth of wake-ups unread makes it wait, and never longer than this.
 WAKE_TIMEOUT = 1.0
+DRAIN = 4096  # bytes of wake-ups one recv takes: fewer came when it takes fewer
 
 
 class Waker:
@@ -18,8 +21,9 @@ class Waker:
 
     def __init__(self) -> None:
         self.sock, self._poke = socket.socketpair()
+        # Both non-blocking: a socket with a timeout polls before every send, a second system call per wake-up.
         self.sock.setblocking(False)
-        self._poke.settimeout(WAKE_TIMEOUT)
+        self._poke.setblocking(False)
         # A wake and the close, from two threads, never meet on the socket (a send on a descriptor being closed,
         # perhaps already reused).
         self._lock = threading.Lock()
@@ -29,15 +33,23 @@ class Waker:
         with self._lock:
             if self._closed:
                 return
-            try:
-                self._poke.send(b"\0")
-            except OSError:
-                pass  # a second of unread wake-ups: the loop has plenty to wake it
+            deadline = time.monotonic() + WAKE_TIMEOUT
+            while True:
+                try:
+                    self._poke.send(b"\0")
+                    return
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return  # a second of unread wake-ups: the loop has plenty to wake it
+                    select.select([], [self._poke], [], left)
+                except OSError:
+                    return
 
     def drain(self) -> None:
-        """Take the wake-ups that came, so that select waits again."""
+        """Take the wake-ups that came, so that select waits again: one recv, unless it filled its buffer."""
         try:
-            while self.sock.recv(4096):
+            while len(self.sock.recv(DRAIN)) == DRAIN:
                 pass
         except (BlockingIOError, InterruptedError):
             pass

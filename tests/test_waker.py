@@ -1,0 +1,73 @@
+"""The wake-up of a select loop from other threads (chatroom/waker.py): never lost, never more than its wait."""
+
+from __future__ import annotations
+
+import select
+import threading
+import time
+
+from conftest import TIMEOUT
+
+from chatroom.waker import DRAIN, WAKE_TIMEOUT, Waker
+
+
+def readable(waker: Waker, timeout: float = 0.0) -> bool:
+    return bool(select.select([waker.sock], [], [], timeout)[0])
+
+
+def test_a_wake_up_is_seen_and_drained():
+    waker = Waker()
+    try:
+        assert not readable(waker)
+        waker.wake()
+        assert readable(waker, TIMEOUT)
+        waker.drain()
+        assert not readable(waker)
+    finally:
+        waker.close()
+    waker.wake()  # after close: nothing, no error
+
+
+def test_one_drain_takes_every_wake_up_however_many():
+    waker = Waker()
+    try:
+        waker._poke.send(b"\0" * (DRAIN * 2 + 1))  # as that many wake-ups left unread
+        waker.drain()
+        assert not readable(waker)
+    finally:
+        waker.close()
+
+
+def test_a_wake_up_that_meets_a_full_buffer_waits_for_room_instead_of_being_lost():
+    waker = Waker()
+    try:
+        while True:  # the loop has left every wake-up unread, up to what the socket pair holds
+            try:
+                waker._poke.send(b"\0" * 4096)
+            except BlockingIOError:
+                break
+        woken = threading.Event()
+        thread = threading.Thread(target=lambda: (waker.wake(), woken.set()))
+        thread.start()
+        assert not woken.wait(0.05)  # waiting for room
+        waker.drain()  # the loop reads: there is room, and the byte goes
+        assert woken.wait(TIMEOUT)
+        thread.join(TIMEOUT)
+        assert readable(waker, TIMEOUT)
+    finally:
+        waker.close()
+
+
+def test_a_wake_up_never_waits_longer_than_its_timeout():
+    waker = Waker()
+    try:
+        while True:
+            try:
+                waker._poke.send(b"\0" * 4096)
+            except BlockingIOError:
+                break
+        began = time.monotonic()
+        waker.wake()
+        assert time.monotonic() - began < WAKE_TIMEOUT + TIMEOUT
+    finally:
+        waker.close()
