@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "scripts"))  # the scripts import each other as a 
 import bench  # noqa: E402  (after the path it is found on)
 import loadgen  # noqa: E402
 import profile_server  # noqa: E402
+import trace_hops  # noqa: E402
 
 
 def line(sender: int, seq: int, sent_ns: int = 0) -> bytes:
@@ -294,3 +295,18 @@ def test_on_windows_the_benchmark_says_it_needs_linux_or_macos():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.startswith("bench.py: error: the benchmark needs Linux or macOS") and result.stdout == ""
+
+
+@POSIX
+def test_trace_hops_times_each_hop_of_a_line_through_the_server():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "trace_hops.py"), "--count", "20",
+                             "--interval", "0.002", "--members", "3"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("20 lines, one every 0.002 s, 3 members")
+    times = {line.split(maxsplit=1)[1]: float(line.split()[0]) for line in lines[1:]}
+    assert list(times) == [label for _, label in trace_hops.HOPS[1:]] + [
+        "sent to received by the last member, as its client saw it"]
+    hops = list(times.values())[:-1]
+    assert hops == sorted(hops)  # each hop after the one before
