@@ -15,8 +15,8 @@ from . import invocation
 # Distribution (what pip installs) -> the module it provides.
 IMPORT_NAMES = {"colorama": "colorama", "readchar": "readchar", "confusable-homoglyphs": "confusable_homoglyphs",
                 "platformdirs": "platformdirs", "wcwidth": "wcwidth", "sv-ttk": "sv_ttk", "darkdetect": "darkdetect"}
-SERVER = ("confusable-homoglyphs", "platformdirs")
-CLIENT = ("readchar", "colorama", "wcwidth")
+SERVER = ("confusable-homoglyphs", "platformdirs", "wcwidth")  # wcwidth: a shared file's safe name (filenames.py)
+CLIENT = ("readchar", "colorama", "wcwidth", "platformdirs")  # platformdirs: the Downloads folder
 WINDOW = ("sv-ttk", "darkdetect")  # the client's --gui: checked when it opens, so a console needs none of them
 
 

@@ -47,8 +47,8 @@ def launcher(role: str, *args: str) -> str:
     return " ".join([f"scripts/{role}.sh", *args])
 
 
-CLIENT_MISSING = "the packages readchar, colorama, wcwidth are"
-SERVER_MISSING = "the packages confusable-homoglyphs, platformdirs are"
+CLIENT_MISSING = "the packages readchar, colorama, wcwidth, platformdirs are"
+SERVER_MISSING = "the packages confusable-homoglyphs, platformdirs, wcwidth are"
 PROGRAMS = [
     ("server.py", ["server.py", "9700"], SERVER_MISSING, launcher("server", "9700")),
     ("client.py", ["client.py", "127.0.0.1", "1"], CLIENT_MISSING,
@@ -143,3 +143,31 @@ def test_the_window_checks_its_own_packages_so_the_console_needs_none_of_them(mo
         gui.run(Namespace())
     assert info.value.code == 2
     assert "error: the package sv-ttk is missing" in capsys.readouterr().err
+
+
+# Every module a program may load (the console client's and the server's; the window's own are checked on
+# opening, test above), imported where every installed package the program's check does not name is hidden.
+PROGRAMS = {
+    "SERVER": ["chatroom.server.main", "chatroom.server.files", "chatroom.server.transfers",
+               "chatroom.server.history"],
+    "CLIENT": ["chatroom.client.main", "chatroom.client.transfers", "chatroom.client.console.chat",
+               "chatroom.client.console.editor"],
+}
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_each_program_checks_every_package_its_modules_import(program):
+    hidden = sorted({deps.IMPORT_NAMES[name] for name in deps.IMPORT_NAMES} -
+                    {deps.IMPORT_NAMES[name] for name in getattr(deps, program)})
+    script = (
+        "import sys, importlib.abc\n"
+        f"HIDDEN = {hidden!r}\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in HIDDEN:\n"
+        "            raise ImportError(f'{name} is not among the checked packages')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        f"for module in {PROGRAMS[program]!r}:\n"
+        "    __import__(module)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-600:]
