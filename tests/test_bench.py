@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))  # the scripts import each other as a script run from there would
 
 import bench  # noqa: E402  (after the path it is found on)
+import bench_history  # noqa: E402
 import loadgen  # noqa: E402
 import profile_server  # noqa: E402
 import trace_hops  # noqa: E402
@@ -310,3 +311,11 @@ def test_trace_hops_times_each_hop_of_a_line_through_the_server():
         "sent to received by the last member, as its client saw it"]
     hops = list(times.values())[:-1]
     assert hops == sorted(hops)  # each hop after the one before
+
+
+@pytest.mark.parametrize("trigram", [False, True])
+def test_bench_history_times_each_step_of_the_writer(trigram):
+    figures = bench_history.measure(groups=2, per=50, trigram=trigram)
+    assert list(figures) == list(bench_history.STEPS) and all(value >= 0 for value in figures.values())
+    if trigram:
+        assert figures["index"] > 0
