@@ -16,6 +16,17 @@ WAKE_TIMEOUT = 1.0
 DRAIN = 4096  # bytes of wake-ups one recv takes: fewer came when it takes fewer
 
 
+def _writable(sock: socket.socket, timeout: float) -> None:
+    """Wait until `sock` may take bytes, at most `timeout` seconds: poll where there is one (select takes no
+    descriptor above 1023 on POSIX), select on Windows (sockets only, no such limit)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        poller.poll(timeout * 1000)
+    else:
+        select.select([], [sock], [], timeout)
+
+
 class Waker:
     """`sock` is what the loop selects on; `wake` from any thread, also after `close`; `drain` in the loop's."""
 
@@ -42,7 +53,7 @@ class Waker:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return  # a second of unread wake-ups: the loop has plenty to wake it
-                    select.select([], [self._poke], [], left)
+                    _writable(self._poke, left)
                 except OSError:
                     return
 

@@ -18,11 +18,13 @@ import argparse
 import atexit
 import json
 import os
+import select
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ HOPS = [("Reader._perform", "the reader has the bytes"), ("Session.receive", "th
         ("Sender.woken", "the sender thread runs"), ("Sender._flush", "its first send begins"),
         ("Sender._flush.last", "its last send ended")]
 TIMEOUT = 10.0
+WARM_UP = 5  # lines not counted: the first ones after the start
 LIMITS_OPEN = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--joins-per-ip", "0",
                "--room-joins", "0"]  # as bench.py opens them
 
@@ -98,8 +101,8 @@ def serve(options: list[str]) -> int:
                 hops = messages[-1]
                 if key == "Sender._flush.last" or key not in hops:
                     hops[key] = at
-        medians = {key: statistics.median((m[key] - m["start"]) / 1000 for m in messages[5:] if key in m)
-                   for key, _ in HOPS[1:] if any(key in m for m in messages[5:])}
+        medians = {key: statistics.median((m[key] - m["start"]) / 1000 for m in messages[WARM_UP:] if key in m)
+                   for key, _ in HOPS[1:] if any(key in m for m in messages[WARM_UP:])}
         print(json.dumps(medians), file=sys.stderr, flush=True)
     atexit.register(report)
     pin(0)
@@ -136,20 +139,37 @@ def main() -> int:
     args = parser.parse_args()
     if args.serve is not None:
         return serve(args.serve)
-    history = ["--history", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"trace-hops-{os.getpid()}.sqlite3")] \
-        if args.history else ["--history", "none"]
+    if args.count <= WARM_UP:
+        parser.error(f"--count must be more than {WARM_UP}: the first lines warm the server up and are not counted")
+    with tempfile.TemporaryDirectory() as scratch:
+        history = str(Path(scratch) / "room.sqlite3") if args.history else "none"
+        medians, trips = trace(args, ["--history", history])
+    print(f"{args.count} lines, one every {args.interval:g} s, {args.members} members; median µs after the "
+          "reader has the bytes:")
+    for key, label in HOPS[1:]:
+        if key in medians:
+            print(f"  {medians[key]:8.1f}  {label}")
+    print(f"  {statistics.median(trips[WARM_UP:]):8.1f}  sent to received by the last member, as its client saw it")
+    return 0
+
+
+def trace(args: argparse.Namespace, history: list[str]) -> tuple[dict[str, float], list[float]]:
+    """Run the traced server and the members: the server's medians per hop, the client's round trips."""
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "0", "-q", *LIMITS_OPEN, *history],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trips: list[float] = []
     try:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        if not select.select([proc.stdout], [], [], TIMEOUT)[0]:
+            raise SystemExit(f"the server did not start in {TIMEOUT:g} s")
         first = proc.stdout.readline()
         if " port " not in first:
-            raise SystemExit(f"the server did not start: {first!r} {proc.stderr.read()}")
+            raise SystemExit(f"the server did not start: {first!r}")
         port = int(first.split(" port ")[1].split(";")[0].split()[0])
         pin(1)
         members = [join(port, f"m{index}") for index in range(args.members)]
         talker, last = members[0], members[-1]
-        seen, trips = b"", []
+        seen = b""
         for number in range(args.count):
             time.sleep(args.interval)
             began = time.perf_counter()
@@ -160,16 +180,12 @@ def main() -> int:
             sock.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        _, errors = proc.communicate(timeout=TIMEOUT)
-    medians = json.loads(errors.strip().splitlines()[-1])
-    print(f"{args.count} lines, one every {args.interval:g} s, {args.members} members; median µs after the "
-          "reader has the bytes:")
-    for key, label in HOPS[1:]:
-        if key in medians:
-            print(f"  {medians[key]:8.1f}  {label}")
-    print(f"  {statistics.median(trips[5:]):8.1f}  sent to received by the last member, as its client saw it")
-    return 0
-
+        try:
+            _, errors = proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, errors = proc.communicate()
+    return json.loads(errors.strip().splitlines()[-1]), trips
 
 if __name__ == "__main__":
     sys.exit(main())

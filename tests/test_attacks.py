@@ -605,6 +605,27 @@ def test_a_file_of_an_older_version_is_folded_once_and_loses_its_search_index(tm
     assert folded == (1 if version == 1 else 0)
 
 
+def test_an_old_index_this_sqlite_cannot_drop_is_marked_for_an_older_version_to_rebuild(tmp_path):
+    """A file indexed where SQLite had FTS5, opened where it has not: left, but marked stale ('reindex', which
+    the versions that kept an index rebuild it for), since this version writes rows it never indexes."""
+    path = tmp_path / "room.sqlite3"
+    History(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a virtual table of a module this SQLite lacks
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute("INSERT INTO sqlite_master VALUES ('table', 'search', 'search', 0, "
+                   "'CREATE VIRTUAL TABLE search USING no_such_module(text)')")
+        db.execute("PRAGMA user_version=2")
+        db.commit()
+    history = History(path)
+    try:
+        history.append(Message(seq=history.last_id + 1, sender="bob", text="lunch"))
+        history.flush()
+        assert [m.text for m in history.query(search_words("lunch"), 20).messages] == ["lunch"]
+        assert in_file(path, "SELECT value FROM meta WHERE key='reindex'") == "1"
+    finally:
+        history.close()
+
+
 # --- 11. the file deleted under a running server --------------------------------------------------------------
 
 @pytest.mark.skipif(os.name == "nt", reason="Windows does not let a file that is open be deleted")

@@ -4,6 +4,7 @@ accounting, the order servers take turns in, the ratios of issue #21, and the pr
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -300,11 +301,18 @@ def test_on_windows_the_benchmark_says_it_needs_linux_or_macos():
 
 @POSIX
 def test_trace_hops_times_each_hop_of_a_line_through_the_server():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "trace_hops.py"), "--count", "20",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "trace_hops.py"), "--count", "20",
                              "--interval", "0.002", "--members", "3"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True)  # a hang ends with the server it started, too
+    try:
+        out, errors = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, errors
+    lines = out.splitlines()
     assert lines[0].startswith("20 lines, one every 0.002 s, 3 members")
     times = {line.split(maxsplit=1)[1]: float(line.split()[0]) for line in lines[1:]}
     assert list(times) == [label for _, label in trace_hops.HOPS[1:]] + [

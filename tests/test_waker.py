@@ -15,6 +15,16 @@ def readable(waker: Waker, timeout: float = 0.0) -> bool:
     return bool(select.select([waker.sock], [], [], timeout)[0])
 
 
+def fill(waker: Waker) -> None:
+    """Wake-ups left unread until the socket pair takes no more, not even one byte."""
+    for size in (4096, 1):
+        while True:
+            try:
+                waker._poke.send(b"\0" * size)
+            except BlockingIOError:
+                break
+
+
 def test_a_wake_up_is_seen_and_drained():
     waker = Waker()
     try:
@@ -41,11 +51,7 @@ def test_one_drain_takes_every_wake_up_however_many():
 def test_a_wake_up_that_meets_a_full_buffer_waits_for_room_instead_of_being_lost():
     waker = Waker()
     try:
-        while True:  # the loop has left every wake-up unread, up to what the socket pair holds
-            try:
-                waker._poke.send(b"\0" * 4096)
-            except BlockingIOError:
-                break
+        fill(waker)  # the loop has left every wake-up unread, up to what the socket pair holds
         woken = threading.Event()
         thread = threading.Thread(target=lambda: (waker.wake(), woken.set()))
         thread.start()
@@ -61,11 +67,7 @@ def test_a_wake_up_that_meets_a_full_buffer_waits_for_room_instead_of_being_lost
 def test_a_wake_up_never_waits_longer_than_its_timeout():
     waker = Waker()
     try:
-        while True:
-            try:
-                waker._poke.send(b"\0" * 4096)
-            except BlockingIOError:
-                break
+        fill(waker)
         began = time.monotonic()
         waker.wake()
         assert time.monotonic() - began < WAKE_TIMEOUT + TIMEOUT

@@ -269,7 +269,9 @@ class History:
             try:
                 db.execute("DROP TABLE search")
             except sqlite3.OperationalError:
-                pass  # made by a SQLite with FTS5, opened by one without: never read, and left as it is
+                # Made by a SQLite with FTS5, opened by one without: never read here, and left. An older chatroom
+                # that opens the file again must rebuild it, not trust it (its own mark for a stale index).
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('reindex', '1')")
         db.execute(f"PRAGMA user_version={max(version, SCHEMA_VERSION)}")
         db.execute("COMMIT")
 
