@@ -321,6 +321,7 @@ def test_trace_hops_times_each_hop_of_a_line_through_the_server():
     assert hops == sorted(hops)  # each hop after the one before
 
 
+@pytest.mark.skipif(os.name == "nt", reason="Windows' thread CPU clock ticks every 15.6 ms: a smoke run reads 0")
 @pytest.mark.parametrize("trigram", [False, True])
 def test_bench_history_times_each_step_of_the_writer(trigram):
     figures = bench_history.measure(groups=2, per=50, trigram=trigram)
