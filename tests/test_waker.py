@@ -15,14 +15,27 @@ def readable(waker: Waker, timeout: float = 0.0) -> bool:
     return bool(select.select([waker.sock], [], [], timeout)[0])
 
 
-def fill(waker: Waker) -> None:
-    """Wake-ups left unread until the socket pair takes no more, not even one byte."""
+def fill(waker: Waker) -> int:
+    """Wake-ups left unread until the socket pair takes no more, not even one byte: how many."""
+    filled = 0
     for size in (4096, 1):
         while True:
             try:
-                waker._poke.send(b"\0" * size)
+                filled += waker._poke.send(b"\0" * size)
             except BlockingIOError:
                 break
+    return filled
+
+
+def unread(waker: Waker) -> int:
+    """The wake-up bytes waiting, read."""
+    count = 0
+    try:
+        while data := waker.sock.recv(65536):
+            count += len(data)
+    except BlockingIOError:
+        pass
+    return count
 
 
 def test_a_wake_up_is_seen_and_drained():
@@ -51,15 +64,15 @@ def test_one_drain_takes_every_wake_up_however_many():
 def test_a_wake_up_that_meets_a_full_buffer_waits_for_room_instead_of_being_lost():
     waker = Waker()
     try:
-        fill(waker)  # the loop has left every wake-up unread, up to what the socket pair holds
+        filled = fill(waker)  # the loop has left every wake-up unread, up to what the socket pair holds
         woken = threading.Event()
         thread = threading.Thread(target=lambda: (waker.wake(), woken.set()))
         thread.start()
         assert not woken.wait(0.05)  # waiting for room
-        waker.drain()  # the loop reads: there is room, and the byte goes
+        taken = len(waker.sock.recv(65536))  # the loop reads some: there is room, and the byte goes
         assert woken.wait(TIMEOUT)
         thread.join(TIMEOUT)
-        assert readable(waker, TIMEOUT)
+        assert taken + unread(waker) == filled + 1  # every wake-up came, the one that waited too
     finally:
         waker.close()
 
