@@ -1,5 +1,6 @@
 """A select loop's wake-up from other threads: a byte on a socket pair (socketpair works on Windows too, where
-select takes only sockets). The client's loops and the server's sender and reader threads use it."""
+select takes only sockets). The client's loops and the server's sender and reader threads use it; its wait for
+a socket to take bytes (`wait_ready`) is the server's streams' too."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ WAKE_TIMEOUT = 1.0
 DRAIN = 4096  # bytes of wake-ups one recv takes: fewer came when it takes fewer
 
 
-def _writable(sock: socket.socket, timeout: float) -> None:
-    """Wait until `sock` may take bytes, at most `timeout` seconds: poll where there is one (select takes no
-    descriptor above 1023 on POSIX), select on Windows (sockets only, no such limit)."""
+def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
+    """Wait until the socket can be read (or written); False on timeout. Poll where there is one (select takes
+    no descriptor above 1023 on POSIX: servers with many connections), select on Windows (sockets only)."""
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(sock, select.POLLOUT)
-        poller.poll(timeout * 1000)
-    else:
-        select.select([], [sock], [], timeout)
+        poller.register(sock, select.POLLOUT if for_write else select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+    ready = select.select([], [sock], [], timeout) if for_write else select.select([sock], [], [], timeout)
+    return bool(ready[0] or ready[1])
 
 
 class Waker:
@@ -53,7 +54,7 @@ class Waker:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return  # a second of unread wake-ups: the loop has plenty to wake it
-                    _writable(self._poke, left)
+                    wait_ready(self._poke, True, left)
                 except OSError:
                     return
 

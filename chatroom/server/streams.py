@@ -12,26 +12,17 @@ happens outside it: TLS takes the second way everywhere.
 from __future__ import annotations
 
 import functools
-import select
 import socket
 import ssl
 import struct
 import threading
 import time
 
+from ..waker import wait_ready
+
 TLS_RECORD = 16 * 1024  # the most plaintext one TLS record carries
 DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)  # 0 where the system has none (Windows)
 TIMEOUT_SLACK = 0.01  # seconds a reader's timeout may fire late, so a moving deadline costs no setsockopt
-
-
-def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
-    """Wait until the socket can be read (or written); False on timeout."""
-    if hasattr(select, "poll"):  # no FD_SETSIZE limit, for servers with many connections
-        poller = select.poll()
-        poller.register(sock, select.POLLOUT if for_write else select.POLLIN)
-        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
-    ready = select.select([], [sock], [], timeout) if for_write else select.select([sock], [], [], timeout)
-    return bool(ready[0] or ready[1])
 
 
 def shut(sock: socket.socket) -> None:

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from ..codecs import encode_json
 from ..protocol import RECEIVED, DataReady, DataRequest, DataStored, Event, FileNote
 from .files import FileStore, Lease
-from .streams import TLS_RECORD, PlainStream, shut, wait_ready
+from ..waker import wait_ready
+from .streams import TLS_RECORD, PlainStream, shut
 
 CHUNK = 1 << 20  # bytes read or sent at a time
 LINGER = 2.0  # seconds an upload's connection is read after `stored`: bytes then mean the offered size lied
