@@ -36,7 +36,7 @@ from .history import History, token_hash
 
 MiB, GiB = 1 << 20, 1 << 30
 KEEPER_TICK = 5.0  # seconds between looks for idle transfers (kept files are deleted at their time)
-LOAD_TRIES = 10  # questions of QUERY_WAIT each to the history file at the start: its writer may be building an index
+LOAD_TRIES = 10  # questions of QUERY_WAIT each to the history file at the start: its writer may be busy at first
 TAKEOVER_WAIT = 5.0  # seconds a new data connection waits for the one it replaces to let go
 BLOB = re.compile(r"[0-9a-f]{32}(\.part)?")  # the store's own files: nothing else in its folder is touched
 
@@ -220,8 +220,9 @@ class FileStore:
     def _load(self) -> None:
         """The files kept and the uploads under way before a restart (from the history file), and nothing
         else: part files and blobs no row knows of are junk from a crash, and go. A history file that did not
-        answer in time is not an empty one (its writer may be building an index): asked again, and if it never
-        answers, nothing is taken for junk and this run takes no files (new ids could overwrite kept rows)."""
+        answer in time is not an empty one (its writer may be updating an older file, or the disk is slow):
+        asked again, and if it never answers, nothing is taken for junk and this run takes no files (new ids
+        could overwrite kept rows)."""
         for _ in range(LOAD_TRIES):
             rows = self.history.call(self._read_rows)
             if rows is not None or not self.history.on_disk:

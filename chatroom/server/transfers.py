@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 from ..codecs import encode_json
 from ..protocol import RECEIVED, DataReady, DataRequest, DataStored, Event, FileNote
-from .files import FileStore, Lease
 from ..waker import wait_ready
+from .files import FileStore, Lease
 from .streams import TLS_RECORD, PlainStream, shut
 
 CHUNK = 1 << 20  # bytes read or sent at a time
