@@ -57,6 +57,8 @@ TARGETS = ("chatroom", "no-history", "baseline", "ngircd", "naive", "ncat", "clu
 SCENARIOS = ("light", "saturation", "slow", "steady")
 INSTALL_HINTS = {"ncat": "apt-get install ncat", "ngircd": "apt-get install ngircd",
                  "redis-server": "apt-get install redis-server"}
+OPEN_LIMITS = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--login-timeout", "120"]
+LOGIN_LIMITS_OFF = ["--joins-per-ip", "0", "--room-joins", "0"]  # issue 9's; an older server has none
 REDIS_URL = "{redis}"  # in the cluster target's command: the URL of the redis-server started for its run
 
 
@@ -66,11 +68,11 @@ def chatroom_flags(server_py: Path, history: bool = True) -> list[str]:
     """Every limit opened; the login limits of issue 9 only for a server that has them (older ones refuse them);
     a server that keeps its history on disk keeps it in a file of the run's own (HISTORY_SLOT), as it would
     by default, but not left behind in the user's data directory (`history` False: in memory only)."""
-    flags = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--login-timeout", "120", "-q"]
+    flags = [*OPEN_LIMITS, "-q"]
     usage = subprocess.run([sys.executable, str(server_py), "--help"], capture_output=True, text=True,
                            timeout=30).stdout
     if "--joins-per-ip" in usage:
-        flags += ["--joins-per-ip", "0", "--room-joins", "0"]
+        flags += LOGIN_LIMITS_OFF
     if "--history FILE" in usage:
         flags += ["--history", HISTORY_SLOT if history else "none"]
     return flags

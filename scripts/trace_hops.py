@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
-import os
 import select
 import signal
 import socket
@@ -31,19 +30,15 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # after PYTHONPATH: that checkout wins
 
+from bench import LOGIN_LIMITS_OFF, OPEN_LIMITS  # noqa: E402  (the server's limits opened as bench.py does)
+from loadgen import pin  # noqa: E402
+
 HOPS = [("Reader._perform", "the reader has the bytes"), ("Session.receive", "the line parsed"),
         ("Room.handle", "the room made the message"), ("Sender.ready_many", "handed over to the sender"),
         ("Sender.woken", "the sender thread runs"), ("Sender._flush", "its first send begins"),
         ("Sender._flush.last", "its last send ended")]
 TIMEOUT = 10.0
 WARM_UP = 5  # lines not counted: the first ones after the start
-LIMITS_OPEN = ["--rate", "0", "--max-per-ip", "100000", "--max-clients", "100000", "--joins-per-ip", "0",
-               "--room-joins", "0"]  # as bench.py opens them
-
-
-def pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {cpu})
 
 
 # --- the server side: the real server with a clock at each hop ---------------------------------------------------
@@ -155,7 +150,7 @@ def main() -> int:
 
 def trace(args: argparse.Namespace, history: list[str]) -> tuple[dict[str, float], list[float]]:
     """Run the traced server and the members: the server's medians per hop, the client's round trips."""
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", "0", "-q", *LIMITS_OPEN, *history],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", "0", "-q", *OPEN_LIMITS, *LOGIN_LIMITS_OFF, *history],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trips: list[float] = []
     try:
