@@ -21,6 +21,7 @@ Usage: python scripts/bench.py [--targets chatroom,no-history,ngircd,baseline,na
                                [--cluster] [--scenarios light,saturation,slow,steady] [--sizes 100,1000]
                                [--rounds R]
                                [--seconds S] [--generators K] [--engine auto|selectors|uvloop]
+                               [--accounting auto,c,python]
                                [--chatroom-root DIR] [--json FILE] [--quick]
 """
 
@@ -39,8 +40,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from loadgen import (KERNEL_STAMPS, STEP_TIMEOUT, Generators, Plan, Report, Target, can_pin, generator_cpus, pin,
-                     uvloop_available)
+from loadgen import (ACCOUNTINGS, KERNEL_STAMPS, STEP_TIMEOUT, Generators, Plan, Report, Target, accounting_missing,
+                     can_pin, generator_cpus, pin, uvloop_available)
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOWS_REFUSAL = ("the benchmark needs Linux or macOS: it raises the open-file limit with the resource module, "
@@ -261,6 +262,7 @@ class Result:
     seconds: float
     round: int = 1
     engine: str = ""  # the load generator's: selectors or uvloop
+    accounting: str = ""  # who walked each delivery in the load generator: c or python (loadgen.Ledger)
     sent: int = 0
     deliveries: int = 0
     deliveries_per_s: float = 0.0
@@ -281,6 +283,7 @@ class Result:
     generator_cpus: list[int | None] = field(default_factory=list)  # where each generator was pinned
     generator_cpu_percent: list[float] = field(default_factory=list)  # each generator's CPU use over the run
     generator_cpu_saturated: bool = False  # some CPU's generators used more than 90 % of it
+    generator_cpu_us_per_delivery: float | None = None  # all the generators' CPU over the run, per delivery
     # How busy each CPU was over the run, whoever used it (kernel work on loopback, other programs too):
     # the server's CPU 0 well above the server's own share means something else was running there.
     cpu_busy_percent: list[float] = field(default_factory=list)
@@ -299,7 +302,8 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int,
     """Run one plan with `count` generator processes and add up what they saw; `started_hook` is called
     when the clients are in and the run begins (scripts/profile_server.py starts its profiler there)."""
     count = max(1, min(count, plan.clients // 2))  # each process paces its senders with its own clients
-    result = Result(plan.target.name, name, plan.clients, seconds, generators=count, engine=plan.engine)
+    result = Result(plan.target.name, name, plan.clients, seconds, generators=count, engine=plan.engine,
+                    accounting=plan.accounting)
     generators = Generators(plan, count)
     try:
         generators.gather("login", STEP_TIMEOUT + plan.clients / 20)
@@ -342,6 +346,9 @@ def measure(name: str, plan: Plan, server: Server, seconds: float, count: int,
     result.generator_cpus = generators.cpus
     result.cpu_busy_percent = busy_percent(machine0, machine1)
     result.generator_cpu_percent = [round(report.cpu_seconds / elapsed * 100, 1) for report in reports]
+    if result.deliveries:
+        result.generator_cpu_us_per_delivery = round(
+            sum(report.cpu_seconds for report in reports) / result.deliveries * 1e6, 3)
     per_cpu: dict[int | None, float] = {}
     for cpu, report in zip(generators.cpus, reports):
         per_cpu[cpu] = per_cpu.get(cpu, 0.0) + report.cpu_seconds / elapsed
@@ -371,7 +378,15 @@ def engine_for(stamps: bool, asked: str) -> str:
     return "uvloop" if not stamps and uvloop_available() else "selectors"
 
 
-def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, engine: str = "auto") -> Plan:
+def accounting_for(asked: str) -> str:
+    """`auto`: the C accounting where it builds, else the Python loop."""
+    if asked != "auto":
+        return asked
+    return "python" if accounting_missing("c") else "c"
+
+
+def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, engine: str = "auto",
+                  accounting: str = "auto") -> Plan:
     if name == "light":
         plan = Plan(target, port, clients=20 if quick else 100, senders=5 if quick else 10, rate=100.0, size=64)
     elif name == "steady":
@@ -388,14 +403,15 @@ def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, 
                     silent=frozenset({0}), await_drop=not quick, drain_seconds=15.0)
     chosen = engine_for(plan.stamps, engine)
     # The uvloop engine reads no kernel stamps: its latencies end when the generator reads.
-    return replace(plan, engine=chosen, stamps=plan.stamps and chosen == "selectors")
+    return replace(plan, engine=chosen, stamps=plan.stamps and chosen == "selectors",
+                   accounting=accounting_for(accounting))
 
 
 def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Namespace, checkouts: Checkouts,
-            flags: dict[str, list[str]]) -> Result:
+            flags: dict[str, list[str]], accounting: str = "auto") -> Result:
     port = free_port()
     server_target = target(name, port, checkouts, flags)
-    plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine)
+    plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine, accounting)
     server = redis = None
     redis_began: tuple[float, float] | None = None  # Redis's CPU seconds and the time when the run began
 
@@ -414,7 +430,8 @@ def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Nam
         if redis is not None and redis_began is not None and (cpu := redis.cpu()) is not None:
             result.redis_cpu_percent = round((cpu - redis_began[0]) / (time.monotonic() - redis_began[1]) * 100, 1)
     except (OSError, RuntimeError) as exc:
-        result = Result(name, scenario, plan.clients, args.seconds, engine=plan.engine, notes=[f"failed: {exc}"])
+        result = Result(name, scenario, plan.clients, args.seconds, engine=plan.engine,
+                        accounting=plan.accounting, notes=[f"failed: {exc}"])
     finally:
         if server is not None:
             server.stop()
@@ -422,29 +439,33 @@ def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Nam
             redis.stop()
     result.round = round_
     print(f"  round {round_} {name} {scenario} N={plan.clients}: {result.deliveries_per_s} deliveries/s, "
-          f"server {cell(result.server_cpu_us_per_delivery)} us/delivery, generators ({plan.engine}) "
-          f"{cell(result.generator_cpu_percent)} % CPU, p50 {result.p50_ms} p99 {result.p99_ms} ms, "
+          f"server {cell(result.server_cpu_us_per_delivery)} us/delivery, generators ({plan.engine}, "
+          f"{plan.accounting} accounting) {cell(result.generator_cpu_percent)} % CPU, "
+          f"{cell(result.generator_cpu_us_per_delivery)} us/delivery, p50 {result.p50_ms} p99 {result.p99_ms} ms, "
           f"lost {result.lost}", file=sys.stderr, flush=True)
     return result
 
 
 def run_all(names: list[str], scenarios: list[str], sizes: list[int], args: argparse.Namespace,
             checkouts: Checkouts, flags: dict[str, list[str]]) -> list[Result]:
-    """Every round runs every scenario; within a scenario (and size) the servers take turns, in the
-    opposite order every other round, so a slow patch of the shared machine does not fall on one server."""
+    """Every round runs every scenario; within a scenario (and size) the servers take turns, each with every
+    accounting asked for, in the opposite order every other round, so a slow patch of the shared machine does
+    not fall on one server."""
+    turns = [(name, accounting) for name in names for accounting in args.accounting]
     results = []
     for round_ in range(1, args.rounds + 1):
         for scenario in scenarios:
             for size in sizes if scenario == "saturation" else [0]:
-                for name in names if round_ % 2 else reversed(names):
-                    results.append(run_one(name, scenario, size, round_, args, checkouts, flags))
+                for name, accounting in turns if round_ % 2 else reversed(turns):
+                    results.append(run_one(name, scenario, size, round_, args, checkouts, flags, accounting))
     return results
 
 
 # --- reporting ------------------------------------------------------------------------------
 
 COLUMNS = [("round", "rnd"), ("target", "target"), ("scenario", "scenario"), ("clients", "N"),
-           ("deliveries_per_s", "deliv/s"), ("engine", "generator"), ("generator_cpu_percent", "gen CPU %"),
+           ("deliveries_per_s", "deliv/s"), ("engine", "generator"), ("accounting", "acct"),
+           ("generator_cpu_percent", "gen CPU %"), ("generator_cpu_us_per_delivery", "gen us/deliv"),
            ("server_cpu_percent", "srv CPU %"), ("redis_cpu_percent", "Redis CPU %"),
            ("cpu_busy_percent", "CPUs busy %"),
            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
@@ -640,6 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what runs the generators' clients: auto (default) is uvloop for saturation, when "
                              "installed (pip install -e .[bench]), and selectors where latency is measured with "
                              "the kernel's receive stamps (light, slow)")
+    parser.add_argument("--accounting", type=listed, default="auto", metavar="auto,c,python",
+                        help="who checks each delivery in the generators: c (scripts/ledger.c, built with the "
+                             "system's C compiler on first use), python (the same accounting in a Python loop, "
+                             "several times its CPU per delivery), auto (default: c where it builds); several, "
+                             "comma-separated, take turns like the servers, each with a summary of its own")
     parser.add_argument("--chatroom-root", type=Path, default=ROOT, metavar="DIR",
                         help="measure the server.py of this checkout instead of this one's; every chatroom "
                              "server gets the flags its own --help admits")
@@ -661,6 +687,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     if args.engine == "uvloop" and not uvloop_available():
         parser.error("uvloop is not installed: pip install -e .[bench] (or uvloop alone), or --engine selectors")
+    unknown_accounting = set(args.accounting) - {"auto", *ACCOUNTINGS}
+    if unknown_accounting or not args.accounting:
+        parser.error(f"--accounting takes auto, c or python, separated by commas, not {','.join(args.accounting)!r}")
+    if "c" in args.accounting and accounting_missing("c"):
+        parser.error(f"the C accounting cannot run here: {accounting_missing('c')} (--accounting python needs none)")
     names, scenarios = listed(args.targets), listed(args.scenarios)
     if args.baseline is not None and "baseline" not in names:
         names.append("baseline")
@@ -693,8 +724,19 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     checkouts = Checkouts(args.chatroom_root.resolve(), args.baseline.resolve() if args.baseline else None)
     flags = checkouts.flags()
+    if "auto" in args.accounting and accounting_missing("c"):
+        skipped.append(f"the C accounting cannot run here ({accounting_missing('c')}): the generators checked each "
+                       "delivery in Python, at several times its CPU (the acct column)")
+    args.accounting = list(dict.fromkeys(accounting_for(asked) for asked in args.accounting))
     results = run_all(names, scenarios, sizes, args, checkouts, flags)
-    ratios = summary(results, names, sizes, args.rounds)
+    ratios = []
+    for accounting in args.accounting:  # with several, a summary of each: a ratio compares like with like
+        found = summary([result for result in results if result.accounting == accounting], names, sizes,
+                        args.rounds)
+        if len(args.accounting) > 1:
+            for line in found:
+                line.label += f" ({accounting} accounting)"
+        ratios += found
     commit, baseline_commit = commit_of(checkouts.root), checkouts.baseline and commit_of(checkouts.baseline)
     print(f"chatroom relay benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
           f"Python {sys.version.split()[0]}, chatroom {checkouts.root} at {commit or 'unknown commit'}"
@@ -712,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_root": str(checkouts.baseline) if checkouts.baseline else None,
             "baseline_commit": baseline_commit, "chatroom_flags": flags, "targets": names, "rounds": args.rounds,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "kernel_stamps": KERNEL_STAMPS,
+            "accountings": args.accounting,
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0], "skipped": skipped,
             "results": [asdict(result) for result in results], "summary": [asdict(ratio) for ratio in ratios]},
             indent=2))

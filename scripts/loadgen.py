@@ -9,15 +9,24 @@ costs the generator about half as much, so it keeps up with a faster server; fro
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
+import hashlib
 import os
+import platform
 import re
 import selectors
+import shlex
+import shutil
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # multiprocessing is imported where used: on Windows main() must refuse before that fails
@@ -93,6 +102,7 @@ class Plan:
     # latencies are queueing (tens of ms and more), where the stamp changes nothing but the generator's load.
     stamps: bool = KERNEL_STAMPS
     engine: str = "selectors"  # or "uvloop" (no kernel stamps: latency ends when the generator reads)
+    accounting: str = "python"  # or "c": who walks each delivery (see Ledger)
 
     def sending(self) -> list[int]:
         return [index for index in range(self.senders) if index not in self.silent]
@@ -110,6 +120,75 @@ class Report:
     cpu_seconds: float  # from the start of the run to the end of its drain
 
 
+# --- the accounting in C, where a compiler builds it ---------------------------------------------
+
+LEDGER_C = Path(__file__).with_name("ledger.c")
+TO_PYTHON, TOO_SMALL = -1, -2  # what ledger_walk returns when not how many latencies it sampled
+C_FLAGS = ["-O2", "-shared", "-fPIC"]
+ACCOUNTINGS = ("c", "python")
+FIRST_CAPACITY = 4096  # payloads a read may hold before the books' arrays grow
+
+
+class Books(ctypes.Structure):
+    """One generator's counts, shared by both accountings; ledger.c's books_t, field for field."""
+    _fields_ = [("clients", ctypes.c_int64), ("every", ctypes.c_int64), ("capacity", ctypes.c_int64),
+                ("samples", ctypes.POINTER(ctypes.c_double)), ("pairs", ctypes.POINTER(ctypes.c_int64)),
+                ("now", ctypes.c_int64),
+                ("deliveries", ctypes.c_int64), ("duplicated", ctypes.c_int64), ("out_of_order", ctypes.c_int64),
+                ("seen", ctypes.c_int64)]
+
+
+def compiler() -> list[str] | None:
+    """$CC, else cc or gcc on the PATH."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc")
+    return [found] if found else None
+
+
+@functools.cache
+def c_walk() -> tuple[Callable[..., int] | None, str]:
+    """ledger.c's walk, built once per content and compiler into the user's cache (so a fork of this process
+    has it already), and "" or None and why not."""
+    if sys.platform == "win32":
+        return None, "it is built for Linux and macOS only"
+    command = compiler()
+    if command is None:
+        return None, "no C compiler (cc or gcc, or $CC)"
+    source = LEDGER_C.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, *(part.encode() for part in command + C_FLAGS),
+                                      platform.machine().encode(), sys.platform.encode()])).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chatroom"
+    library = cache / f"ledger-{key}.so"
+    try:
+        if not library.exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            # Built under a name of its own, then renamed: a concurrent builder never loads a half-written file.
+            handle, building = tempfile.mkstemp(dir=cache, prefix=f"ledger-{key}-", suffix=".so")
+            os.close(handle)
+            try:
+                built = subprocess.run([*command, *C_FLAGS, "-o", building, str(LEDGER_C)], capture_output=True,
+                                       text=True, timeout=120)
+                if built.returncode != 0:
+                    said = (built.stderr.strip() or built.stdout.strip() or f"exit status {built.returncode}")
+                    return None, f"{command[0]} failed: {said.splitlines()[0]}"
+                os.replace(building, library)
+            finally:
+                Path(building).unlink(missing_ok=True)
+        # PyDLL keeps the GIL over the call: the walk takes microseconds, releasing it would cost more. No
+        # argtypes: their conversions tripled the cost of a call (Ledger._walked passes exactly what it takes).
+        walk = ctypes.PyDLL(str(library)).ledger_walk
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"it could not be built or loaded: {exc}"
+    walk.restype = ctypes.c_int
+    return walk, ""
+
+
+def accounting_missing(accounting: str) -> str:
+    """Why `accounting` cannot run here ("" when it can)."""
+    return c_walk()[1] if accounting == "c" else ""
+
+
 # --- the accounting, the same for both engines ------------------------------------------------------
 
 def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
@@ -124,14 +203,28 @@ def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
 
 
 class Ledger:
-    """What one generator's receivers got, per sender: exact counts, no sockets (tests feed it bytes)."""
+    """What one generator's receivers got, per sender: exact counts, no sockets (tests feed it bytes).
+
+    The payloads of a read are walked by ledger.c where the plan's accounting is "c", by the Python loop
+    otherwise; ledger.c hands the Python loop, on the same books, any read it could not read exactly as the
+    loop would (a "|" count not a multiple of 4, a field not a plain number)."""
 
     def __init__(self, plan: Plan, own: list[int]) -> None:
         self.plan = plan
         self.own = own
         self.tails = {client: b"" for client in own}
-        self.last_seq = {client: [0] * plan.clients for client in own}  # [receiver][sender]
-        self.gaps = {client: [0] * plan.clients for client in own}  # messages skipped over, [receiver][sender]
+        self._walk, missing = c_walk() if plan.accounting == "c" else (None, "")
+        if missing:
+            raise RuntimeError(f"the C accounting is not available: {missing}")
+
+        def row() -> list[int] | ctypes.Array[ctypes.c_int64]:
+            return [0] * plan.clients if self._walk is None else (ctypes.c_int64 * plan.clients)()
+
+        self.last_seq = {client: row() for client in own}  # [receiver][sender]
+        self.gaps = {client: row() for client in own}  # messages skipped over, [receiver][sender]
+        self.books = Books(clients=plan.clients, every=plan.sample_every)
+        self._books = ctypes.byref(self.books)
+        self._grow(FIRST_CAPACITY)
         self.acked = [0] * plan.clients
         self.index = {b"%d" % client: client for client in range(plan.clients)}  # a look-up beats int() by half
         # A sender's window is acknowledged by the next client of this same process, so each generator
@@ -139,32 +232,33 @@ class Ledger:
         self.acker = {own[(i + 1) % len(own)]: client for i, client in enumerate(own)}
         self.ready: list[int] = []  # senders whose window opened again
         self.latencies: list[float] = []
-        self.deliveries = self.duplicated = self.out_of_order = 0
         self.dropped_at: dict[int, float] = {}  # client -> monotonic time the server dropped it
-        self._seen = 0  # deliveries so far, to sample every n-th latency
         self._leave = re.compile(plan.target.leave) if plan.silent and plan.target.leave else None
+
+    @property
+    def deliveries(self) -> int:
+        return int(self.books.deliveries)
+
+    @property
+    def duplicated(self) -> int:
+        return int(self.books.duplicated)
+
+    @property
+    def out_of_order(self) -> int:
+        return int(self.books.out_of_order)
+
+    def _grow(self, capacity: int) -> None:
+        self._samples, self._pairs = (ctypes.c_double * capacity)(), (ctypes.c_int64 * (2 * capacity))()
+        self.books.samples, self.books.pairs, self.books.capacity = self._samples, self._pairs, capacity
 
     def account(self, receiver: int, data: bytes, now: int) -> None:
         """`data` has arrived for `receiver` (at `now`, ns since the epoch)."""
-        # The generator's hot loop: one comparison per delivery when all is well, the rest off the fast path.
         data = self.tails[receiver] + data
         cut = data.rfind(b"\n") + 1
         self.tails[receiver] = data[cut:]
-        senders, seqs, stamps = fields(data[:cut])
+        if self._walk is None or not self._walked(self._walk, receiver, data, cut, now):
+            self._walk_python(receiver, data[:cut], now)
         last = self.last_seq[receiver]
-        echoes = last[receiver]  # a sender's own line coming back (our server echoes it) is not a delivery
-        for sender, seq in zip(map(self.index.__getitem__, senders), map(int, seqs)):
-            if seq == last[sender] + 1:
-                last[sender] = seq
-            else:
-                self._irregular(receiver, sender, seq)
-        echoes = last[receiver] - echoes
-        self.deliveries += len(seqs) - echoes
-        every = self.plan.sample_every
-        first = (every - 1 - self._seen) % every
-        self._seen += len(seqs)
-        sampled = zip(senders[first::every], stamps[first::every])
-        self.latencies += [(now - int(sent)) / 1e6 for sender, sent in sampled if int(sender) != receiver]
         paced = self.acker.get(receiver)
         if paced is not None and last[paced] > self.acked[paced]:
             self.acked[paced] = last[paced]
@@ -174,12 +268,43 @@ class Ledger:
             for name in self._leave.findall(data, 0, cut):
                 self.dropped_at.setdefault(int(name), time.monotonic())
 
+    def _walked(self, walk: Callable[..., int], receiver: int, data: bytes, cut: int, now: int) -> bool:
+        """ledger.c's walk of data[:cut]; False if it leaves the read to the Python loop."""
+        self.books.now = now
+        while True:
+            sampled = walk(self._books, self.last_seq[receiver], self.gaps[receiver], receiver, data, cut)
+            if sampled > 0:
+                self.latencies += self._samples[:sampled]
+            if sampled >= 0:
+                return True
+            if sampled == TO_PYTHON:
+                return False
+            self._grow(cut // 4 + 1)  # TOO_SMALL: a payload has 4 "|" at least
+
+    def _walk_python(self, receiver: int, lines: bytes, now: int) -> None:
+        # The generator's hot loop: one comparison per delivery when all is well, the rest off the fast path.
+        senders, seqs, stamps = fields(lines)
+        last, books = self.last_seq[receiver], self.books
+        echoes = last[receiver]  # a sender's own line coming back (our server echoes it) is not a delivery
+        for sender, seq in zip(map(self.index.__getitem__, senders), map(int, seqs)):
+            if seq == last[sender] + 1:
+                last[sender] = seq
+            else:
+                self._irregular(receiver, sender, seq)
+        echoes = last[receiver] - echoes
+        books.deliveries += len(seqs) - echoes
+        every = books.every
+        first = (every - 1 - books.seen) % every
+        books.seen += len(seqs)
+        sampled = zip(senders[first::every], stamps[first::every])
+        self.latencies += [(now - int(sent)) / 1e6 for sender, sent in sampled if int(sender) != receiver]
+
     def _irregular(self, receiver: int, sender: int, seq: int) -> None:
         last = self.last_seq[receiver]
         if seq == last[sender]:
-            self.duplicated += 1
+            self.books.duplicated += 1
         elif seq < last[sender]:
-            self.out_of_order += 1
+            self.books.out_of_order += 1
         else:
             self.gaps[receiver][sender] += seq - last[sender] - 1
             last[sender] = seq

@@ -3,6 +3,8 @@ accounting, the order servers take turns in, the ratios of issue #21, and the pr
 
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -26,14 +28,24 @@ def line(sender: int, seq: int, sent_ns: int = 0) -> bytes:
     return b'{"type":"message","seq":9,"sender":"u%d","text":"B|%d|%d|%d|xxxx"}\n' % (sender, sender, seq, sent_ns)
 
 
+C_MISSING = loadgen.accounting_missing("c")  # built here once per test process (the C compiler's output cached)
+NEEDS_C = pytest.mark.skipif(bool(C_MISSING), reason=f"the C accounting cannot run here: {C_MISSING}")
+
+
+@pytest.fixture(params=["python", pytest.param("c", marks=NEEDS_C)])
+def accounting(request) -> str:
+    """Each accounting of the load generator's: the same books from the same bytes."""
+    return request.param
+
+
 def ledger(clients: int = 3, own: tuple[int, ...] = (0, 1, 2), target=None, **plan):
     target = target or bench.chatroom_target("chatroom", ROOT, 0, [])
     return loadgen.Ledger(loadgen.Plan(target, 0, clients=clients, senders=clients, rate=0.0, size=64, **plan),
                           list(own))
 
 
-def test_ledger_counts_deliveries_in_order_and_not_a_senders_own_echo():
-    book = ledger()
+def test_ledger_counts_deliveries_in_order_and_not_a_senders_own_echo(accounting):
+    book = ledger(accounting=accounting)
     data = line(1, 1) + line(0, 1) + line(2, 1) + line(1, 2)
     book.account(0, data[:30], 10**6)  # a line cut between two reads is counted once, when complete
     book.account(0, data[30:], 10**6)
@@ -42,8 +54,8 @@ def test_ledger_counts_deliveries_in_order_and_not_a_senders_own_echo():
     assert book.latencies == [1.0, 1.0, 1.0]
 
 
-def test_ledger_finds_every_duplicate_reordering_and_loss():
-    book = ledger(own=(0,))
+def test_ledger_finds_every_duplicate_reordering_and_loss(accounting):
+    book = ledger(own=(0,), accounting=accounting)
     book.account(0, line(1, 1) + line(1, 1) + line(1, 3) + line(1, 2) + line(2, 2), 0)
     assert (book.duplicated, book.out_of_order) == (1, 1)
     assert book.lost([0, 4, 2]) == (4 - 2) + (2 - 1)  # 1:2 and 1:4 missing; 2:1 missing
@@ -55,21 +67,35 @@ def test_fields_are_read_by_a_regex_when_a_stray_bar_breaks_the_fast_split():
     assert loadgen.fields(line(1, 5, 7) + line(2, 6, 8)) == ([b"1", b"2"], [b"5", b"6"], [b"7", b"8"])
 
 
-def test_ledger_paces_a_sender_by_the_next_client_of_its_own_process():
-    book = ledger(clients=6, own=(1, 3, 5))
+def test_ledger_reads_a_read_with_a_stray_bar_by_the_regex(accounting):
+    book = ledger(own=(0,), accounting=accounting)
+    book.account(0, line(1, 1) + b'{"type":"users","note":"a|b"}\n' + line(2, 1) + line(2, 1), 10**6)
+    assert (book.deliveries, book.duplicated, book.out_of_order) == (3, 1, 0) and book.latencies[:2] == [1.0, 1.0]
+    assert list(book.last_seq[0]) == [0, 1, 1]
+
+
+@pytest.mark.parametrize("sender", [b"01", b"+1", b"9"])
+def test_ledger_stops_at_a_sender_that_is_no_client_of_the_run(accounting, sender):
+    book = ledger(own=(0,), accounting=accounting)
+    with pytest.raises(KeyError):
+        book.account(0, line(1, 1).replace(b"B|1|", b"B|%s|" % sender), 0)
+
+
+def test_ledger_paces_a_sender_by_the_next_client_of_its_own_process(accounting):
+    book = ledger(clients=6, own=(1, 3, 5), accounting=accounting)
     book.account(3, line(1, 1) + line(1, 2) + line(5, 1), 0)
     assert book.ready == [1] and book.acked[1] == 2 and book.acked[5] == 0
 
 
-def test_ledger_samples_every_nth_latency_across_reads():
-    book = ledger(own=(0,), sample_every=3)
+def test_ledger_samples_every_nth_latency_across_reads(accounting):
+    book = ledger(own=(0,), sample_every=3, accounting=accounting)
     for seq in range(1, 8):
         book.account(0, line(1, seq, 0), 5 * 10**6)
     assert book.latencies == [5.0, 5.0]
 
 
-def test_ledger_notes_when_the_server_drops_a_silent_client():
-    book = ledger(silent=frozenset({0}), own=(1,))
+def test_ledger_notes_when_the_server_drops_a_silent_client(accounting):
+    book = ledger(silent=frozenset({0}), own=(1,), accounting=accounting)
     book.account(1, b'{"type":"leave","seq":4,"name":"u0","reason":"slow","ts":1.0}\n', 0)
     assert set(book.dropped_at) == {0}
 
@@ -102,14 +128,103 @@ def irc(sender: int, seq: int, sent_ns: int = 0) -> bytes:
     return b":u%d!~u%d@127.0.0.1 PRIVMSG #bench :B|%d|%d|%d|xxxx\r\n" % (sender, sender, sender, seq, sent_ns)
 
 
-def test_ledger_reads_what_an_irc_server_relays_and_who_it_quit():
+def test_ledger_reads_what_an_irc_server_relays_and_who_it_quit(accounting):
     target = bench.target("ngircd", 6667, bench.Checkouts(ROOT), {})
-    book = ledger(own=(1,), target=target, silent=frozenset({0}))
+    book = ledger(own=(1,), target=target, silent=frozenset({0}), accounting=accounting)
     book.account(1, b":u2!~u2@127.0.0.1 JOIN :#bench\r\n" + irc(2, 1) + irc(0, 1)[:20], 10**6)
     book.account(1, irc(0, 1)[20:] + irc(2, 2) + b":u0!~u0@127.0.0.1 QUIT :Write buffer overflow\r\n", 10**6)
     assert (book.deliveries, book.duplicated, book.out_of_order) == (3, 0, 0)
     assert set(book.dropped_at) == {0}
     assert target.say == b"PRIVMSG #bench :" and target.welcome == b" 366 "  # sent before a payload; joined
+
+
+def random_stream(rng: random.Random, clients: int, make, stray: bytes, leave: bytes) -> list[bytes]:
+    """What one receiver might read: every client sending (its own echoes too), with losses, duplicates,
+    older lines again, neighbours swapped, a field Python's int() reads but ledger.c leaves to it, leading
+    zeros, lines without a payload, a stray "|" now and then (the "|" count of its read irregular)."""
+    lines, next_seq = [], [1] * clients
+    for _ in range(rng.randint(200, 400)):
+        sender, roll = rng.randrange(clients), rng.random()
+        seq = next_seq[sender]
+        if roll < 0.04 and seq > 1:
+            seq = rng.randint(max(1, seq - 3), seq - 1)  # again, or older
+        else:
+            seq += rng.randint(1, 3) if roll < 0.08 else 0  # some lost
+            next_seq[sender] = seq + 1
+        text = make(sender, seq, rng.randrange(10**18, 2 * 10**18))
+        if roll > 0.99:
+            text = text.replace(b"B|%d|%d|" % (sender, seq), b"B|%d|%s%d|" % (sender, rng.choice([b" ", b"00"]), seq))
+        lines.append(text)
+    for index in range(len(lines) - 1):
+        if rng.random() < 0.03:
+            lines[index], lines[index + 1] = lines[index + 1], lines[index]
+    for extra in [leave, stray, stray, b"\n" * 3] + [b"%d\n" % index for index in range(5)]:
+        lines.insert(rng.randrange(len(lines)), extra)
+    return lines
+
+
+@NEEDS_C
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("form", ["chatroom", "irc"])
+def test_the_c_and_python_accountings_agree_on_every_count_of_a_random_stream(form, seed, monkeypatch):
+    monkeypatch.setattr(loadgen, "FIRST_CAPACITY", 8)  # so that ledger.c's arrays grow, as for a long read
+    rng = random.Random(f"{form}{seed}")
+    clients, own = 9, (1, 4, 6, 8)
+    if form == "irc":
+        target, make = bench.target("ngircd", 6667, bench.Checkouts(ROOT), {}), irc
+        stray, leave = b":u3!~u3@127.0.0.1 TOPIC #bench :a|b\r\n", b":u0!~u0@127.0.0.1 QUIT :Write buffer\r\n"
+    else:
+        target, make = bench.chatroom_target("chatroom", ROOT, 0, []), line
+        stray, leave = b'{"type":"users","note":"a|b"}\n', b'{"type":"leave","seq":4,"name":"u0","reason":"x"}\n'
+    chunks = {}  # each receiver's stream, cut at random
+    for receiver in own:
+        stream = b"".join(random_stream(rng, clients, make, stray, leave))
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(5, 60)))
+        chunks[receiver] = [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)])]
+    turns = [receiver for receiver in own for _ in chunks[receiver]]
+    rng.shuffle(turns)  # the receivers' reads interleaved, each stream in its order
+    every = rng.choice([1, 3, 7])
+    books = {accounting: ledger(clients, own, target, silent=frozenset({0}), sample_every=every,
+                                accounting=accounting) for accounting in ("python", "c")}
+    for receiver in turns:
+        data, now = chunks[receiver].pop(0), rng.randrange(2 * 10**18, 3 * 10**18)
+        for book in books.values():
+            book.account(receiver, data, now)
+
+    def seen(book):
+        return (book.deliveries, book.duplicated, book.out_of_order, book.books.seen, book.latencies, book.ready,
+                book.acked, sorted(book.dropped_at), book.tails, book.lost([400] * clients),
+                {r: (list(book.last_seq[r]), list(book.gaps[r])) for r in own})
+
+    python, c = seen(books["python"]), seen(books["c"])
+    assert python == c
+    assert python[1] and python[2] and python[4] and any(any(gaps) for _, gaps in python[-1].values())
+
+
+@pytest.mark.skipif(os.name == "nt", reason="ledger.c is built for Linux and macOS only")
+def test_without_a_c_compiler_the_accounting_is_pythons_and_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    assert loadgen.c_walk.__wrapped__() == (None, "false failed: exit status 1")
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert loadgen.c_walk.__wrapped__() == (None, "no C compiler (cc or gcc, or $CC)")
+    assert list(tmp_path.rglob("*.so")) == []  # nothing half built left behind
+    monkeypatch.setattr(loadgen, "c_walk", lambda: (None, "no C compiler (cc or gcc, or $CC)"))
+    with pytest.raises(RuntimeError, match=r"^the C accounting is not available: no C compiler"):
+        ledger(accounting="c")
+    assert ledger(accounting="python").deliveries == 0
+
+
+@NEEDS_C
+def test_the_c_accounting_is_built_once_for_its_source_and_compiler(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    walk, missing = loadgen.c_walk.__wrapped__()
+    assert walk is not None and missing == ""
+    built = list((tmp_path / "chatroom").iterdir())
+    assert len(built) == 1 and re.fullmatch(r"ledger-[0-9a-f]{16}\.so", built[0].name)  # no temporary left
+    modified = built[0].stat().st_mtime_ns
+    assert loadgen.c_walk.__wrapped__()[1] == "" and built[0].stat().st_mtime_ns == modified
 
 
 def test_the_ngircd_config_is_the_runs_own_with_penalties_off(tmp_path):
@@ -225,7 +340,8 @@ def check_results(report: dict, targets: set[str], scenarios: tuple[str, ...] = 
             assert len(entry["cpu_busy_percent"]) == os.cpu_count()
         assert (entry["lost"], entry["duplicated"], entry["out_of_order"]) == (0, 0, 0), entry
         expected = "uvloop" if entry["scenario"] == "saturation" and loadgen.uvloop_available() else "selectors"
-        assert entry["engine"] == expected
+        assert entry["engine"] == expected and entry["accounting"] == ("python" if C_MISSING else "c")
+        assert entry["generator_cpu_us_per_delivery"] > 0
 
 
 POSIX = pytest.mark.skipif(os.name == "nt", reason="the benchmark reads /proc and raises limits with resource")
@@ -277,6 +393,33 @@ def test_the_selectors_engine_runs_saturation_too():
     _, report = run_quick("--targets", "chatroom", "--scenarios", "saturation", "--engine", "selectors")
     assert [entry["engine"] for entry in report["results"]] == ["selectors"]
     assert report["results"][0]["deliveries"] > 0 and report["results"][0]["lost"] == 0
+
+
+@POSIX
+@NEEDS_C
+@pytest.mark.timeout(60)
+def test_both_accountings_take_turns_in_one_run_each_with_its_summary():
+    result, report = run_quick("--targets", "chatroom", "--scenarios", "saturation", "--accounting", "python,c")
+    assert [entry["accounting"] for entry in report["results"]] == ["python", "c"] and "acct" in result.stdout
+    assert all(entry["deliveries"] > 0 and entry["lost"] == 0 for entry in report["results"])
+    labels = [line["label"] for line in report["summary"]]
+    assert "saturation N=20: lost + duplicated + reordered, chatroom (python accounting)" in labels
+    assert "saturation N=20: lost + duplicated + reordered, chatroom (c accounting)" in labels
+
+
+@POSIX
+def test_without_the_c_accounting_auto_says_so_once_and_c_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "accounting_missing", lambda accounting: "no C compiler" if accounting == "c" else "")
+    runs = []
+    monkeypatch.setattr(bench, "run_all", lambda names, scenarios, sizes, args, *rest: runs.append(args.accounting)
+                        or [])
+    assert bench.main(["--targets", "chatroom", "--scenarios", "light"]) == 0
+    assert runs == [["python"]]
+    out = capsys.readouterr().out
+    assert out.count("note: the C accounting cannot run here (no C compiler): the generators checked") == 1
+    with pytest.raises(SystemExit):
+        bench.main(["--accounting", "python,c"])
+    assert "error: the C accounting cannot run here: no C compiler (--accounting python" in capsys.readouterr().err
 
 
 @POSIX
