@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))  # the scripts import each other as a 
 
 import bench  # noqa: E402  (after the path it is found on)
 import bench_history  # noqa: E402
+import bench_ledger  # noqa: E402
 import loadgen  # noqa: E402
 import profile_server  # noqa: E402
 import trace_hops  # noqa: E402
@@ -199,6 +200,10 @@ def test_the_c_and_python_accountings_agree_on_every_count_of_a_random_stream(fo
     python, c = seen(books["python"]), seen(books["c"])
     assert python == c
     assert python[1] and python[2] and python[4] and any(any(gaps) for _, gaps in python[-1].values())
+
+
+def test_bench_ledger_times_an_accounting_per_delivery(accounting):
+    assert 0 < bench_ledger.cost(accounting, clients=100, per_read=60, deliveries=6000) < 1000
 
 
 @pytest.mark.skipif(os.name == "nt", reason="ledger.c is built for Linux and macOS only")
