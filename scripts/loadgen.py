@@ -1,7 +1,8 @@
 """The relay benchmark's load generator (scripts/bench.py): K processes, each driving every K-th client.
 
 Each process logs its clients in, sends as its plan says, checks every delivery its own receivers get (lost,
-duplicated, out of order, per sender) and reports to the parent over a pipe. Two engines run the clients:
+duplicated, out of order, per sender: in C, scripts/ledger.c, where a C compiler builds it, else in a Python
+loop that does the same) and reports to the parent over a pipe. Two engines run the clients:
 `selectors` (the standard library; Linux's kernel receive stamps for latency) and `uvloop` (libuv: a read
 costs the generator about half as much, so it keeps up with a faster server; from the `bench` extra).
 """
@@ -148,8 +149,8 @@ def compiler() -> list[str] | None:
 
 @functools.cache
 def c_walk() -> tuple[Callable[..., int] | None, str]:
-    """ledger.c's walk, built once per content and compiler into the user's cache (so a fork of this process
-    has it already), and "" or None and why not."""
+    """ledger.c's walk and "", or None and why it cannot run here. Built once per source and compiler into
+    the user's cache, loaded once per process (a generator forked from bench.py has it loaded already)."""
     if sys.platform == "win32":
         return None, "it is built for Linux and macOS only"
     command = compiler()
