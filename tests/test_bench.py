@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,43 @@ def test_ledger_notes_when_the_server_drops_a_silent_client(accounting):
     book = ledger(silent=frozenset({0}), own=(1,), accounting=accounting)
     book.account(1, b'{"type":"leave","seq":4,"name":"u0","reason":"slow","ts":1.0}\n', 0)
     assert set(book.dropped_at) == {0}
+
+
+class Acks:
+    """A socket as the engines see it after a read: what it was asked to set."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data, self.set = data, []
+
+    def recv(self, size: int) -> bytes:
+        return self.data
+
+    def setsockopt(self, *option) -> None:
+        self.set.append(option)
+
+
+QUICK = (loadgen.socket.IPPROTO_TCP, loadgen.TCP_QUICKACK, 1)
+LINUX = pytest.mark.skipif(loadgen.TCP_QUICKACK is None, reason="TCP_QUICKACK is Linux's")
+
+
+@LINUX
+@pytest.mark.parametrize("scenario", ["saturation", "light"])
+def test_each_read_is_acknowledged_at_once_in_the_windowed_scenario_only(scenario):
+    # ngircd leaves Nagle on: in the closed loop of the windowed scenario a delayed acknowledgement stalls it.
+    plan = replace(bench.scenario_plan(scenario, bench.chatroom_target("chatroom", ROOT, 0, []), 0, 100,
+                                       quick=True, engine="selectors"), stamps=False)
+    expected = [QUICK] if scenario == "saturation" else []
+    sock = Acks(line(1, 1))
+    swarm = loadgen.Swarm.__new__(loadgen.Swarm)  # its reading side only: no server to log in to
+    swarm.plan, swarm.ledger = plan, ledger(own=(0,))
+    swarm.selector = type("Ready", (), {"select": lambda self, timeout: [(type("Key", (), {
+        "fileobj": sock, "data": 0})(), 1)]})()
+    swarm.poll(0)
+    assert sock.set == expected and swarm.ledger.deliveries == 1
+    receiver = loadgen.Receiver(type("LoopSwarm", (), {"plan": plan, "received": lambda *args: None})(), 0)
+    receiver.connection_made(type("Transport", (), {"get_extra_info": lambda self, name: Acks()})())
+    receiver.data_received(line(1, 1))
+    assert receiver.sock.set == expected
 
 
 def test_an_older_server_gets_only_the_flags_it_accepts(tmp_path):
