@@ -1,11 +1,13 @@
 """The history writer's work per message, step by step, in one process: python scripts/bench_history.py
-[--groups G] [--per N] [--trigram].
+[--groups G] [--per N] [--trigram | --grouped].
 
 Writes G groups of N messages (1,600: what saturation at N=100 gives the writer every 0.1 s) into a new history
 file the way the writer does (one transaction a group, the rows made from events whose JSON the room already
 encoded), timing each step with this thread's CPU clock. `--trigram` also keeps the FTS5 trigram index of
 schema 2 (issue #18's, dropped by issue #21): one entry per message in the same transaction, to show what it
-cost. docs/performance.md, "The history's search index".
+cost. `--grouped` writes one row per group instead (its messages' JSON joined, and their case-folded texts for a
+search): not the server's layout, a measure of what a file of groups would cost the writer. docs/performance.md,
+"The history's search index" and "An honest load generator".
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from chatroom.server.history import History, _event_json, searchable  # noqa: E4
 
 TRIGRAM_TABLE = ("CREATE VIRTUAL TABLE search USING fts5(text, content='events', content_rowid='id', "
                  "tokenize='trigram case_sensitive 1')")
+GROUPS_TABLE = "CREATE TABLE groups (last INTEGER PRIMARY KEY, bodies TEXT NOT NULL, texts TEXT NOT NULL)"
 STEPS = ("rows", "insert", "index", "commit")
 
 
-def measure(groups: int, per: int, trigram: bool) -> dict[str, float]:
+def measure(groups: int, per: int, trigram: bool, grouped: bool = False) -> dict[str, float]:
     """CPU µs per message of each step."""
     spent: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as directory:
@@ -38,6 +41,8 @@ def measure(groups: int, per: int, trigram: bool) -> dict[str, float]:
             assert db is not None
             if trigram:
                 db.execute(TRIGRAM_TABLE)
+            if grouped:
+                db.execute(GROUPS_TABLE)
             seq = history.last_id
             text = "B|12|345|1733333333333|" + "x" * 40  # the benchmark's payload, 64 bytes
             for _ in range(groups):
@@ -50,9 +55,16 @@ def measure(groups: int, per: int, trigram: bool) -> dict[str, float]:
                 clock = time.thread_time
                 began = clock()
                 db.execute("BEGIN")
-                rows = [(e.seq, e.TYPE, _event_json(e), searchable(e.text)) for e in events]
+                if grouped:  # JSON holds no raw newline; a sanitized text holds no NUL
+                    rows = [(events[-1].seq, "\n".join([_event_json(e) for e in events]),
+                             "\0".join([searchable(e.text) for e in events]))]
+                else:
+                    rows = [(e.seq, e.TYPE, _event_json(e), searchable(e.text)) for e in events]
                 made = clock()
-                db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", rows)
+                if grouped:
+                    db.executemany("INSERT INTO groups VALUES (?, ?, ?)", rows)
+                else:
+                    db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", rows)
                 inserted = clock()
                 if trigram:
                     db.executemany("INSERT INTO search(rowid, text) VALUES (?, ?)", [(r[0], r[3]) for r in rows])
@@ -71,11 +83,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=40, help="transactions (default 40)")
     parser.add_argument("--per", type=int, default=1600, help="messages in each (default 1600)")
-    parser.add_argument("--trigram", action="store_true", help="also keep schema 2's trigram index")
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument("--trigram", action="store_true", help="also keep schema 2's trigram index")
+    layout.add_argument("--grouped", action="store_true", help="one row per group (not the server's layout)")
     args = parser.parse_args()
-    figures = measure(args.groups, args.per, args.trigram)
-    print(f"{args.groups} groups of {args.per} messages{', with the trigram index' if args.trigram else ''}: "
-          f"µs of CPU per message")
+    figures = measure(args.groups, args.per, args.trigram, args.grouped)
+    kind = ", with the trigram index" if args.trigram else ", one row per group" if args.grouped else ""
+    print(f"{args.groups} groups of {args.per} messages{kind}: µs of CPU per message")
     for step in STEPS:
         print(f"  {figures[step]:6.2f}  {step}")
     print(f"  {sum(figures.values()):6.2f}  in all")

@@ -508,9 +508,9 @@ def test_trace_hops_times_each_hop_of_a_line_through_the_server():
 
 
 @pytest.mark.skipif(os.name == "nt", reason="Windows' thread CPU clock ticks every 15.6 ms: a smoke run reads 0")
-@pytest.mark.parametrize("trigram", [False, True])
-def test_bench_history_times_each_step_of_the_writer(trigram):
-    figures = bench_history.measure(groups=2, per=50, trigram=trigram)
+@pytest.mark.parametrize("layout", ["rows", "trigram", "grouped"])
+def test_bench_history_times_each_step_of_the_writer(layout):
+    figures = bench_history.measure(groups=2, per=50, trigram=layout == "trigram", grouped=layout == "grouped")
     assert list(figures) == list(bench_history.STEPS) and all(value >= 0 for value in figures.values())
-    if trigram:
+    if layout == "trigram":
         assert figures["index"] > 0
