@@ -240,6 +240,11 @@ def test_the_c_and_python_accountings_agree_on_every_count_of_a_random_stream(fo
     assert python[1] and python[2] and python[4] and any(any(gaps) for _, gaps in python[-1].values())
 
 
+COARSE_CPU_CLOCK = pytest.mark.skipif(os.name == "nt", reason="Windows' CPU clocks tick every 15.6 ms: a smoke run "
+                                                              "reads 0")
+
+
+@COARSE_CPU_CLOCK
 def test_bench_ledger_times_an_accounting_per_delivery(accounting):
     assert 0 < bench_ledger.cost(accounting, clients=100, per_read=60, deliveries=6000) < 1000
 
@@ -507,7 +512,7 @@ def test_trace_hops_times_each_hop_of_a_line_through_the_server():
     assert hops == sorted(hops)  # each hop after the one before
 
 
-@pytest.mark.skipif(os.name == "nt", reason="Windows' thread CPU clock ticks every 15.6 ms: a smoke run reads 0")
+@COARSE_CPU_CLOCK
 @pytest.mark.parametrize("layout", ["rows", "trigram", "grouped"])
 def test_bench_history_times_each_step_of_the_writer(layout):
     figures = bench_history.measure(groups=2, per=50, trigram=layout == "trigram", grouped=layout == "grouped")
