@@ -75,7 +75,7 @@ int ledger_walk(books_t *books, int64_t *last, int64_t *gaps, int receiver, cons
     int64_t echoes = last[receiver];
     for (int64_t index = 0; index < payloads; index++) {
         int64_t sender = pairs[2 * index], seq = pairs[2 * index + 1];
-        if (seq == last[sender] + 1) {
+        if (seq - 1 == last[sender]) { /* seq >= 0: no overflow, where last + 1 could have one */
             last[sender] = seq;
         } else if (seq == last[sender]) {
             books->duplicated++;

@@ -144,6 +144,7 @@ LEDGER_C = Path(__file__).with_name("ledger.c")
 TO_PYTHON, TOO_SMALL = -1, -2  # what ledger_walk returns when not how many latencies it sampled
 C_FLAGS = ["-O2", "-shared", "-fPIC"]
 ACCOUNTINGS = ("c", "python")
+C_INT_MAX = 2**31 - 1
 FIRST_CAPACITY = 4096  # payloads a read may hold before the books' arrays grow
 
 
@@ -173,33 +174,48 @@ def c_walk() -> tuple[Callable[..., int] | None, str]:
     command = compiler()
     if command is None:
         return None, "no C compiler (cc or gcc, or $CC)"
-    source = LEDGER_C.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, *(part.encode() for part in command + C_FLAGS),
-                                      platform.machine().encode(), sys.platform.encode()])).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chatroom"
-    library = cache / f"ledger-{key}.so"
     try:
-        if not library.exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            # Built under a name of its own, then renamed: a concurrent builder never loads a half-written file.
-            handle, building = tempfile.mkstemp(dir=cache, prefix=f"ledger-{key}-", suffix=".so")
-            os.close(handle)
+        source = LEDGER_C.read_bytes()
+        key = hashlib.sha256(b"\0".join([source, *(part.encode() for part in command + C_FLAGS),
+                                          platform.machine().encode(), sys.platform.encode()])).hexdigest()[:16]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chatroom"
+        library = cache / f"ledger-{key}.so"
+        for cached in (library.exists(), False):
+            if not cached:
+                failed = _build(command, cache, library, key)
+                if failed:
+                    return None, failed
             try:
-                built = subprocess.run([*command, *C_FLAGS, "-o", building, str(LEDGER_C)], capture_output=True,
-                                       text=True, timeout=120)
-                if built.returncode != 0:
-                    said = (built.stderr.strip() or built.stdout.strip() or f"exit status {built.returncode}")
-                    return None, f"{command[0]} failed: {said.splitlines()[0]}"
-                os.replace(building, library)
-            finally:
-                Path(building).unlink(missing_ok=True)
-        # PyDLL keeps the GIL over the call: the walk takes microseconds, releasing it would cost more. No
-        # argtypes: their conversions tripled the cost of a call (Ledger._walked passes exactly what it takes).
-        walk = ctypes.PyDLL(str(library)).ledger_walk
-    except (OSError, subprocess.SubprocessError) as exc:
+                # PyDLL keeps the GIL over the call: the walk takes microseconds, releasing it would cost more. No
+                # argtypes: their conversions tripled the cost of a call (Ledger._walked passes what it takes).
+                walk = ctypes.PyDLL(str(library)).ledger_walk
+                break
+            except OSError:
+                if not cached:
+                    raise
+                library.unlink(missing_ok=True)  # a damaged copy in the cache: built again, once
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:  # RuntimeError: no home directory
         return None, f"it could not be built or loaded: {exc}"
     walk.restype = ctypes.c_int
     return walk, ""
+
+
+def _build(command: list[str], cache: Path, library: Path, key: str) -> str:
+    """Compile ledger.c into `library`: "" or why it failed."""
+    cache.mkdir(parents=True, exist_ok=True)
+    # Built under a name of its own, then renamed: a concurrent builder never loads a half-written file.
+    handle, building = tempfile.mkstemp(dir=cache, prefix=f"ledger-{key}-", suffix=".so")
+    os.close(handle)
+    try:
+        built = subprocess.run([*command, *C_FLAGS, "-o", building, str(LEDGER_C)], capture_output=True,
+                               text=True, timeout=120)
+        if built.returncode != 0:
+            said = built.stderr.strip() or built.stdout.strip() or f"exit status {built.returncode}"
+            return f"{command[0]} failed: {said.splitlines()[0]}"
+        os.replace(building, library)
+        return ""
+    finally:
+        Path(building).unlink(missing_ok=True)
 
 
 def accounting_missing(accounting: str) -> str:
@@ -225,12 +241,15 @@ class Ledger:
 
     The payloads of a read are walked by ledger.c where the plan's accounting is "c", by the Python loop
     otherwise; ledger.c hands the Python loop, on the same books, any read it could not read exactly as the
-    loop would (a "|" count not a multiple of 4, a field not a plain number)."""
+    loop would (a "|" count not a multiple of 4, a field not a plain number). With the C accounting the books
+    are C's 64-bit integers: sequence numbers stay below 2**63 (the generator's own, counted from 1)."""
 
     def __init__(self, plan: Plan, own: list[int]) -> None:
         self.plan = plan
         self.own = own
         self.tails = {client: b"" for client in own}
+        if plan.sample_every < 1:
+            raise ValueError(f"sample_every is 1 or more (every n-th latency), not {plan.sample_every}")
         self._walk, missing = c_walk() if plan.accounting == "c" else (None, "")
         if missing:
             raise RuntimeError(f"the C accounting is not available: {missing}")
@@ -288,6 +307,8 @@ class Ledger:
 
     def _walked(self, walk: Callable[..., int], receiver: int, data: bytes, cut: int, now: int) -> bool:
         """ledger.c's walk of data[:cut]; False if it leaves the read to the Python loop."""
+        if cut > C_INT_MAX:  # its length goes to C as an int (no argtypes: see c_walk)
+            return False
         self.books.now = now
         while True:
             sampled = walk(self._books, self.last_seq[receiver], self.gaps[receiver], receiver, data, cut)

@@ -275,6 +275,34 @@ def test_the_c_accounting_is_built_once_for_its_source_and_compiler(monkeypatch,
     assert loadgen.c_walk.__wrapped__()[1] == "" and built[0].stat().st_mtime_ns == modified
 
 
+@NEEDS_C
+def test_a_read_longer_than_a_c_int_is_left_to_the_python_loop(monkeypatch):
+    book = ledger(own=(0,), accounting="c")
+    monkeypatch.setattr(loadgen, "C_INT_MAX", 10)  # 2 GiB in a real read
+    monkeypatch.setattr(book, "_walk", lambda *args: pytest.fail("a length C cannot take went to C"))
+    book.account(0, line(1, 1) + line(2, 1), 0)
+    assert book.deliveries == 2
+
+
+def test_a_ledger_samples_every_nth_latency_from_the_first_on():
+    with pytest.raises(ValueError, match="sample_every is 1 or more"):
+        ledger(sample_every=0)  # the C walk would divide by it
+
+
+@NEEDS_C
+def test_a_damaged_library_in_the_cache_is_built_again(monkeypatch, tmp_path):
+    # Its name from a build elsewhere (a library loaded once stays loaded under its path: damage a copy).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "first"))
+    assert loadgen.c_walk.__wrapped__()[1] == ""
+    [built] = (tmp_path / "first" / "chatroom").iterdir()
+    damaged = tmp_path / "second" / "chatroom" / built.name
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not a library")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "second"))
+    walk, missing = loadgen.c_walk.__wrapped__()
+    assert walk is not None and missing == "" and damaged.read_bytes()[:4] in (b"\x7fELF", b"\xcf\xfa\xed\xfe")
+
+
 def test_the_ngircd_config_is_the_runs_own_with_penalties_off(tmp_path):
     target = bench.target("ngircd", 16667, bench.Checkouts(ROOT), {})
     files = dict(target.files)
