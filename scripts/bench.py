@@ -21,7 +21,7 @@ Usage: python scripts/bench.py [--targets chatroom,no-history,ngircd,baseline,na
                                [--cluster] [--scenarios light,saturation,slow,steady] [--sizes 100,1000]
                                [--rounds R]
                                [--seconds S] [--generators K] [--engine auto|selectors|uvloop]
-                               [--accounting auto,c,python]
+                               [--accounting auto,c,python] [--delayed-acks]
                                [--chatroom-root DIR] [--json FILE] [--quick]
 """
 
@@ -386,7 +386,7 @@ def accounting_for(asked: str) -> str:
 
 
 def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, engine: str = "auto",
-                  accounting: str = "auto") -> Plan:
+                  accounting: str = "auto", delayed_acks: bool = False) -> Plan:
     if name == "light":
         plan = Plan(target, port, clients=20 if quick else 100, senders=5 if quick else 10, rate=100.0, size=64)
     elif name == "steady":
@@ -404,14 +404,15 @@ def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, 
     chosen = engine_for(plan.stamps, engine)
     # The uvloop engine reads no kernel stamps: its latencies end when the generator reads.
     return replace(plan, engine=chosen, stamps=plan.stamps and chosen == "selectors",
-                   accounting=accounting_for(accounting))
+                   accounting=accounting_for(accounting), delayed_acks=delayed_acks)
 
 
 def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Namespace, checkouts: Checkouts,
             flags: dict[str, list[str]], accounting: str = "auto") -> Result:
     port = free_port()
     server_target = target(name, port, checkouts, flags)
-    plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine, accounting)
+    plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine, accounting,
+                         args.delayed_acks)
     server = redis = None
     redis_began: tuple[float, float] | None = None  # Redis's CPU seconds and the time when the run began
 
@@ -661,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what runs the generators' clients: auto (default) is uvloop for saturation, when "
                              "installed (pip install -e .[bench]), and selectors where latency is measured with "
                              "the kernel's receive stamps (light, slow)")
+    parser.add_argument("--delayed-acks", action="store_true",
+                        help="in saturation too, let the generators' kernel delay its acknowledgements (by "
+                             "default each read is acknowledged at once there: a server that leaves Nagle on, "
+                             "as ngircd does, otherwise stalls on the closed loop; docs/performance.md)")
     parser.add_argument("--accounting", type=listed, default="auto", metavar="auto,c,python",
                         help="who checks each delivery in the generators: c (scripts/ledger.c, built with the "
                              "system's C compiler on first use), python (the same accounting in a Python loop, "

@@ -111,14 +111,16 @@ class Plan:
     stamps: bool = KERNEL_STAMPS
     engine: str = "selectors"  # or "uvloop" (no kernel stamps: latency ends when the generator reads)
     accounting: str = "python"  # or "c": who walks each delivery (see Ledger)
+    delayed_acks: bool = False  # keep the kernel's delayed acknowledgements in the windowed scenario too
 
     def sending(self) -> list[int]:
         return [index for index in range(self.senders) if index not in self.silent]
 
     @property
     def quick_acks(self) -> bool:
-        """Every read acknowledged at once (see TCP_QUICKACK): the windowed scenario, where the OS can."""
-        return self.rate == 0 and TCP_QUICKACK is not None
+        """Every read acknowledged at once (see TCP_QUICKACK): the windowed scenario, where the OS can, unless
+        asked not to."""
+        return self.rate == 0 and not self.delayed_acks and TCP_QUICKACK is not None
 
 
 def acknowledge(sock: Any) -> None:

@@ -137,6 +137,7 @@ def test_each_read_is_acknowledged_at_once_in_the_windowed_scenario_only(scenari
     receiver.connection_made(type("Transport", (), {"get_extra_info": lambda self, name: Acks()})())
     receiver.data_received(line(1, 1))
     assert receiver.sock.set == expected
+    assert not replace(plan, delayed_acks=True).quick_acks  # bench.py --delayed-acks
 
 
 def test_an_older_server_gets_only_the_flags_it_accepts(tmp_path):
