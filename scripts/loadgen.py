@@ -43,7 +43,7 @@ KERNEL_STAMPS = SO_TIMESTAMPNS is not None
 # leaves Nagle's algorithm on (ngircd sets no TCP_NODELAY) then holds its next small write until the generator
 # acknowledges the last one, and the generator's kernel delays that acknowledgement (up to 40 ms) hoping to
 # carry it on data this client will not send before the delivery arrives: a stall of the closed loop, not of
-# the server (ngircd at N=100: 0.75 million deliveries/s at 30 % of its CPU, 3.2 million with it). So there,
+# the server (ngircd at N=100: 0.7-0.8 million deliveries/s at 25 % of its CPU, 3.4 million with it). So there,
 # every read asks for the acknowledgement at once (Linux; TCP_QUICKACK does not last, hence after each read).
 TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 STEP_TIMEOUT = 60.0  # longest wait for a generator to log its clients in or to drain, beyond the run itself

@@ -20,7 +20,7 @@ from .wakeup import SelectorThread
 SWEEP_INTERVAL = 0.5  # how often waiting connections are judged
 # A busy room: when a turn's sends carried this much each on average, what arrives next is worth gathering
 # for COALESCE_WAIT before the next turn, so each connection gets one larger send instead of several small
-# ones (at N=100 saturation 0.91-0.99 sends per message instead of 1.9: docs/performance.md). A turn of small
+# ones (at N=100 saturation 0.7-1.0 sends per message instead of 1.9: docs/performance.md). A turn of small
 # sends (a quiet room, a message at a time, whatever the number of members) never waits.
 COALESCE_BYTES = 2048
 COALESCE_WAIT = 0.002  # seconds (4 ms gathered no more, and a closed loop waits it out: docs/performance.md)
