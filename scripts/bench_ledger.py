@@ -10,7 +10,7 @@ import argparse
 import random
 import time
 
-from loadgen import ACCOUNTINGS, Ledger, Plan, Target, accounting_missing
+from loadgen import ACCOUNTINGS, Ledger, Plan, Target, accounting_missing, payload
 
 # (clients, deliveries per read): what the generators read per call at saturation, counted in a run
 # (N=100: 140-180 with the Python accounting; N=1000: 250-700), and a shorter read.
@@ -26,9 +26,8 @@ def reads(clients: int, per_read: int, count: int, rng: random.Random) -> list[b
         for _ in range(per_read):
             sender = rng.randrange(clients)
             seq[sender] += 1
-            head = f"B|{sender}|{seq[sender]}|{time.time_ns()}|"
             lines.append(b'{"type":"message","seq":%d,"sender":"u%d","text":"%s","ts":1733333333.123}\n'
-                         % (seq[sender], sender, (head + "x" * (64 - len(head))).encode()))
+                         % (seq[sender], sender, payload(sender, seq[sender], 64)))
         chunks.append(b"".join(lines))
     return chunks
 

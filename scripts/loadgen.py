@@ -225,6 +225,12 @@ def accounting_missing(accounting: str) -> str:
     return c_walk()[1] if accounting == "c" else ""
 
 
+def payload(sender: int, seq: int, size: int) -> bytes:
+    """What `sender` says the `seq`-th time: "B|sender|seq|send time in ns|", padded to `size` bytes."""
+    head = b"B|%d|%d|%d|" % (sender, seq, time.time_ns())
+    return head + b"x" * (size - len(head))
+
+
 # --- the accounting, the same for both engines ------------------------------------------------------
 
 def fields(lines: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
@@ -375,7 +381,6 @@ class Clients:
         self.ledger = Ledger(plan, own)
         self.socks: dict[int, socket.socket] = {}
         self.sent = [0] * plan.clients
-        self.filler = b"x" * plan.size
         try:
             self._login()
         except BaseException:
@@ -410,8 +415,7 @@ class Clients:
     def line(self, sender: int) -> bytes:
         """The next payload of `sender`, counted as sent."""
         self.sent[sender] += 1
-        head = f"B|{sender}|{self.sent[sender]}|{time.time_ns()}|".encode()
-        return self.plan.target.say + head + self.filler[len(head):] + b"\n"
+        return self.plan.target.say + payload(sender, self.sent[sender], self.plan.size) + b"\n"
 
     def send(self, sender: int) -> None:
         raise NotImplementedError  # each engine writes its own way
