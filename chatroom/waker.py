@@ -15,6 +15,7 @@ import time
 # left a buffer's worth of wake-ups unread makes it wait, and never longer than this.
 WAKE_TIMEOUT = 1.0
 DRAIN = 4096  # bytes of wake-ups one recv takes: fewer came when it takes fewer
+CLOSE_CHECK = 0.05  # how often a wake waiting for room looks whether the waker was closed meanwhile
 
 
 def wait_ready(sock: socket.socket, for_write: bool, timeout: float | None) -> bool:
@@ -37,26 +38,39 @@ class Waker:
         self.sock.setblocking(False)
         self._poke.setblocking(False)
         # A wake and the close, from two threads, never meet on the socket (a send on a descriptor being closed,
-        # perhaps already reused).
+        # perhaps already reused): the sockets close when the close has come and no wake is using them. The
+        # lock guards only that count, never a wait (a wake may wait for room up to WAKE_TIMEOUT).
         self._lock = threading.Lock()
+        self._waking = 0
         self._closed = False
 
     def wake(self) -> None:
         with self._lock:
             if self._closed:
                 return
-            deadline = time.monotonic() + WAKE_TIMEOUT
-            while True:
-                try:
-                    self._poke.send(b"\0")
-                    return
-                except BlockingIOError:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return  # a second of unread wake-ups: the loop has plenty to wake it
-                    wait_ready(self._poke, True, left)
-                except OSError:
-                    return
+            self._waking += 1
+        try:
+            self._send()
+        finally:
+            with self._lock:
+                self._waking -= 1
+                last_out = self._closed and not self._waking
+            if last_out:
+                self._close_sockets()
+
+    def _send(self) -> None:
+        deadline = time.monotonic() + WAKE_TIMEOUT
+        while not self._closed:
+            try:
+                self._poke.send(b"\0")
+                return
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return  # a second of unread wake-ups: the loop has plenty to wake it
+                wait_ready(self._poke, True, min(left, CLOSE_CHECK))
+            except OSError:
+                return
 
     def drain(self) -> None:
         """Take the wake-ups that came, so that select waits again: one recv, unless it filled its buffer."""
@@ -67,9 +81,15 @@ class Waker:
             pass
 
     def close(self) -> None:
+        """At once; a wake waiting for room at that moment closes the sockets when it is done."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self.sock.close()
-            self._poke.close()
+            idle = not self._waking
+        if idle:
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        self.sock.close()
+        self._poke.close()

@@ -86,3 +86,21 @@ def test_a_wake_up_never_waits_longer_than_its_timeout():
         assert time.monotonic() - began < WAKE_TIMEOUT + TIMEOUT
     finally:
         waker.close()
+
+
+def test_a_close_never_waits_for_a_wake_up_waiting_for_room(monkeypatch):
+    monkeypatch.setattr("chatroom.waker.WAKE_TIMEOUT", TIMEOUT * 3)  # a wake that would outwait the test
+    waker = Waker()
+    fill(waker)
+    waking = threading.Thread(target=waker.wake)
+    waking.start()
+    deadline = time.monotonic() + TIMEOUT
+    while not waker._waking and time.monotonic() < deadline:  # until the wake waits for room
+        time.sleep(0.001)
+    closing = threading.Thread(target=waker.close)
+    closing.start()
+    closing.join(TIMEOUT)
+    assert not closing.is_alive()  # the close did not wait behind the wake's wait
+    waking.join(TIMEOUT)
+    assert not waking.is_alive()  # the wake saw the close and gave up
+    assert waker.sock.fileno() == -1 and waker._poke.fileno() == -1  # and closed the sockets, the last out
