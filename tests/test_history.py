@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,50 @@ def test_keep_bounds_the_file(tmp_path):
         assert [m.seq for m in search(history, None, 100)] == list(range(21, 31))
         assert search(history, "word5") == []  # gone from the file
     finally:
+        history.close()
+
+
+def test_an_event_appended_while_the_writer_takes_the_queue_is_still_written(tmp_path, monkeypatch):
+    history = History(tmp_path / "room.sqlite3")
+    late = Message(seq=1, sender="a", text="late")
+    in_append, go = threading.Event(), threading.Event()
+    takers: list[str] = []
+
+    class PausingList(list):  # the room's append paused between finding the list and putting into it
+        def append(self, event):
+            in_append.set()
+            go.wait(TIMEOUT)
+            super().append(event)
+
+    class CountingLock:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def __enter__(self):
+            takers.append(threading.current_thread().name)
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
+    monkeypatch.setattr(history, "_taking", CountingLock(), raising=False)
+    history._appended = PausingList()
+    try:
+        appending = threading.Thread(target=history.append, args=(late,))
+        appending.start()
+        assert in_append.wait(TIMEOUT)
+        flushing = threading.Thread(target=history.flush)
+        flushing.start()
+        # The writer has come to take the list, the append still in it (or, unguarded, has taken it already).
+        wait_until(lambda: len(takers) == 2 or not flushing.is_alive())
+        go.set()
+        appending.join(TIMEOUT)
+        flushing.join(TIMEOUT)
+        assert not appending.is_alive() and not flushing.is_alive()
+        stored(history)
+        assert [m.text for m in search(history, None)] == ["late"]
+    finally:
+        go.set()
         history.close()
 
 

@@ -178,6 +178,9 @@ class History:
         self.on_disk = path is not None
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._appended: list[Event] = []  # not yet taken by the writer (see `append`)
+        # An append and the writer's taking never interleave: an event put into a list just taken could miss
+        # its commit and the file. Held for a list operation only.
+        self._taking = threading.Lock()
         self._questions: queue.Queue[Any] = queue.Queue(QUERY_QUEUE)
         self._db: sqlite3.Connection | None = None
         self._reader_db: sqlite3.Connection | None = None  # the reader's; None: to open at its next question
@@ -310,8 +313,10 @@ class History:
         """Keep a public event for the writer. Only the first since the writer last took them wakes it: a
         wake-up per message cost the room more than the writer's own work (docs/performance.md)."""
         if self._writing:
-            self._appended.append(event)
-            if len(self._appended) == 1:
+            with self._taking:
+                self._appended.append(event)
+                first = len(self._appended) == 1
+            if first:
                 self._jobs.put(("events", None))
 
     def ids_used_up_to(self, last_id: int) -> None:
@@ -428,7 +433,8 @@ class History:
                 batch.append(self._jobs.get(timeout=left))
             except queue.Empty:
                 break
-        events, self._appended = self._appended, []
+        with self._taking:
+            events, self._appended = self._appended, []
         return batch, events
 
     def _write(self, batch: list[tuple[str, Any]], events: list[Any]) -> bool:
