@@ -60,17 +60,26 @@ class Waker:
 
     def _send(self) -> None:
         deadline = time.monotonic() + WAKE_TIMEOUT
-        while not self._closed:
+        while True:
             try:
                 self._poke.send(b"\0")
                 return
             except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return  # a second of unread wake-ups: the loop has plenty to wake it
-                wait_ready(self._poke, True, min(left, CLOSE_CHECK))
+                if not self._wait_for_room(deadline):
+                    return  # closed, or a second of unread wake-ups: the loop has plenty to wake it
             except OSError:
                 return
+
+    def _wait_for_room(self, deadline: float) -> bool:
+        """Whether the socket says it has room before the deadline, the waker still open. The wait comes in
+        slices only to see a close; the send is tried again when there is room, not after each slice."""
+        while not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if wait_ready(self._poke, True, min(left, CLOSE_CHECK)):
+                return True
+        return False
 
     def drain(self) -> None:
         """Take the wake-ups that came, so that select waits again: one recv, unless it filled its buffer."""
