@@ -408,7 +408,7 @@ def scenario_plan(name: str, target: Target, port: int, size: int, quick: bool, 
 
 
 def run_one(name: str, scenario: str, size: int, round_: int, args: argparse.Namespace, checkouts: Checkouts,
-            flags: dict[str, list[str]], accounting: str = "auto") -> Result:
+            flags: dict[str, list[str]], accounting: str) -> Result:
     port = free_port()
     server_target = target(name, port, checkouts, flags)
     plan = scenario_plan(scenario, server_target, port, size, args.quick, args.engine, accounting,

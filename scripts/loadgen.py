@@ -116,7 +116,7 @@ class Plan:
     def sending(self) -> list[int]:
         return [index for index in range(self.senders) if index not in self.silent]
 
-    @property
+    @functools.cached_property  # every read asks
     def quick_acks(self) -> bool:
         """Every read acknowledged at once (see TCP_QUICKACK): the windowed scenario, where the OS can, unless
         asked not to."""
@@ -326,7 +326,8 @@ class Ledger:
                 return True
             if sampled == TO_PYTHON:
                 return False
-            self._grow(cut // 4 + 1)  # TOO_SMALL: a payload has 4 "|" at least
+            assert sampled == TOO_SMALL
+            self._grow(cut // 4 + 1)  # a payload has 4 "|" at least
 
     def _walk_python(self, receiver: int, lines: bytes, now: int) -> None:
         # The generator's hot loop: one comparison per delivery when all is well, the rest off the fast path.

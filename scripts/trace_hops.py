@@ -109,9 +109,7 @@ def serve(options: list[str]) -> int:
 def join(port: int, name: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     sock.sendall(json.dumps({"type": "hello", "name": name}).encode() + b"\n")
-    seen = b""
-    while b'"welcome"' not in seen:
-        seen += sock.recv(65536)
+    until(sock, b'"welcome"')
     return sock
 
 

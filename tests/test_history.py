@@ -91,7 +91,7 @@ def test_an_event_appended_while_the_writer_takes_the_queue_is_still_written(tmp
         def __exit__(self, *exc):
             return self.lock.__exit__(*exc)
 
-    monkeypatch.setattr(history, "_taking", CountingLock(), raising=False)
+    monkeypatch.setattr(history, "_taking", CountingLock())
     history._appended = PausingList()
     try:
         appending = threading.Thread(target=history.append, args=(late,))

@@ -6,7 +6,7 @@ import select
 import threading
 import time
 
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wait_until
 
 from chatroom.waker import DRAIN, WAKE_TIMEOUT, Waker
 
@@ -94,9 +94,7 @@ def test_a_close_never_waits_for_a_wake_up_waiting_for_room(monkeypatch):
     fill(waker)
     waking = threading.Thread(target=waker.wake)
     waking.start()
-    deadline = time.monotonic() + TIMEOUT
-    while not waker._waking and time.monotonic() < deadline:  # until the wake waits for room
-        time.sleep(0.001)
+    wait_until(lambda: waker._waking)  # the wake waits for room
     closing = threading.Thread(target=waker.close)
     closing.start()
     closing.join(TIMEOUT)
