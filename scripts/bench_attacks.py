@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatroom.protocol import Hello  # noqa: E402  (after the path it is found on)
+from chatroom.server.main import listening_port  # noqa: E402
 from chatroom.ratelimit import TokenBucket  # noqa: E402
 from chatroom.server.config import Config  # noqa: E402
 from chatroom.server.history import History, searchable  # noqa: E402
@@ -89,7 +90,7 @@ def server(history: Path, *options: str) -> Iterator[int]:
         first = proc.stdout.readline()
         if " port " not in first:
             raise RuntimeError(f"the server did not start: {first!r}")
-        yield int(first.split(" port ")[1].split(";")[0].split()[0])
+        yield listening_port(first)
     finally:
         proc.terminate()
         proc.wait(TIMEOUT)

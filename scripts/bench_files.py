@@ -40,6 +40,7 @@ from chatroom.client.loop import Background, Loop, Received  # noqa: E402
 from chatroom.client.session import Notice, Timing  # noqa: E402
 from chatroom.client.transfers import Transfers  # noqa: E402
 from chatroom.protocol import FileShared, Hello  # noqa: E402
+from chatroom.server.main import listening_port  # noqa: E402
 
 MB = 1_000_000
 WAIT = 600.0
@@ -79,7 +80,7 @@ class ServerProcess:
                  "--max-file-size", "2G", "--files-quota", "10G", "--files-total", "20G", *extra],
                 stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=lambda: pin(0))
         first = self.proc.stdout.readline()  # type: ignore[union-attr]
-        self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
+        self.port = listening_port(first)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -158,6 +158,7 @@ def trace(args: argparse.Namespace, history: list[str]) -> tuple[dict[str, float
         first = proc.stdout.readline()
         if " port " not in first:
             raise SystemExit(f"the server did not start: {first!r}")
+        # Read here, not with chatroom.server.main.listening_port: the server traced may be an older checkout's.
         port = int(first.split(" port ")[1].split(";")[0].split()[0])
         pin(1)
         members = [join(port, f"m{index}") for index in range(args.members)]

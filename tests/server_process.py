@@ -10,6 +10,8 @@ from pathlib import Path
 
 from conftest import TIMEOUT
 
+from chatroom.server.main import listening_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,7 +38,7 @@ class ServerProcess:
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()  # the start-up line: listening from now on
         assert " port " in first, first
-        self.port = int(first.split(" port ")[1].split(";")[0].split()[0])
+        self.port = listening_port(first)
         self.started = [first, *(self.proc.stdout.readline() for _ in range(2))]  # the history, the files
 
     def kill(self) -> None:

@@ -26,6 +26,7 @@ from conftest import (
 from chatroom.protocol import LINE_LIMIT, Hello
 from chatroom.server.outbox import Outbox
 from chatroom.server.config import Config
+from chatroom.server.main import listening_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +148,7 @@ def test_the_room_keeps_going_when_nobody_reads_the_servers_stderr():
                              "--room-joins", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
     try:
-        port = int(proc.stdout.readline().split(" port ")[1].split(";")[0])
+        port = listening_port(proc.stdout.readline())
         watcher = JsonClient(port)
         watcher.login("watcher")
         # Each visit logs a join and a leave: far more than a pipe holds (64 KiB) while stderr is unread.
@@ -307,7 +308,7 @@ def test_a_second_ctrl_c_only_cuts_the_shutdown_short():
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
-        port = int(proc.stdout.readline().split(" port ")[1].split(";")[0])
+        port = listening_port(proc.stdout.readline())
         watcher = JsonClient(port)
         watcher.login("watcher")
         stuck.connect(("127.0.0.1", port))

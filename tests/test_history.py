@@ -20,6 +20,7 @@ from chatroom.protocol import Joined, Message
 from chatroom.server.catchup import search_words
 from chatroom.server.config import Config
 from chatroom.server.history import History, HistoryError, default_path
+from chatroom.server.main import listening_port
 from chatroom.server.room import Room
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -381,7 +382,7 @@ def start(*args: str) -> tuple[subprocess.Popen, int]:
     first = proc.stdout.readline()
     assert "port" in first, first + proc.stderr.read()
     proc.history_line = proc.stdout.readline()  # type: ignore[attr-defined]
-    return proc, int(first.split(" port ")[1].split(";")[0])
+    return proc, listening_port(first)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> str:

@@ -17,6 +17,7 @@ from chatroom.protocol import BANNER_PREFIX, Hello
 from chatroom.ratelimit import GuessDelay
 from chatroom.server import handler as server_module
 from chatroom.server.config import Config
+from chatroom.server.main import listening_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -329,7 +330,7 @@ def test_server_reads_the_password_file_or_environment(tmp_path):
     proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "0", "--password-file", str(secret)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        port = int(proc.stdout.readline().split(" port ")[1].split(";")[0])
+        port = listening_port(proc.stdout.readline())
         client = JsonClient(port)
         client.line()
         client.send(Hello("x", password="from-file").encode())

@@ -19,7 +19,7 @@ from conftest import TIMEOUT, JsonClient, PlainClient, wait_until, wine_limit
 
 from chatroom import render
 from chatroom.server.config import Config
-from chatroom.server.main import bind_error_message, parse_args
+from chatroom.server.main import bind_error_message, listening_port, parse_args
 
 UNLIMITED = Config(rate=0)
 
@@ -350,7 +350,7 @@ def start_server_process(*args: str) -> tuple[subprocess.Popen, int]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
     assert "; connect with: " in first, first + proc.stderr.read()
-    return proc, int(first.split(" port ")[1].split(";")[0])
+    return proc, listening_port(first)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows Ctrl+C is covered by the CI workflow")

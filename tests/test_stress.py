@@ -21,6 +21,7 @@ from conftest import TIMEOUT, JsonClient, wait_until
 
 from chatroom.protocol import Hello
 from chatroom.server.config import Config
+from chatroom.server.main import listening_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN = Config(rate=0, max_per_address=10_000, joins_per_address=0, room_joins=0, max_members=1000)
@@ -152,7 +153,7 @@ def test_200_clients_20_senders_and_one_that_never_reads():
     swarm = None
     sleeper = socket.socket()
     try:
-        port = int(proc.stdout.readline().split(" port ")[1].split(";")[0])
+        port = listening_port(proc.stdout.readline())
         swarm = Swarm(port, 200)
         swarm.pump(lambda: len(swarm.welcomed) == 200, 30)  # history keeps only the last 128 KiB
         sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

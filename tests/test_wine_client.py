@@ -22,6 +22,8 @@ from winrecords import (
     ALT_BACKSPACE, CTRL_C, CTRL_LEFT, CTRL_RIGHT, ENTER, LEFT, UP, alt_numpad, pasted, press, typed,
 )
 
+from chatroom.server.main import listening_port
+
 if reason := missing():
     pytest.skip(reason, allow_module_level=True)
 
@@ -36,7 +38,7 @@ class LinuxServer:
                                      cwd=ROOT)
         first = self.proc.stdout.readline() if self.proc.stdout else ""
         assert " port " in first, first + self.end(signal.SIGKILL)
-        self.port = int(first.split(" port ")[1].split(";")[0])
+        self.port = listening_port(first)
 
     def end(self, how: signal.Signals = signal.SIGTERM) -> str:
         """Stop it (SIGKILL: as if the machine went away); what it wrote to stderr."""

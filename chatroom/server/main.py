@@ -326,6 +326,12 @@ def _name() -> str:
     return program_name("server.py", "chatroom-server")
 
 
+def listening_port(started: str) -> int:
+    """The port named by the line `main` prints first once it listens (for tools and tests that start a server
+    on port 0); ValueError or IndexError for any other line."""
+    return int(started.split(" port ")[1].split(";")[0].split()[0])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     prog = _name()
