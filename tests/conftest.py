@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +41,32 @@ def wine_limit(reason: str) -> pytest.MarkDecorator:
     """Skips a test under Wine only, for one of the limits of Wine 8 or of the embeddable CPython it runs
     (docs/design.md, "Windows tests under Wine"); a real Windows runs it."""
     return pytest.mark.skipif(UNDER_WINE, reason=f"{WINE_LIMIT}: {reason}")
+
+
+# Wine 8 reports a child that died while Wine was still starting it (before any of Python ran) as CreateProcess
+# failing with ERROR_INTERNAL_ERROR (ntdll's NtCreateUserProcess: the new process's start-up did not succeed and
+# left no exit code). Seen once in a CI run of the suite under Wine, never on Windows; the child ran none of the
+# test's code, so starting it again is the same test.
+WINE_LOST_THE_CHILD = 1359
+WINE_START_ATTEMPTS = 3
+
+
+def start_again_when_wine_loses_the_child(popen_init: Callable[..., None]) -> Callable[..., None]:
+    """`subprocess.Popen.__init__`, tried again (with a warning that names it) when Wine lost the child at start."""
+    @functools.wraps(popen_init)
+    def init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        for attempt in range(1, WINE_START_ATTEMPTS + 1):
+            try:
+                return popen_init(self, *args, **kwargs)
+            except OSError as error:
+                if getattr(error, "winerror", None) != WINE_LOST_THE_CHILD or attempt == WINE_START_ATTEMPTS:
+                    raise
+                warnings.warn(f"Wine lost a child at its start ({error}); started it again", stacklevel=2)
+    return init
+
+
+if UNDER_WINE:
+    subprocess.Popen.__init__ = start_again_when_wine_loses_the_child(subprocess.Popen.__init__)  # type: ignore[method-assign]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
