@@ -118,11 +118,12 @@ fi
 # of the checkout for whatever walks it).
 echo "$PREFIX" >"$HERE/wineprefix"
 
-# python.exe dies at start when its stdout or stderr is a regular file (Wine 8): always through a pipe.
+# scripts/wine_run.py: the output through a pipe (python.exe dies at start when its stdout or stderr is a regular
+# file, Wine 8), a time limit, and the command started again when Wine's own server crashes under it (a Wine bug).
 # CHATROOM_UNDER_WINE tells the tests (tests/conftest.py) to skip what only Wine's limits keep from running.
 windows_python() {
-    env CHATROOM_UNDER_WINE=1 timeout "${CHATROOM_WINE_TIMEOUT:-900}" wine "$PY/python.exe" "$@" </dev/null 2>&1 | cat
-    return "${PIPESTATUS[0]}"
+    env CHATROOM_UNDER_WINE=1 "$VPY" "$ROOT/scripts/wine_run.py" --timeout "${CHATROOM_WINE_TIMEOUT:-900}" \
+        -- wine "$PY/python.exe" "$@"
 }
 version="$(windows_python -c "import sys; print(sys.version.split()[0])" | tr -d '\r')"
 echo "CPython $version for Windows under $(wine --version), set up in $(($(date +%s) - t0)) s" >&2
