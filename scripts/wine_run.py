@@ -10,7 +10,7 @@ again.
     python scripts/wine_run.py [--attempts N] [--timeout SECONDS] -- wine python.exe ...
 
 Exit status: the command's; 124 when the time ran out (as timeout(1)); 75 when Wine's server crashed on every
-attempt.
+attempt; 130 on Ctrl+C (the run stopped).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 TIMED_OUT = 124
+INTERRUPTED = 130
 WINE_CRASHED = 75  # EX_TEMPFAIL: Wine failed, not what it ran
 # What wineserver prints as it aborts on a failed assertion, e.g. "wineserver64: server/sock.c:1331: sock_poll_event:
 # Assertion `sock->obj.ops == &sock_ops' failed."
@@ -69,6 +70,9 @@ def run_once(command: list[str], timeout: float) -> int | None:
                 stop(process, WINE_CRASHED)
                 end_the_dead_servers_processes(os.environ.get("WINEPREFIX"))
                 return None
+    except KeyboardInterrupt:  # the run has a session of its own: Ctrl+C reaches only us
+        log("interrupted: the run is stopped")
+        return stop(process, INTERRUPTED)
     finally:
         process.stdout.close()
 

@@ -4,6 +4,7 @@ scripts/wine_run.py's (scripts/test-windows.sh runs each command under Wine thro
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -163,3 +164,26 @@ def test_after_a_crash_only_wines_processes_of_that_prefix_are_ended(tmp_path: P
         for each in (ours, other_prefix, not_wine):
             each.kill()
             each.wait(TIMEOUT)
+
+
+@posix_only
+def test_ctrl_c_stops_the_run_it_started(tmp_path: Path) -> None:
+    (tmp_path / "program.py").write_text(textwrap.dedent("""
+        import subprocess, sys, time
+        hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        print(hung.pid, flush=True)
+        time.sleep(600)
+    """))
+    runner = subprocess.Popen([sys.executable, str(WINE_RUN), "--", sys.executable, "program.py"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert runner.stdout is not None
+        hung = int(runner.stdout.readline())
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=TIMEOUT * 2)
+    finally:
+        runner.kill()
+        runner.wait(TIMEOUT)
+    assert runner.returncode == wine_run.INTERRUPTED
+    assert "interrupted: the run is stopped" in err and "Traceback" not in err
+    wait_until(lambda: not alive(hung))
