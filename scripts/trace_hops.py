@@ -4,8 +4,8 @@
 Starts chatroom's server (this checkout's, or PYTHONPATH's) in a child process pinned to CPU 0, with timestamps
 taken at each hop of a line through it: the reader has the bytes, the session has parsed the line, the room has
 made the message, the reader hands over to the sender, the sender thread wakes, its first and its last send of
-the message. M members join (pinned to CPU 1); one of them says a line every S seconds, N times, each waiting
-for the last member to get the one before. Prints the median of each hop, counted from the reader having the
+the message. M members join (pinned to CPU 1); one of them says a line every S seconds, N times, each after every
+member got the one before. Prints the median of each hop, counted from the reader having the
 bytes, and the round trip the talking member's client saw (sent to received by the last member).
 
 A line that arrives after the server slept for a while costs several times what the same line costs in a busy
@@ -163,13 +163,18 @@ def trace(args: argparse.Namespace, history: list[str]) -> tuple[dict[str, float
         pin(1)
         members = [join(port, f"m{index}") for index in range(args.members)]
         talker, last = members[0], members[-1]
-        seen = b""
+        seen = dict.fromkeys(members, b"")
         for number in range(args.count):
             time.sleep(args.interval)
             began = time.perf_counter()
             talker.sendall(b'{"type":"say","text":"hop %d"}\n' % number)
-            seen = until(last, b"hop %d\"" % number, seen)
+            line = b"hop %d\"" % number
+            seen[last] = until(last, line, seen[last])
             trips.append((time.perf_counter() - began) * 1e6)
+            # Every member has the line before the next is said: the sender may send to the last member first, and
+            # a line said while it still sends the one before would take that one's sends as its own hops.
+            for member in members[:-1]:
+                seen[member] = until(member, line, seen[member])
         for sock in members:
             sock.close()
     finally:
