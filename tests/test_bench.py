@@ -536,9 +536,11 @@ def test_trace_hops_times_each_hop_of_a_line_through_the_server():
     assert lines[0].startswith("20 lines, one every 0.002 s, 3 members")
     times = {line.split(maxsplit=1)[1]: float(line.split()[0]) for line in lines[1:]}
     assert list(times) == [label for _, label in trace_hops.HOPS[1:]] + [
-        "sent to received by the last member, as its client saw it"]
-    hops = list(times.values())[:-1]
-    assert hops == sorted(hops)  # each hop after the one before
+        "sent to received by the last member, as its client saw it"], out
+    parsed, made, handed, _woken, first_send, last_send = list(times.values())[:-1]
+    # The reader's steps come in turn on its thread, and a send ends after it began. The sender thread keeps its
+    # own time: one already running takes the line without being woken, so its wake-up may come after the send.
+    assert parsed <= made <= handed and first_send <= last_send, out
 
 
 @COARSE_CPU_CLOCK
