@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatroom.protocol import Hello  # noqa: E402  (after the path it is found on)
-from chatroom.server.main import listening_port  # noqa: E402
 from chatroom.ratelimit import TokenBucket  # noqa: E402
 from chatroom.server.config import Config  # noqa: E402
 from chatroom.server.history import History, searchable  # noqa: E402
+from chatroom.server.main import listening_port  # noqa: E402
 
 LIMITS = Config()  # the server's defaults: the attacker keeps within them
 ATTACKS = {

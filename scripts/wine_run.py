@@ -16,6 +16,7 @@ attempt; 130 on Ctrl+C (the run stopped).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import select
@@ -55,43 +56,46 @@ def run_once(command: list[str], timeout: float) -> int | None:
             left = deadline - time.monotonic()
             if left <= 0:
                 log(f"{command[0]} still running after {timeout:g} s: stopped")
-                return stop(process, TIMED_OUT)
+                stop(process)
+                return TIMED_OUT
             if not select.select([source], [], [], min(left, 1.0))[0]:
                 continue
-            chunk = os.read(source, CHUNK)
+            chunk = pass_on(source)
             if not chunk:
                 return process.wait()
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
             recent = (recent + chunk)[-4 * CHUNK:]
             if crash := SERVER_CRASH.search(recent):
                 log(f"Wine's server crashed ({crash.group().decode(errors='replace')}): a bug of Wine 8, not of "
                     "what it ran; the run is stopped")
-                stop(process, WINE_CRASHED)
+                stop(process)
                 end_the_dead_servers_processes(os.environ.get("WINEPREFIX"))
                 return None
     except KeyboardInterrupt:  # the run has a session of its own: Ctrl+C reaches only us
         log("interrupted: the run is stopped")
-        return stop(process, INTERRUPTED)
+        stop(process)
+        return INTERRUPTED
     finally:
         process.stdout.close()
 
 
-def stop(process: subprocess.Popen[bytes], status: int) -> int:
-    """Ends every process the command started (its session), and what is left of its output."""
-    try:
+def pass_on(source: int) -> bytes:
+    """One read of the command's output, copied to ours at once; b"" at its end."""
+    chunk = os.read(source, CHUNK)
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+    return chunk
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ends every process the command started (its session), and passes on what is left of its output."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(DRAIN_AFTER_KILL * 5)
     assert process.stdout is not None
     source, ends = process.stdout.fileno(), time.monotonic() + DRAIN_AFTER_KILL
     while (left := ends - time.monotonic()) > 0 and select.select([source], [], [], left)[0]:
-        if not (chunk := os.read(source, CHUNK)):
+        if not pass_on(source):
             break
-        sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
-    return status
 
 
 def end_the_dead_servers_processes(prefix: str | None) -> None:

@@ -19,7 +19,8 @@ WINE_RUN = Path(__file__).resolve().parent.parent / "scripts" / "wine_run.py"
 sys.path.insert(0, str(WINE_RUN.parent))  # a script, imported as bench.py is by test_bench
 import wine_run  # noqa: E402  (after the path it is found on)
 SERVER_CRASH = "wineserver64: server/sock.c:1331: sock_poll_event: Assertion `sock->obj.ops == &sock_ops' failed.\n"
-posix_only = pytest.mark.skipif(os.name != "posix", reason="wine_run.py runs Wine on Linux (process sessions)")
+# wine_run.py runs Wine on Linux; these tests look at processes in /proc.
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="wine_run.py runs Wine on Linux")
 
 
 def lost_child() -> OSError:
@@ -108,7 +109,7 @@ CRASHES_THEN_RUNS = f"""
 """
 
 
-@posix_only
+@linux_only
 def test_a_run_whose_wine_server_crashes_is_stopped_at_once_and_started_again(tmp_path: Path) -> None:
     result = run_through_wine_run(tmp_path, CRASHES_THEN_RUNS, "--timeout", "60")
     assert result.returncode == 0, result.stderr
@@ -118,7 +119,7 @@ def test_a_run_whose_wine_server_crashes_is_stopped_at_once_and_started_again(tm
     wait_until(lambda: not alive(int((tmp_path / "hung.pid").read_text())))
 
 
-@posix_only
+@linux_only
 def test_a_wine_server_that_crashes_on_every_attempt_fails_the_run(tmp_path: Path) -> None:
     result = run_through_wine_run(tmp_path, "import sys, time\nsys.stdout.write(" + repr(SERVER_CRASH) + ")\n"
                                   "sys.stdout.flush()\ntime.sleep(600)\n", "--attempts", "2", "--timeout", "60")
@@ -127,13 +128,13 @@ def test_a_wine_server_that_crashes_on_every_attempt_fails_the_run(tmp_path: Pat
     assert "crashed on every one of 2 attempts" in result.stderr
 
 
-@posix_only
+@linux_only
 def test_what_the_command_prints_and_its_status_pass_through(tmp_path: Path) -> None:
     result = run_through_wine_run(tmp_path, "import sys\nprint('1 failed, 3 passed')\nsys.exit(3)\n")
     assert (result.returncode, result.stdout, result.stderr) == (3, "1 failed, 3 passed\n", "")
 
 
-@posix_only
+@linux_only
 def test_a_command_past_its_time_is_stopped(tmp_path: Path) -> None:
     result = run_through_wine_run(tmp_path, "import time\nprint('started', flush=True)\ntime.sleep(600)\n",
                                   "--timeout", "0.5")
@@ -141,7 +142,7 @@ def test_a_command_past_its_time_is_stopped(tmp_path: Path) -> None:
     assert "still running after 0.5 s: stopped" in result.stderr
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc (Linux)")
+@linux_only
 def test_after_a_crash_only_wines_processes_of_that_prefix_are_ended(tmp_path: Path) -> None:
     python = Path(os.path.realpath(sys.executable))
 
@@ -166,7 +167,7 @@ def test_after_a_crash_only_wines_processes_of_that_prefix_are_ended(tmp_path: P
             each.wait(TIMEOUT)
 
 
-@posix_only
+@linux_only
 def test_ctrl_c_stops_the_run_it_started(tmp_path: Path) -> None:
     (tmp_path / "program.py").write_text(textwrap.dedent("""
         import subprocess, sys, time
